@@ -176,12 +176,11 @@ def lookup(name, table=None):
     if key in table:
         return table[key]
     close = difflib.get_close_matches(key, list(table), n=3, cutoff=0.6)
+    families = sorted({n.split(".", 1)[0] for n in table})
+    fix = "use a known GPU instance type (families: %s), or pass its figures from DescribeInstanceTypes" % (
+        ", ".join(families))
     if close:
-        fix = "did you mean %s?" % " or ".join(close)
-    else:
-        families = sorted({n.split(".", 1)[0] for n in table})
-        fix = "use a known GPU instance type (families: %s), or pass its figures from DescribeInstanceTypes" % (
-            ", ".join(families))
+        fix = "did you mean %s? Otherwise %s" % (" or ".join(close), fix)
     raise InstanceTypeError("instance_type", name, fix, why="not a known GPU instance type")
 
 
