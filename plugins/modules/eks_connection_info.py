@@ -1,0 +1,209 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gpu_slicing.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: eks_connection_info
+short_description: Connection facts for an EKS cluster (endpoint, CA, bearer token) from AWS credentials
+version_added: 0.1.0
+author:
+  - gpu_slicing.eks contributors
+description:
+  - Describes an EKS cluster with boto3 and mints a Kubernetes bearer token the way
+    C(aws eks get-token) does (a presigned STS C(GetCallerIdentity) URL with the cluster name
+    signed in as header C(x-k8s-aws-id)). No kubeconfig, AWS CLI or exec plugin is needed.
+  - The result feeds C(module_defaults) of kubernetes.core modules (I(host), I(api_key), I(ca_cert)).
+  - The token is valid for about 15 minutes (the result's I(expiration) says 14 to leave a margin).
+    Modules of this collection given I(eks_cluster_name) re-mint tokens themselves; for
+    kubernetes.core modules run this module again before the expiration during long plays.
+  - When the token is returned the task's displayed result is censored as with C(no_log), by the
+    module's action plugin; the registered variable still holds the values.
+extends_documentation_fragment:
+  - gpu_slicing.eks.eks_connection
+options:
+  ca_cert_path:
+    description:
+      - Write the cluster's CA certificate (PEM, mode 0600) to this path and return it as I(ca_cert),
+        for kubernetes.core's I(ca_cert) option. Without it I(ca_cert) is not returned
+        (I(certificate_authority_data) always is).
+      - The file is written in check mode too (it only mirrors public cluster data) and does not make
+        the task C(changed).
+    type: path
+  include_token:
+    description: Return the bearer token as I(api_key). Set to C(false) to only discover the cluster.
+    type: bool
+    default: true
+requirements:
+  - boto3 >= 1.35
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - I(eks_cluster_name) (or E(EKS_CLUSTER_NAME)) is required.
+  - The IAM identity needs C(eks:DescribeCluster); its Kubernetes permissions come from its EKS access entry.
+seealso:
+  - module: kubernetes.core.k8s
+"""
+
+EXAMPLES = r"""
+- name: Connect to the cluster with the AWS credential AWX injects (AWS_ACCESS_KEY_ID ...)
+  gpu_slicing.eks.eks_connection_info:
+    eks_cluster_name: gpu-demo
+    aws_region: eu-west-1
+    ca_cert_path: "{{ playbook_dir }}/.eks-ca.crt"
+  register: eks
+  no_log: true
+
+- name: Use it for kubernetes.core modules
+  module_defaults:
+    group/kubernetes.core.k8s:
+      host: "{{ eks.host }}"
+      api_key: "{{ eks.api_key }}"
+      ca_cert: "{{ eks.ca_cert }}"
+  block:
+    - name: Read GPU nodes
+      kubernetes.core.k8s_info:
+        kind: Node
+        label_selectors: [nvidia.com/gpu.present=true]
+
+- name: Through an assumed role
+  gpu_slicing.eks.eks_connection_info:
+    eks_cluster_name: gpu-demo
+    aws_region: us-east-1
+    aws_role_arn: arn:aws:iam::123456789012:role/gpu-slicing-deployer
+    include_token: false
+  register: cluster
+"""
+
+RETURN = r"""
+cluster:
+  description: What C(eks:DescribeCluster) says about the cluster.
+  returned: success
+  type: dict
+  contains:
+    name: {description: Cluster name., type: str, returned: success, sample: gpu-demo}
+    arn: {description: Cluster ARN., type: str, returned: success}
+    region: {description: AWS region., type: str, returned: success, sample: eu-west-1}
+    endpoint: {description: API server URL., type: str, returned: success}
+    certificate_authority_data: {description: Base64 PEM of the cluster CA., type: str, returned: success}
+    status: {description: Cluster status (always C(ACTIVE) on success)., type: str, returned: success}
+    version: {description: Kubernetes version., type: str, returned: success, sample: "1.36"}
+    platform_version: {description: EKS platform version., type: str, returned: success}
+host:
+  description: The API server URL (kubernetes.core I(host)).
+  returned: success
+  type: str
+  sample: https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com
+certificate_authority_data:
+  description: Base64-encoded PEM of the cluster CA.
+  returned: success
+  type: str
+ca_cert:
+  description: Path of the written CA file (kubernetes.core I(ca_cert)).
+  returned: when I(ca_cert_path) is given
+  type: str
+api_key:
+  description:
+    - Bearer token (C(k8s-aws-v1.) followed by a base64url presigned STS URL), for kubernetes.core I(api_key).
+    - Sensitive. The displayed task result is censored when it is present.
+  returned: when I(include_token=true)
+  type: str
+expiration:
+  description: When to stop using the token (UTC, ISO 8601; 14 minutes after signing).
+  returned: when I(include_token=true)
+  type: str
+  sample: "2026-11-24T10:14:00Z"
+validate_certs:
+  description: Always C(true); the CA above is to be verified.
+  returned: success
+  type: bool
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.eks import (
+    BOTO3_IMPORT_ERROR,
+    HAS_BOTO3,
+    EKSError,
+    NO_CONNECTION_HINT,
+    TokenSource,
+    describe_cluster,
+    eks_connection_argument_spec,
+    isoformat_z,
+    session_from_params,
+)
+
+
+def argument_spec():
+    spec = eks_connection_argument_spec()
+    spec.update(
+        ca_cert_path=dict(type="path"),
+        include_token=dict(type="bool", default=True),
+    )
+    return spec
+
+
+def write_ca(path, ca_data_b64):
+    import base64
+
+    pem = base64.b64decode(ca_data_b64)
+    directory = os.path.dirname(path)
+    if directory and not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, pem)
+    finally:
+        os.close(fd)
+    return path
+
+
+def run(params, session_factory=session_from_params, clock=None):
+    """The module's work, without AnsibleModule (raises EKSError)."""
+    if not params.get("eks_cluster_name"):
+        raise EKSError("eks_cluster_name is not set", kind="no_connection", fix=NO_CONNECTION_HINT)
+    session = session_factory(params)
+    info = describe_cluster(session, params["eks_cluster_name"])
+    result = dict(
+        changed=False,
+        cluster=info,
+        host=info["endpoint"],
+        certificate_authority_data=info["certificate_authority_data"],
+        validate_certs=True,
+    )
+    if params.get("ca_cert_path"):
+        try:
+            result["ca_cert"] = write_ca(params["ca_cert_path"], info["certificate_authority_data"])
+        except (OSError, ValueError, TypeError) as exc:
+            raise EKSError("Cannot write the cluster CA to %s (%s)" % (params["ca_cert_path"], exc), kind="invalid",
+                           fix="give a writable ca_cert_path") from None
+    if params.get("include_token", True):
+        source = TokenSource(session, info["name"], clock=clock)
+        result["api_key"] = source.get()
+        result["expiration"] = isoformat_z(source.expires_at)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+    try:
+        result = run(module.params)
+    except EKSError as exc:
+        module.fail_json(msg=str(exc), error_kind=exc.kind)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
