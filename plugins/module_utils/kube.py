@@ -239,3 +239,50 @@ def error_message(exc):
     if body:
         return to_native(body)
     return to_native(exc)
+
+
+def new_module(**kwargs):
+    """An AnsibleK8SModule (kubernetes.core's module class), failing cleanly without it."""
+    if not HAS_KUBERNETES_CORE:
+        from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+        module = AnsibleModule(**kwargs)
+        module.fail_json(
+            msg=missing_required_lib("the kubernetes.core collection (>=6.0.0,<7.0.0)"),
+            exception=to_native(KUBERNETES_CORE_IMPORT_ERROR),
+        )
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import (
+        AnsibleK8SModule,
+    )
+
+    return AnsibleK8SModule(**kwargs)
+
+
+def helm_environment(module, kube):
+    """Connection settings for kubernetes.core's AnsibleHelmModule, from the resolved connection.
+
+    helm gets the same cluster as the Python client: an explicit kubeconfig/context, or
+    host + bearer token (+ CA file), which is also how an EKS connection is handed over.
+    """
+    params = module.params
+    if params.get("eks_cluster_name"):
+        configuration = kube.client.configuration
+        token = (configuration.api_key or {}).get("authorization", "")
+        if token.startswith("Bearer "):
+            token = token[len("Bearer "):]
+        return {
+            "host": configuration.host,
+            "api_key": token,
+            "ca_cert": configuration.ssl_ca_cert,
+            "validate_certs": configuration.verify_ssl,
+        }
+    auth = _create_auth_spec(module)
+    auth.update(resolve_connection(module))
+    return {
+        "kubeconfig": auth.get("kubeconfig"),
+        "context": auth.get("context"),
+        "host": auth.get("host"),
+        "api_key": auth.get("api_key"),
+        "ca_cert": auth.get("ssl_ca_cert"),
+        "validate_certs": auth.get("verify_ssl"),
+    }

@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gpu_slicing.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument specs shared by the collection's modules (documented in doc_fragments/).
+
+Sub-option values are typed ``raw`` on purpose: the sharing core validates them and its
+errors name the field, the value and the fix, which Ansible's generic type errors do not.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+PROFILE_OPTIONS = {
+    "name": {"type": "str", "required": True},
+    "strategy": {"type": "str", "default": "time-slicing", "choices": ["time-slicing", "mps", "none"]},
+    "replicas": {"type": "raw"},
+    "fraction": {"type": "raw"},
+    "slice_memory": {"type": "str"},
+    "gpu_memory": {"type": "str"},
+    "rename_by_default": {"type": "raw"},
+    "fail_requests_greater_than_one": {"type": "raw"},
+    "mig_strategy": {"type": "str", "default": "none", "choices": ["none", "single", "mixed"]},
+    "resource_name": {"type": "str", "default": "nvidia.com/gpu"},
+}
+
+SHARING_ARG_SPEC = {
+    "profiles": {"type": "list", "elements": "dict", "options": PROFILE_OPTIONS},
+    "default_profile": {"type": "str"},
+}
+
+
+def sharing_arg_spec(required=True):
+    spec = copy.deepcopy(SHARING_ARG_SPEC)
+    spec["profiles"]["required"] = required
+    return spec
+
+
+def sharing_spec_from_params(params):
+    """The sharing spec (input of sharing.build_plan) from module params, unset keys dropped."""
+    profiles = []
+    for raw in params.get("profiles") or []:
+        profiles.append({key: value for key, value in raw.items() if value is not None})
+    spec = {"profiles": profiles}
+    if params.get("default_profile") is not None:
+        spec["default_profile"] = params["default_profile"]
+    return spec

@@ -1,0 +1,157 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gpu_slicing.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure: the NVIDIA device plugin's ConfigMap and Helm values from a sharing plan.
+
+No I/O. The modules device_plugin_config and device_plugin call these and hand the
+results to kube.py / helm.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
+    GPU_TAINT_KEY,
+    render_config_map_data,
+)
+
+CHART_NAME = "nvidia-device-plugin"
+CHART_VERSION = "0.20.0"
+# Pinned by digest (NVIDIA's gpu-operator v26.7.0 bundle lists it). Only the tag is set: the
+# repository stays the chart's own default, so the pin follows the chart's image source.
+IMAGE_TAG = "v0.20.0@sha256:a61ba9fd8efb82f3a79f877f7580e02c1e8e7593f62473644bc9c79e315c3312"
+DEFAULT_NAMESPACE = "nvidia-device-plugin"
+DEFAULT_RELEASE = "nvdp"
+DEFAULT_CONFIG_MAP = "nvidia-device-plugin-configs"
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+MANAGED_BY = "gpu_slicing.eks"
+CONFIG_HASH_ANNOTATION = "gpu-slicing.eks/config-sha256"
+# The chart uses a podAnnotations entry with this key instead of hashing its own ConfigMap
+# template; we give it the hash of the external ConfigMap's content, so every config change
+# rolls the DaemonSet on `helm upgrade` (the plugin does not reload on ConfigMap edits).
+CHART_CHECKSUM_ANNOTATION = "checksum/config"
+
+
+def config_hash(data):
+    """sha256 of the ConfigMap data: stable over key order."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def config_map_definition(plan, name=DEFAULT_CONFIG_MAP, namespace=DEFAULT_NAMESPACE):
+    """The ConfigMap holding one plugin config per profile (keys = profile names)."""
+    data = render_config_map_data(plan)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
+            "annotations": {
+                CONFIG_HASH_ANNOTATION: config_hash(data),
+                "gpu-slicing.eks/default-profile": plan.default_profile,
+            },
+        },
+        "data": data,
+    }
+
+
+def namespace_definition(namespace):
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}},
+    }
+
+
+def gpu_node_affinity():
+    """Land on EKS GPU nodes without NFD: nodes labelled nvidia.com/gpu.present=true.
+
+    The chart's default affinity also accepts NFD's PCI vendor label; we keep that term so
+    clusters that do run NFD keep working.
+    """
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]},
+                    {"matchExpressions": [
+                        {"key": "feature.node.kubernetes.io/pci-10de.present", "operator": "In", "values": ["true"]}
+                    ]},
+                ]
+            }
+        }
+    }
+
+
+def chart_values(plan, config_map_name=DEFAULT_CONFIG_MAP, image_tag=IMAGE_TAG, gfd=True, extra_values=None):
+    """Helm values for NVIDIA's chart. Deterministic for a given plan."""
+    data = render_config_map_data(plan)
+    values = {
+        "config": {"name": config_map_name, "default": plan.default_profile},
+        "image": {"tag": image_tag},
+        "gfd": {"enabled": bool(gfd)},
+        # NFD comes with GFD as a chart dependency; EKS GPU AMIs carry no NFD, and GFD needs it
+        # to publish its labels, so it stays on whenever GFD is on.
+        "nfd": {
+            "enabled": bool(gfd),
+            # NFD's worker must reach GPU nodes, which carry nvidia.com/gpu:NoSchedule with no value.
+            "worker": {"tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]},
+        },
+        "podAnnotations": {CHART_CHECKSUM_ANNOTATION: config_hash(data)},
+        "tolerations": [
+            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+            {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+        ],
+        "affinity": gpu_node_affinity(),
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+    }
+    if extra_values:
+        values = merge_values(values, extra_values)
+    return values
+
+
+def merge_values(base, override):
+    """Deep merge of Helm values (dicts merge, everything else is replaced)."""
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge_values(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def daemonset_rollout(daemonsets, target_nodes):
+    """Summarise DaemonSet readiness against the GPU nodes that should run it.
+
+    ``daemonsets``: DaemonSet dicts; ``target_nodes``: names of nodes the plugin must run on.
+    Returns a dict with ``ready`` (bool) and the counts that explain it.
+    """
+    summary = {"ready": bool(daemonsets), "daemonsets": [], "target_nodes": len(target_nodes)}
+    for ds in daemonsets:
+        status = ds.get("status") or {}
+        meta = ds.get("metadata") or {}
+        desired = status.get("desiredNumberScheduled", 0)
+        item = {
+            "name": meta.get("name"),
+            "desired": desired,
+            "updated": status.get("updatedNumberScheduled", 0),
+            "ready": status.get("numberReady", 0),
+            "available": status.get("numberAvailable", 0),
+            "observed_generation_current": status.get("observedGeneration", 0) >= meta.get("generation", 0),
+        }
+        item["rolled_out"] = (
+            item["observed_generation_current"]
+            and desired >= len(target_nodes)
+            and item["updated"] == desired
+            and item["ready"] == desired
+            and item["available"] == desired
+        )
+        summary["ready"] = summary["ready"] and item["rolled_out"]
+        summary["daemonsets"].append(item)
+    return summary

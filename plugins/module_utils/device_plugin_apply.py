@@ -1,0 +1,345 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gpu_slicing.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The device-plugin modules' work: validate, then write the ConfigMap and the Helm release.
+
+Order matters for safety: the sharing plan, the connection and the chart are all checked
+before the first write, so bad input leaves the cluster as it was. A rollout that does not
+become ready restores the previous ConfigMap content and Helm revision.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import tempfile
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    sharing_spec_from_params,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
+    CHART_NAME,
+    GPU_PRESENT_LABEL,
+    chart_values,
+    config_hash,
+    config_map_definition,
+    daemonset_rollout,
+    namespace_definition,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+    KubeAccess,
+    error_message,
+    helm_environment,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
+    SharingError,
+    build_plan,
+)
+
+# DaemonSets of the chart that must run on every GPU node (NFD's own are not ours to wait on).
+PLUGIN_APP_NAMES = ("nvidia-device-plugin", "gpu-feature-discovery")
+
+
+def plan_from_params(module):
+    """The validated sharing plan, or fail_json naming field, value and fix."""
+    try:
+        return build_plan(sharing_spec_from_params(module.params))
+    except SharingError as err:
+        module.fail_json(msg=str(err), error=err.to_dict())
+
+
+def connect(module):
+    try:
+        return KubeAccess(module)
+    except Exception as exc:  # connection problems of any kind: one clear message
+        module.fail_json(msg="Cannot connect to the Kubernetes API: %s" % error_message(exc))
+
+
+def _ensure_namespace(module, kube, namespace):
+    """Create the namespace when missing. Returns (changed, exists_now)."""
+    if kube.get("Namespace", "v1", namespace) is not None:
+        return False, True
+    if module.check_mode:
+        return True, False
+    kube.ensure(namespace_definition(namespace))
+    return True, True
+
+
+def _apply_config_map(module, kube, plan, name, namespace, create_namespace):
+    definition = config_map_definition(plan, name=name, namespace=namespace)
+    ns_changed, ns_exists = False, True
+    if create_namespace:
+        ns_changed, ns_exists = _ensure_namespace(module, kube, namespace)
+    if not ns_exists:
+        # Check mode with a namespace still to be created: a server-side dry run of the
+        # ConfigMap would fail on the missing namespace, so report the object as it would be.
+        result = {"changed": True, "method": "apply", "result": definition}
+        if module._diff:
+            result["diff"] = {"before": {}, "after": definition}
+    else:
+        result = kube.ensure(definition)
+    result["changed"] = result.get("changed", False) or ns_changed
+    return result, definition
+
+
+def ensure_config_map(module):
+    """device_plugin_config: the sharing ConfigMap present (from the profiles) or absent."""
+    params = module.params
+    name, namespace = params["name"], params["namespace"]
+    plan = plan_from_params(module) if params["state"] == "present" else None
+    kube = connect(module)
+    try:
+        if plan is None:
+            stub = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}}
+            result = kube.ensure(stub, state="absent")
+            return {"changed": result["changed"], "method": "delete", "result": result.get("result", {})}
+        result, definition = _apply_config_map(module, kube, plan, name, namespace, params["create_namespace"])
+    except Exception as exc:
+        module.fail_json(msg="Writing ConfigMap %s/%s failed: %s" % (namespace, name, error_message(exc)))
+    result.update(
+        plan=plan.to_dict(derived=True),
+        configs=definition["data"],
+        config_hash=config_hash(definition["data"]),
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- helm
+
+
+class Helm(object):
+    """helm run through kubernetes.core's AnsibleHelmModule with our resolved connection."""
+
+    def __init__(self, module, kube):
+        from ansible_collections.kubernetes.core.plugins.module_utils.helm import (
+            AnsibleHelmModule,
+        )
+
+        self.module = module
+        params = helm_environment(module, kube)
+        params["binary_path"] = module.params.get("binary_path")
+        params["release_namespace"] = module.params["release_namespace"]
+        self._helm = AnsibleHelmModule(module=_ParamsView(module._module, params))
+        self.binary = self._helm.get_helm_binary()
+
+    def run(self, args, fails_on_error=True):
+        command = [self.binary] + list(args)
+        rc, out, err = self._helm.run_helm_command(" ".join(_quote(a) for a in command), fails_on_error=fails_on_error)
+        return rc, out, err
+
+    def chart_metadata(self, chart_ref, version=None):
+        args = ["show", "chart", chart_ref]
+        if version and not os.path.isdir(chart_ref):
+            args += ["--version", version]
+        rc, out, err = self.run(args, fails_on_error=False)
+        if rc != 0:
+            return None, err.strip() or out.strip()
+        import yaml
+
+        return yaml.safe_load(out), None
+
+    def release(self, name, namespace):
+        rc, out, err = self.run(["list", "-n", namespace, "--filter", "^%s$" % name, "-a", "-o", "json"])
+        items = json.loads(out or "[]")
+        return items[0] if items else None
+
+    def values(self, name, namespace):
+        rc, out, err = self.run(["get", "values", name, "-n", namespace, "-o", "json"])
+        return json.loads(out or "{}") or {}
+
+    def upgrade_install(self, name, namespace, chart_ref, version, values):
+        fd, path = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(values, handle)
+        try:
+            args = ["upgrade", "--install", name, chart_ref, "-n", namespace, "--create-namespace", "-f", path]
+            if version and not os.path.isdir(chart_ref):
+                args += ["--version", version]
+            return self.run(args)
+        finally:
+            os.unlink(path)
+
+    def rollback(self, name, namespace, revision):
+        return self.run(["rollback", name, str(revision), "-n", namespace], fails_on_error=False)
+
+    def uninstall(self, name, namespace):
+        return self.run(["uninstall", name, "-n", namespace, "--wait"])
+
+
+def _quote(arg):
+    import shlex
+
+    return shlex.quote(str(arg))
+
+
+class _ParamsView(object):
+    """An AnsibleModule with other params (AnsibleHelmModule reads its settings from params)."""
+
+    def __init__(self, module, params):
+        self._module = module
+        self.params = params
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+def _plugin_daemonsets(kube, release, namespace):
+    items = kube.list("DaemonSet", "apps/v1", namespace=namespace, label_selector="app.kubernetes.io/instance=%s" % release)
+    return [
+        ds for ds in items
+        if (ds["metadata"].get("labels") or {}).get("app.kubernetes.io/name") in PLUGIN_APP_NAMES
+    ]
+
+
+def gpu_nodes(kube):
+    return sorted(n["metadata"]["name"] for n in kube.list("Node", "v1", label_selector="%s=true" % GPU_PRESENT_LABEL))
+
+
+def wait_for_rollout(kube, release, namespace, timeout):
+    """Wait until the plugin (and GFD) DaemonSets are rolled out on every GPU node."""
+    targets = gpu_nodes(kube)
+
+    def check():
+        summary = daemonset_rollout(_plugin_daemonsets(kube, release, namespace), targets)
+        return summary if summary["ready"] else None
+
+    summary, elapsed = kube.wait_for(check, timeout=timeout, interval=1.0)
+    if summary is None:
+        summary = daemonset_rollout(_plugin_daemonsets(kube, release, namespace), targets)
+    summary["waited_seconds"] = round(elapsed, 2)
+    summary["target_node_names"] = targets
+    return summary
+
+
+def _chart_check(module, helm):
+    params = module.params
+    meta, err = helm.chart_metadata(params["chart_ref"], params["chart_version"])
+    if meta is None:
+        module.fail_json(
+            msg="chart_ref: %r cannot be read by helm (%s). Fix: give the path of NVIDIA's "
+            "nvidia-device-plugin chart or '<repo>/nvidia-device-plugin' for a repository added "
+            "with 'helm repo add'." % (params["chart_ref"], err)
+        )
+    if meta.get("name") != CHART_NAME:
+        module.fail_json(
+            msg="chart_ref: %r is the chart %r, not %r. Fix: point chart_ref at NVIDIA's device-plugin chart."
+            % (params["chart_ref"], meta.get("name"), CHART_NAME)
+        )
+    if params["chart_version"] and str(meta.get("version")) != params["chart_version"]:
+        module.fail_json(
+            msg="chart_version: the chart at %r is version %s, not %s. Fix: use the %s chart or set chart_version."
+            % (params["chart_ref"], meta.get("version"), params["chart_version"], params["chart_version"])
+        )
+    return meta
+
+
+def ensure_device_plugin(module):
+    """device_plugin: NVIDIA's chart installed with the sharing configs, rolled out and ready."""
+    params = module.params
+    release, namespace = params["release_name"], params["release_namespace"]
+    cm_name = params["config_map_name"]
+    result = {"changed": False, "release_name": release, "release_namespace": namespace}
+
+    plan = plan_from_params(module) if params["state"] == "present" else None
+    kube = connect(module)
+    helm = Helm(module, kube)
+    existing = helm.release(release, namespace)
+
+    if params["state"] == "absent":
+        if existing:
+            result["changed"] = True
+            if not module.check_mode:
+                helm.uninstall(release, namespace)
+        if params["manage_config_map"]:
+            stub = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm_name, "namespace": namespace}}
+            cm = kube.ensure(stub, state="absent")
+            result["changed"] = result["changed"] or cm["changed"]
+        return result
+
+    chart = _chart_check(module, helm)  # before any write
+    values = chart_values(plan, config_map_name=cm_name, image_tag=params["image_tag"], gfd=params["gfd"],
+                          extra_values=params["values"])
+    result["plan"] = plan.to_dict(derived=True)
+    result["values"] = values
+    result["config_hash"] = values["podAnnotations"]["checksum/config"]
+
+    previous_cm = kube.get("ConfigMap", "v1", cm_name, namespace) if params["manage_config_map"] else None
+    current_values = helm.values(release, namespace) if existing else None
+    release_current = (
+        bool(existing)
+        and existing.get("status") == "deployed"
+        and existing.get("chart") == "%s-%s" % (chart["name"], chart["version"])
+        and current_values == values
+    )
+
+    if params["manage_config_map"]:
+        try:
+            cm_result, _ = _apply_config_map(module, kube, plan, cm_name, namespace, True)
+        except Exception as exc:
+            module.fail_json(msg="Writing ConfigMap %s/%s failed: %s" % (namespace, cm_name, error_message(exc)))
+        result["config_map"] = {"changed": cm_result["changed"], "method": cm_result.get("method")}
+        result["changed"] = cm_result["changed"]
+    if module._diff:
+        result["diff"] = {"before": {"values": current_values or {}}, "after": {"values": values}}
+
+    if not release_current:
+        result["changed"] = True
+        if not module.check_mode:
+            helm.upgrade_install(release, namespace, params["chart_ref"], params["chart_version"], values)
+    result["release_revision"] = None
+    if not module.check_mode:
+        after = helm.release(release, namespace)
+        result["release_revision"] = int(after["revision"]) if after else None
+
+    if params["wait"] and not module.check_mode:
+        rollout = wait_for_rollout(kube, release, namespace, params["wait_timeout"])
+        result["rollout"] = rollout
+        if not rollout["ready"]:
+            restored = _restore(module, kube, helm, existing, previous_cm, release, namespace) if result["changed"] else []
+            result["restored"] = restored
+            module.fail_json(
+                msg="The device plugin did not become ready on every GPU node within %ss: %s. %s"
+                % (params["wait_timeout"], _rollout_reason(rollout),
+                   "Restored: %s." % ", ".join(restored) if restored else "Nothing was restored."),
+                **result
+            )
+    return result
+
+
+def _rollout_reason(rollout):
+    parts = ["%d GPU node(s) targeted" % rollout["target_nodes"]]
+    for ds in rollout["daemonsets"]:
+        parts.append("%s desired=%d updated=%d ready=%d available=%d"
+                     % (ds["name"], ds["desired"], ds["updated"], ds["ready"], ds["available"]))
+    if not rollout["daemonsets"]:
+        parts.append("no device-plugin DaemonSet found")
+    return "; ".join(parts)
+
+
+def _restore(module, kube, helm, previous_release, previous_cm, release, namespace):
+    """Put back the previous ConfigMap content and Helm revision after a failed rollout."""
+    restored = []
+    if previous_cm is not None:
+        definition = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": previous_cm["metadata"]["name"],
+                "namespace": namespace,
+                "labels": previous_cm["metadata"].get("labels") or {},
+                "annotations": {k: v for k, v in (previous_cm["metadata"].get("annotations") or {}).items()
+                                if not k.startswith("kubectl.kubernetes.io/")},
+            },
+            "data": previous_cm.get("data") or {},
+        }
+        kube.ensure(definition)
+        restored.append("ConfigMap %s/%s" % (namespace, definition["metadata"]["name"]))
+    if previous_release:
+        rc, out, err = helm.rollback(release, namespace, previous_release["revision"])
+        if rc == 0:
+            restored.append("Helm release %s revision %s" % (release, previous_release["revision"]))
+        else:
+            module.warn("helm rollback of %s failed: %s" % (release, err.strip()))
+    return restored

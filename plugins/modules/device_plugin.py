@@ -1,0 +1,229 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gpu_slicing.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: device_plugin
+short_description: Install NVIDIA's device plugin with GPU time-slicing or MPS and wait for it
+version_added: 0.1.0
+author:
+  - gpu_slicing.eks contributors
+description:
+  - Installs, upgrades or removes NVIDIA's C(nvidia-device-plugin) Helm chart (v0.20.0) configured
+    from GPU sharing profiles, and waits until its DaemonSets are ready on every GPU node.
+  - The sharing configs live in an external ConfigMap (one named config per profile), written first
+    from the same validated profiles (I(manage_config_map)).
+  - The image is pinned by digest; GPU Feature Discovery is enabled; pods tolerate the
+    C(nvidia.com/gpu:NoSchedule) taint and land on nodes labelled C(nvidia.com/gpu.present=true),
+    which EKS GPU nodes carry without Node Feature Discovery.
+  - The plugin does not reload an edited ConfigMap, so the pods carry the hash of the config content
+    and roll whenever it changes.
+  - When the new rollout does not become ready in time, the previous ConfigMap content and Helm
+    revision are restored and the task fails, saying which DaemonSet and nodes were not ready.
+  - Nothing is written before the profiles, the connection and the chart are validated.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - gpu_slicing.eks.sharing_profiles
+  - gpu_slicing.eks.eks_connection
+options:
+  state:
+    description: C(present) installs or upgrades; C(absent) uninstalls the release and removes the ConfigMap.
+    type: str
+    choices: [present, absent]
+    default: present
+  release_name:
+    description: Helm release name.
+    type: str
+    default: nvdp
+  release_namespace:
+    description: Namespace of the release, the DaemonSets and the ConfigMap.
+    type: str
+    default: nvidia-device-plugin
+  chart_ref:
+    description:
+      - NVIDIA's chart, as a local directory or C(<repo>/nvidia-device-plugin) for a repository added with
+        C(helm repo add).
+    type: str
+    required: true
+  chart_version:
+    description: Chart version that must be installed; the chart found at I(chart_ref) is checked against it.
+    type: str
+    default: 0.20.0
+  config_map_name:
+    description: Name of the ConfigMap holding the sharing configs.
+    type: str
+    default: nvidia-device-plugin-configs
+  manage_config_map:
+    description: Write (and on C(absent) remove) the ConfigMap from I(profiles) before installing the chart.
+    type: bool
+    default: true
+  image_tag:
+    description: Image tag with digest for the plugin; the repository is the chart's default.
+    type: str
+    default: v0.20.0@sha256:a61ba9fd8efb82f3a79f877f7580e02c1e8e7593f62473644bc9c79e315c3312
+  gfd:
+    description: Enable GPU Feature Discovery (and the Node Feature Discovery it needs).
+    type: bool
+    default: true
+  values:
+    description: Extra Helm values merged over the ones this module computes.
+    type: dict
+    default: {}
+  wait:
+    description: Wait until the plugin and GFD DaemonSets are ready on every GPU node.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the rollout before restoring the previous state and failing.
+    type: int
+    default: 300
+  binary_path:
+    description: Path of the helm binary; found on C(PATH) when not set.
+    type: path
+requirements:
+  - helm >= 3.10 (helm v3.22.0 tested)
+  - kubernetes >= 24.2.0
+  - PyYAML
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Install the device plugin with four time-slices per GPU
+  gpu_slicing.eks.device_plugin:
+    chart_ref: nvdp/nvidia-device-plugin
+    profiles:
+      - name: ts-4
+        replicas: 4
+
+- name: Two profiles; nodes labelled nvidia.com/device-plugin.config=mps-2 use MPS
+  gpu_slicing.eks.device_plugin:
+    chart_ref: /opt/charts/nvidia-device-plugin
+    profiles:
+      - name: ts-4
+        replicas: 4
+      - name: mps-2
+        strategy: mps
+        replicas: 2
+    default_profile: ts-4
+    wait_timeout: 600
+
+- name: Remove the device plugin and its sharing ConfigMap
+  gpu_slicing.eks.device_plugin:
+    chart_ref: nvdp/nvidia-device-plugin
+    state: absent
+"""
+
+RETURN = r"""
+changed:
+  description: Whether the ConfigMap or the release changed (or would, in check mode).
+  returned: always
+  type: bool
+release_name:
+  description: Helm release name.
+  returned: always
+  type: str
+release_namespace:
+  description: Helm release namespace.
+  returned: always
+  type: str
+release_revision:
+  description: Helm revision after the run (null in check mode).
+  returned: when state is present
+  type: int
+plan:
+  description: The validated sharing plan.
+  returned: when state is present
+  type: dict
+values:
+  description: The Helm values the release is installed with.
+  returned: when state is present
+  type: dict
+config_hash:
+  description: sha256 of the sharing configs; the plugin pods carry it as C(checksum/config).
+  returned: when state is present
+  type: str
+config_map:
+  description: What happened to the ConfigMap.
+  returned: when manage_config_map is true and state is present
+  type: dict
+rollout:
+  description: Readiness of the plugin and GFD DaemonSets against the GPU nodes.
+  returned: when wait is true and not in check mode
+  type: dict
+  sample:
+    ready: true
+    target_nodes: 1
+    target_node_names: [ip-10-0-1-23.ec2.internal]
+    waited_seconds: 4.2
+    daemonsets:
+      - name: nvdp-nvidia-device-plugin
+        desired: 1
+        updated: 1
+        ready: 1
+        available: 1
+        rolled_out: true
+restored:
+  description: What was restored after a failed rollout.
+  returned: on rollout failure
+  type: list
+  elements: str
+diff:
+  description: Helm values before and after, with --diff.
+  returned: when diff mode is on
+  type: dict
+"""
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
+    CHART_VERSION,
+    DEFAULT_CONFIG_MAP,
+    DEFAULT_NAMESPACE,
+    DEFAULT_RELEASE,
+    IMAGE_TAG,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin_apply import (
+    ensure_device_plugin,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+    connection_arg_spec,
+    new_module,
+)
+
+
+def main():
+    argument_spec = connection_arg_spec()
+    argument_spec.update(sharing_arg_spec(required=False))
+    argument_spec.update(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        release_name=dict(type="str", default=DEFAULT_RELEASE),
+        release_namespace=dict(type="str", default=DEFAULT_NAMESPACE),
+        chart_ref=dict(type="str", required=True),
+        chart_version=dict(type="str", default=CHART_VERSION),
+        config_map_name=dict(type="str", default=DEFAULT_CONFIG_MAP),
+        manage_config_map=dict(type="bool", default=True),
+        image_tag=dict(type="str", default=IMAGE_TAG),
+        gfd=dict(type="bool", default=True),
+        values=dict(type="dict", default={}),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=300),
+        binary_path=dict(type="path"),
+    )
+    module = new_module(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        required_if=[("state", "present", ("profiles",))],
+    )
+    module.exit_json(**ensure_device_plugin(module))
+
+
+if __name__ == "__main__":
+    main()

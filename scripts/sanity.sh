@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# ansible-test insists on running from .../ansible_collections/<namespace>/<name> (a real
+# directory, not a symlink), so sanity runs on a copy of the tracked files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+dest=$root/.build/sanity/ansible_collections/gpu_slicing/eks
+rm -rf "$dest" && mkdir -p "$dest"
+git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$dest/"
+# ansible-test bootstraps pip in its venvs with a get-pip script it downloads from a host this
+# machine cannot reach. This stand-in does the same from what is reachable: ensurepip's bundled
+# pip, then `pip install <the pip version ansible-test asked for>` from PyPI.
+for version in 24.2 24.3 25.0 25.1 25.2; do
+  shim=~/.ansible/test/cache/get_pip_${version//./_}.py
+  [ -f "$shim" ] && continue
+  mkdir -p "$(dirname "$shim")"
+  cat >"$shim" <<'PY'
+"""Stand-in for get-pip.py (written by gpu_slicing.eks scripts/sanity.sh): no download host here."""
+import ensurepip
+import subprocess
+import sys
+
+ensurepip.bootstrap(upgrade=True)
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]  # get-pip.py-only flags
+sys.exit(subprocess.call([sys.executable, "-m", "pip", "install"] + args))
+PY
+done
+cd "$dest"
+git init -q . && git add -A >/dev/null 2>&1
+# No Docker here: run with the venv's Python. Tests that need extra tools get them from
+# ansible-test's own requirements (installed into .venv once, from PyPI).
+"$root/.venv/bin/ansible-test" sanity --local --python 3.11 --color no "$@"
