@@ -12,7 +12,7 @@ module: device_plugin
 short_description: Install NVIDIA's device plugin with GPU time-slicing or MPS and wait for it
 version_added: 0.1.0
 author:
-  - gpu_slicing.eks contributors
+  - gpu_slicing.eks maintainers (@gpu-slicing-eks)
 description:
   - Installs, upgrades or removes NVIDIA's C(nvidia-device-plugin) Helm chart (v0.20.0) configured
     from GPU sharing profiles, and waits until its DaemonSets are ready on every GPU node.
@@ -91,8 +91,10 @@ requirements:
   - PyYAML
 attributes:
   check_mode:
+    description: Runs as a server-side dry run; reports what would change.
     support: full
   diff_mode:
+    description: Returns the before and after state.
     support: full
 """
 

@@ -12,10 +12,10 @@ module: device_plugin_config
 short_description: Manage the NVIDIA device plugin's GPU sharing ConfigMap
 version_added: 0.1.0
 author:
-  - gpu_slicing.eks contributors
+  - gpu_slicing.eks maintainers (@gpu-slicing-eks)
 description:
   - Validates GPU sharing profiles (time-slicing or MPS) and writes them as one ConfigMap with
-    one named NVIDIA device-plugin config per profile, in the plugin's own C(version: v1) format.
+    one named NVIDIA device-plugin config per profile, in the plugin's own C(version=v1) config format.
   - Nodes pick a profile with the label C(nvidia.com/device-plugin.config=<profile name>).
   - Everything is validated before anything is written; bad input changes nothing on the cluster.
   - Writes with server-side apply (field manager C(gpu-slicing-eks)); check mode is a server-side dry run.
@@ -48,8 +48,10 @@ requirements:
   - PyYAML
 attributes:
   check_mode:
+    description: Runs as a server-side dry run; reports what would change.
     support: full
   diff_mode:
+    description: Returns the before and after state.
     support: full
 notes:
   - I(profiles) is required with C(state=present).
