@@ -1,0 +1,84 @@
+"""Unit tests for the pure device-plugin helpers (ConfigMap, Helm values, rollout summary)."""
+
+import copy
+
+import pytest
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils import device_plugin as dp
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan
+
+SPEC = {
+    "profiles": [
+        {"name": "ts-4", "strategy": "time-slicing", "replicas": 4},
+        {"name": "mps-2", "strategy": "mps", "replicas": 2},
+    ],
+    "default_profile": "ts-4",
+}
+
+
+@pytest.fixture
+def plan():
+    return build_plan(copy.deepcopy(SPEC))
+
+
+def test_config_map_has_one_key_per_profile_and_a_stable_hash(plan):
+    cm = dp.config_map_definition(plan, name="cfg", namespace="ns")
+    assert sorted(cm["data"]) == ["mps-2", "ts-4"]
+    assert cm["metadata"]["namespace"] == "ns"
+    assert cm["metadata"]["annotations"][dp.CONFIG_HASH_ANNOTATION] == dp.config_hash(cm["data"])
+    assert "replicas: 4" in cm["data"]["ts-4"]
+    again = dp.config_map_definition(build_plan(copy.deepcopy(SPEC)), name="cfg", namespace="ns")
+    assert again == cm
+
+
+def test_hash_changes_with_content(plan):
+    other = build_plan({"profiles": [{"name": "ts-4", "replicas": 8}, {"name": "mps-2", "strategy": "mps", "replicas": 2}]})
+    assert dp.config_hash(dp.config_map_definition(plan)["data"]) != dp.config_hash(dp.config_map_definition(other)["data"])
+
+
+def test_chart_values_point_at_external_config_and_roll_on_change(plan):
+    values = dp.chart_values(plan, config_map_name="cfg")
+    assert values["config"] == {"name": "cfg", "default": "ts-4"}
+    assert "map" not in values["config"]  # the chart refuses name and map together
+    assert values["podAnnotations"]["checksum/config"] == dp.config_hash(dp.config_map_definition(plan)["data"])
+    assert values["gfd"]["enabled"] is True
+    assert "@sha256:" in values["image"]["tag"]
+    tolerations = values["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    terms = values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]} in terms[0]["matchExpressions"]
+
+
+def test_extra_values_merge_deeply(plan):
+    values = dp.chart_values(plan, extra_values={"gfd": {"sleepInterval": "30s"}, "priorityClassName": "x"})
+    assert values["gfd"] == {"enabled": True, "sleepInterval": "30s"}
+    assert values["priorityClassName"] == "x"
+
+
+def _ds(name, desired, updated, ready, available, generation=2, observed=2):
+    return {
+        "metadata": {"name": name, "generation": generation},
+        "status": {
+            "desiredNumberScheduled": desired,
+            "updatedNumberScheduled": updated,
+            "numberReady": ready,
+            "numberAvailable": available,
+            "observedGeneration": observed,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "daemonsets,targets,ready",
+    [
+        ([_ds("dp", 2, 2, 2, 2)], ["a", "b"], True),
+        ([_ds("dp", 2, 1, 2, 2)], ["a", "b"], False),  # old pods still running
+        ([_ds("dp", 2, 2, 1, 1)], ["a", "b"], False),  # one not ready
+        ([_ds("dp", 1, 1, 1, 1)], ["a", "b"], False),  # a GPU node is not targeted
+        ([_ds("dp", 2, 2, 2, 2, generation=3, observed=2)], ["a", "b"], False),  # controller has not seen the update
+        ([], ["a"], False),  # nothing installed
+        ([_ds("dp", 0, 0, 0, 0)], [], True),  # no GPU nodes yet: nothing to wait for
+    ],
+)
+def test_rollout_summary(daemonsets, targets, ready):
+    assert dp.daemonset_rollout(daemonsets, targets)["ready"] is ready
