@@ -1,0 +1,226 @@
+"""device_plugin_config and device_plugin against the local cluster (real apiserver, real chart).
+
+What is checked: bad input changes nothing; check mode writes nothing; a second run reports
+no change; the plugin rolls out on a simulated GPU node and the node then advertises
+GPUs x replicas (through the emulator, which reads the config the pod would read); a config
+change rolls the pods; a rollout that never becomes ready restores the previous config.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from ansible_runner import run_module
+
+pytestmark = pytest.mark.integration
+
+NS = "gse-dp-test"
+CM = "nvidia-device-plugin-configs"
+RELEASE = "nvdp-test"
+NODE = "dp-g4dn"
+
+
+def chart(cluster):
+    path = cluster.artifacts / "nvidia-device-plugin"
+    version = str(yaml.safe_load((path / "Chart.yaml").read_text())["version"])
+    return str(path), version
+
+
+def cluster_state(cluster):
+    """What these modules could touch: namespaces, ConfigMaps in NS, Helm releases (with revisions)."""
+    namespaces = sorted(n["metadata"]["name"] for n in cluster.kubectl_json("get", "namespaces")["items"])
+    configmaps = {}
+    if NS in namespaces:
+        for cm in cluster.kubectl_json("get", "configmaps", "-n", NS)["items"]:
+            configmaps[cm["metadata"]["name"]] = cm["metadata"]["resourceVersion"]
+    releases = cluster.helm("list", "-A", "-o", "json").stdout
+    return {"namespaces": namespaces, "configmaps": configmaps, "releases": releases}
+
+
+def config_args(**overrides):
+    args = {"namespace": NS, "name": CM, "profiles": [{"name": "ts-4", "replicas": 4}]}
+    args.update(overrides)
+    return args
+
+
+def plugin_args(cluster, **overrides):
+    ref, version = chart(cluster)
+    args = {
+        "release_name": RELEASE,
+        "release_namespace": NS,
+        "chart_ref": ref,
+        "chart_version": version,
+        "binary_path": str(cluster.bin / "helm"),
+        "profiles": [{"name": "ts-4", "replicas": 4}],
+        "wait_timeout": 90,
+    }
+    args.update(overrides)
+    return args
+
+
+BAD_CONFIG_INPUT = [
+    ({"profiles": [{"name": "ts", "replicas": 1}]}, "profiles[0].replicas"),
+    ({"profiles": [{"name": "ts", "replicas": "four"}]}, "profiles[0].replicas"),
+    ({"profiles": [{"name": "ts", "fraction": 0.6}]}, "profiles[0].fraction"),
+    ({"profiles": [{"name": "m", "strategy": "mps", "replicas": 2, "mig_strategy": "mixed"}]}, "profiles[0].mig_strategy"),
+    ({"profiles": [{"name": "m", "strategy": "mps", "replicas": 49}]}, "profiles[0].replicas"),
+    ({"profiles": [{"name": "a", "replicas": 2}, {"name": "a", "replicas": 4}]}, "profiles[1].name"),
+    ({"profiles": [{"name": "Bad Name!", "replicas": 2}]}, "profiles[0].name"),
+    ({"profiles": [{"name": "ts", "replicas": 4}], "default_profile": "nope"}, "default_profile"),
+    ({"profiles": [{"name": "ts", "slice_memory": "32Gi", "gpu_memory": "16Gi"}]}, "slice_memory"),
+    ({"profiles": [{"name": "ts", "strategy": "spatial", "replicas": 2}]}, "strategy"),
+]
+
+
+@pytest.mark.parametrize("bad,field", BAD_CONFIG_INPUT)
+def test_bad_input_is_rejected_and_cluster_unchanged(local_cluster, bad, field):
+    before = cluster_state(local_cluster)
+    result = run_module("device_plugin_config", config_args(**bad), kubeconfig=str(local_cluster.kubeconfig))
+    assert result.failed, result
+    assert field in result["msg"], result["msg"]
+    result = run_module("device_plugin", plugin_args(local_cluster, **bad), kubeconfig=str(local_cluster.kubeconfig))
+    assert result.failed, result
+    assert field in result["msg"], result["msg"]
+    assert cluster_state(local_cluster) == before
+
+
+def test_missing_chart_fails_before_any_write(local_cluster, tmp_path):
+    before = cluster_state(local_cluster)
+    result = run_module("device_plugin", plugin_args(local_cluster, chart_ref=str(tmp_path / "no-such-chart")),
+                        kubeconfig=str(local_cluster.kubeconfig))
+    assert result.failed
+    assert "chart_ref" in result["msg"] and "Fix:" in result["msg"], result["msg"]
+    result = run_module("device_plugin", plugin_args(local_cluster, chart_version="9.9.9"),
+                        kubeconfig=str(local_cluster.kubeconfig))
+    assert result.failed and "chart_version" in result["msg"], result["msg"]
+    assert cluster_state(local_cluster) == before
+
+
+def test_no_connection_is_a_clear_error(local_cluster, tmp_path):
+    env = {"HOME": str(tmp_path), "KUBECONFIG": "", "K8S_AUTH_KUBECONFIG": ""}
+    result = run_module("device_plugin_config", config_args(), env=env)
+    assert result.failed
+    assert "No Kubernetes connection was given" in result["msg"]
+    assert "in-cluster service account is never used" in result["msg"]
+
+
+def test_config_map_check_mode_idempotence_diff_and_absent(local_cluster):
+    c = local_cluster
+    kc = str(c.kubeconfig)
+    before = cluster_state(c)
+    checked = run_module("device_plugin_config", config_args(), kubeconfig=kc, check=True, diff=True)
+    assert not checked.failed, checked
+    assert checked.changed
+    assert cluster_state(c) == before, "check mode wrote something"
+
+    first = run_module("device_plugin_config", config_args(), kubeconfig=kc)
+    assert first.changed and not first.failed, first
+    data = c.kubectl_json("get", "configmap", CM, "-n", NS)["data"]
+    assert data == first["configs"]
+    assert first["plan"]["profiles"][0]["replicas"] == 4
+    rv = c.kubectl_json("get", "configmap", CM, "-n", NS)["metadata"]["resourceVersion"]
+
+    second = run_module("device_plugin_config", config_args(), kubeconfig=kc, diff=True)
+    assert not second.changed, second
+    assert c.kubectl_json("get", "configmap", CM, "-n", NS)["metadata"]["resourceVersion"] == rv
+
+    # A removed profile disappears from the ConfigMap (server-side apply owns the keys).
+    two = config_args(profiles=[{"name": "ts-4", "replicas": 4}, {"name": "ts-2", "replicas": 2}])
+    assert run_module("device_plugin_config", two, kubeconfig=kc).changed
+    assert sorted(c.kubectl_json("get", "configmap", CM, "-n", NS)["data"]) == ["ts-2", "ts-4"]
+    changed = run_module("device_plugin_config", config_args(), kubeconfig=kc, diff=True)
+    assert changed.changed and "diff" in changed, changed
+    assert sorted(c.kubectl_json("get", "configmap", CM, "-n", NS)["data"]) == ["ts-4"]
+
+    gone = run_module("device_plugin_config", {"namespace": NS, "name": CM, "state": "absent"}, kubeconfig=kc)
+    assert gone.changed
+    assert c.kubectl("get", "configmap", CM, "-n", NS, check=False).returncode != 0
+    again = run_module("device_plugin_config", {"namespace": NS, "name": CM, "state": "absent"}, kubeconfig=kc)
+    assert not again.changed
+
+
+def allocatable(cluster, node):
+    return cluster.kubectl_json("get", "node", node)["status"].get("allocatable", {}).get("nvidia.com/gpu")
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def plugin_pod_hashes(cluster):
+    pods = cluster.kubectl_json("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin")["items"]
+    return {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get("checksum/config") for p in pods}
+
+
+def test_device_plugin_install_idempotence_rollout_and_restore(local_cluster):
+    c = local_cluster
+    kc = str(c.kubeconfig)
+    c.add_gpu_node(NODE, "g4dn.xlarge", zone="us-east-1a")
+    c.start_emulator()
+    try:
+        before = cluster_state(c)
+        checked = run_module("device_plugin", plugin_args(c), kubeconfig=kc, check=True)
+        assert not checked.failed and checked.changed, checked
+        assert cluster_state(c) == before, "check mode wrote something"
+
+        t0 = time.monotonic()
+        first = run_module("device_plugin", plugin_args(c), kubeconfig=kc)
+        install_seconds = time.monotonic() - t0
+        assert not first.failed, first
+        assert first.changed
+        assert first["rollout"]["ready"] is True
+        assert NODE in first["rollout"]["target_node_names"]
+        wait_until(lambda: allocatable(c, NODE) == "4", 60, "allocatable nvidia.com/gpu: 4 (1 T4 x 4 replicas)")
+        labels = c.kubectl_json("get", "node", NODE)["metadata"]["labels"]
+        assert labels["nvidia.com/gpu.replicas"] == "4"
+        assert labels["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+
+        t0 = time.monotonic()
+        second = run_module("device_plugin", plugin_args(c), kubeconfig=kc)
+        rerun_seconds = time.monotonic() - t0
+        assert not second.failed and not second.changed, second
+        assert second["release_revision"] == first["release_revision"]
+        print("device_plugin install %.1fs, no-change re-run %.1fs" % (install_seconds, rerun_seconds))
+
+        # A config change rolls the DaemonSet: new pods carry the new hash, the node re-slices.
+        old_hashes = plugin_pod_hashes(c)
+        two = run_module("device_plugin", plugin_args(c, profiles=[{"name": "ts-4", "replicas": 2}]), kubeconfig=kc)
+        assert not two.failed and two.changed, two
+        assert two["config_hash"] != first["config_hash"]
+        wait_until(lambda: set(plugin_pod_hashes(c).values()) == {two["config_hash"]}, 60, "pods rolled to the new config")
+        assert set(old_hashes.values()) == {first["config_hash"]}
+        wait_until(lambda: allocatable(c, NODE) == "2", 60, "allocatable nvidia.com/gpu: 2 after the change")
+
+        # A rollout that cannot become ready (pods select no node) restores the previous state.
+        cm_before = c.kubectl_json("get", "configmap", CM, "-n", NS)["data"]
+        broken = plugin_args(c, profiles=[{"name": "ts-4", "replicas": 8}], wait_timeout=8,
+                             values={"nodeSelector": {"gpu-slicing.eks/no-such-node": "true"}})
+        failed = run_module("device_plugin", broken, kubeconfig=kc)
+        assert failed.failed, failed
+        assert "did not become ready" in failed["msg"], failed["msg"]
+        assert any("ConfigMap" in r for r in failed["restored"]) and any("revision" in r for r in failed["restored"])
+        assert c.kubectl_json("get", "configmap", CM, "-n", NS)["data"] == cm_before
+        values = yaml.safe_load(c.helm("get", "values", RELEASE, "-n", NS, "-o", "yaml").stdout)
+        assert values["podAnnotations"]["checksum/config"] == two["config_hash"]
+        assert "nodeSelector" not in values
+        wait_until(lambda: allocatable(c, NODE) == "2", 60, "slices back to 2 after the restore")
+
+        gone = run_module("device_plugin", plugin_args(c, state="absent"), kubeconfig=kc)
+        assert gone.changed and not gone.failed, gone
+        assert RELEASE not in c.helm("list", "-n", NS, "-o", "json").stdout
+        assert c.kubectl("get", "configmap", CM, "-n", NS, check=False).returncode != 0
+        wait_until(lambda: allocatable(c, NODE) in (None, "0"), 60, "slices gone with the plugin")
+    finally:
+        c.helm("uninstall", RELEASE, "-n", NS, check=False)
+        c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
+        c.stop_process("gpu-plugin-emulator")
+        c.delete_node(NODE)
