@@ -286,3 +286,51 @@ def helm_environment(module, kube):
         "ca_cert": auth.get("ssl_ca_cert"),
         "validate_certs": auth.get("verify_ssl"),
     }
+
+
+# --------------------------------------------------------------------------- generic additions
+# Small generic helpers added for the verify module (plain create/delete/log, no apply
+# machinery). They do not change anything above.
+
+
+def _kube_create(self, definition):
+    """Create one object (POST). Returns the created object as a dict."""
+    resource = self.client.resource(definition["kind"], definition["apiVersion"])
+    namespace = (definition.get("metadata") or {}).get("namespace")
+    return self.client.create(resource, definition, namespace=namespace).to_dict()
+
+
+def _kube_delete(self, kind, api_version, name, namespace=None, grace_period_seconds=None):
+    """Delete one object; True when a delete was issued, False when it was already gone."""
+    resource = self.client.resource(kind, api_version)
+    kwargs = {"name": name}
+    if namespace:
+        kwargs["namespace"] = namespace
+    if grace_period_seconds is not None:
+        kwargs["body"] = {"kind": "DeleteOptions", "apiVersion": "v1",
+                          "gracePeriodSeconds": grace_period_seconds, "propagationPolicy": "Background"}
+    try:
+        self.client.delete(resource, **kwargs)
+        return True
+    except NotFoundError:
+        return False
+
+
+def _kube_pod_log(self, name, namespace, container=None, tail_lines=None):
+    """A pod's log as text, or None when it cannot be read."""
+    resource = self.client.resource("Pod", "v1")
+    query = {}
+    if container:
+        query["container"] = container
+    if tail_lines:
+        query["tailLines"] = tail_lines
+    try:
+        response = resource.log.get(name=name, namespace=namespace, serialize=False, query_params=query)
+        return response.data.decode("utf-8", "replace")
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+KubeAccess.create = _kube_create
+KubeAccess.delete = _kube_delete
+KubeAccess.pod_log = _kube_pod_log

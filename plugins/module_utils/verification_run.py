@@ -1,0 +1,439 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gpu_slicing.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The verify module's I/O: select nodes, read them, run test pods, always clean up.
+
+All judgement lives in ``verification.py`` (pure). This file only reads and writes the
+cluster through ``kube.KubeAccess`` and times things.
+
+Safety rules:
+* every object is created in one namespace per run (``gpu-slicing-verify-<random>``,
+  labelled ``gpu-slicing.eks/verify-run``), and that namespace is deleted in a ``finally``
+  block, also on failure, timeout, KeyboardInterrupt and SIGTERM;
+* at start, namespaces left by an interrupted earlier run (same label) are deleted first.
+  Two verify runs against one cluster at the same time would remove each other's
+  namespace: run them one after the other.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+import signal
+import time
+import uuid
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils import verification as V
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import error_message
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import PROFILE_LABEL
+
+NAMESPACE_PREFIX = "gpu-slicing-verify-"
+RUN_LABEL = "gpu-slicing.eks/verify-run"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "gpu_slicing.eks"
+PLUGIN_POD_SELECTOR = "app.kubernetes.io/name=nvidia-device-plugin"
+DEFAULT_IMAGE = "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0-ubuntu22.04"
+POLL = 0.5
+
+
+class VerifyInterrupted(Exception):
+    """SIGTERM arrived: unwind so the finally blocks clean up."""
+
+
+class RunTimeout(Exception):
+    pass
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def namespace_definition(name, run_id):
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                MANAGED_BY_LABEL: MANAGED_BY,
+                RUN_LABEL: run_id,
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def select_nodes(kube, profile_name=None, node_names=None, nodepool=None):
+    """Nodes to verify, by node names, NodePool label or profile label (in that order).
+
+    Returns (nodes, how, missing_names).
+    """
+    if node_names:
+        nodes, missing = [], []
+        for name in node_names:
+            node = kube.get("Node", "v1", name)
+            if node is None:
+                missing.append(name)
+            else:
+                nodes.append(node)
+        return nodes, "node names", missing
+    if nodepool:
+        selector = "%s=%s" % (V.LABEL_NODEPOOL, nodepool)
+    else:
+        selector = "%s=%s" % (PROFILE_LABEL, profile_name)
+    nodes = kube.list("Node", "v1", label_selector=selector)
+    return sorted(nodes, key=lambda n: n["metadata"]["name"]), "label %s" % selector, []
+
+
+def plugin_pods_by_node(kube, namespace):
+    pods = kube.list("Pod", "v1", namespace=namespace, label_selector=PLUGIN_POD_SELECTOR)
+    by_node = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            by_node.setdefault(node, []).append(pod)
+    return by_node
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Verifier(object):
+    """One verification run. ``options`` is a plain dict (the module's params)."""
+
+    def __init__(self, kube, plan, profile, options, check_mode=False, log=None):
+        self.kube = kube
+        self.plan = plan
+        self.profile = profile
+        self.opts = options
+        self.check_mode = check_mode
+        self.log = log or (lambda msg: None)
+        self.run_id = uuid.uuid4().hex[:8]
+        self.namespace = NAMESPACE_PREFIX + self.run_id
+        self.namespace_created = False
+        self.timings = {}
+        self.cleanup = {"leftover_namespaces_removed": [], "namespace_removed": None, "errors": []}
+        self.verdicts = []
+        self.exps = {}
+        self.deadline = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _remaining(self):
+        return max(0.0, self.deadline - time.monotonic())
+
+    def _list_run_pods(self):
+        return self.kube.list("Pod", "v1", namespace=self.namespace, label_selector="%s=%s" % (RUN_LABEL, self.run_id))
+
+    def _create_pod(self, node_name, name, slices, role):
+        pod = V.test_pod(
+            name, self.namespace, node_name, self.exps[node_name]["resource"], slices,
+            self.opts["image"], self.command, self.run_id, role,
+            resources=self.opts.get("pod_resources"), extra_tolerations=self.opts.get("tolerations"),
+        )
+        return self.kube.create(pod)
+
+    @property
+    def command(self):
+        return self.opts.get("command") or V.default_command(self.opts.get("hold_seconds") or 3600)
+
+    # ------------------------------------------------------------------ cleanup
+
+    def remove_leftovers(self):
+        selector = "%s=%s,%s" % (MANAGED_BY_LABEL, MANAGED_BY, RUN_LABEL)
+        for ns in self.kube.list("Namespace", "v1", label_selector=selector):
+            name = ns["metadata"]["name"]
+            if name.startswith(NAMESPACE_PREFIX) and name != self.namespace:
+                if (ns.get("status") or {}).get("phase") != "Terminating":
+                    self.kube.delete("Namespace", "v1", name)
+                self.cleanup["leftover_namespaces_removed"].append(name)
+
+    def remove_namespace(self):
+        """Delete the run's pods (grace 0) and namespace; wait (bounded) until they are gone."""
+        if not self.namespace_created:
+            return
+        t0 = time.monotonic()
+        try:
+            for pod in self._list_run_pods():
+                self.kube.delete("Pod", "v1", pod["metadata"]["name"], self.namespace, grace_period_seconds=0)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.cleanup["errors"].append("deleting pods: %s" % error_message(exc))
+        try:
+            self.kube.delete("Namespace", "v1", self.namespace)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.cleanup["errors"].append("deleting namespace: %s" % error_message(exc))
+        wait = float(self.opts.get("cleanup_timeout") or 0)
+        gone, _ = self.kube.wait_for(lambda: self.kube.get("Namespace", "v1", self.namespace) is None,
+                                     wait, interval=POLL, what="namespace gone")
+        self.cleanup["namespace_removed"] = bool(gone)
+        self.cleanup["namespace_gone_seconds"] = round(time.monotonic() - t0, 3) if gone else None
+        self.timings["cleanup_seconds"] = round(time.monotonic() - t0, 3)
+
+    # ------------------------------------------------------------------ phases
+
+    def node_phase(self, nodes):
+        t0 = time.monotonic()
+        plugin = plugin_pods_by_node(self.kube, self.opts["plugin_namespace"])
+        for node in nodes:
+            name = node["metadata"]["name"]
+            exp, checks = V.node_checks(node, self.profile, plugin.get(name, []),
+                                        default_profile=self.plan.default_profile)
+            self.exps[name] = exp
+            self.verdicts.append(V.NodeVerdict(name, self.profile.name, checks))
+        self.timings["node_checks_seconds"] = round(time.monotonic() - t0, 3)
+
+    def _pod_nodes(self):
+        """Nodes on which pod checks can run (the expected slice count is known)."""
+        out = []
+        for verdict in self.verdicts:
+            if self.exps[verdict.node]["slice_pods"] is None:
+                for c in V.skipped_pod_checks("the node's physical GPU count is unknown"):
+                    verdict.add(c)
+            else:
+                out.append(verdict)
+        return out
+
+    def multi_slice_phase(self, verdicts):
+        """Two-slice pods first, while every slice is free: they must be rejected."""
+        todo = []
+        for v in verdicts:
+            exp = self.exps[v.node]
+            if not exp["fail_requests_greater_than_one"]:
+                v.add(V.multi_slice_not_applicable(exp))
+            elif exp["slice_pods"] < 2:
+                v.add(V.not_available(V.CHECK_MULTI_SLICE, "the node has fewer than 2 slices"))
+            else:
+                todo.append(v)
+        if not todo:
+            return
+        t0 = time.monotonic()
+        names = {}
+        for i, v in enumerate(todo):
+            names[v.node] = "multi-%d" % self.node_index[v.node]
+            self._create_pod(v.node, names[v.node], 2, "multi-slice")
+        budget = min(self._remaining(), float(self.opts["multi_slice_wait"]))
+        end = time.monotonic() + budget
+        pods = {}
+        while True:
+            pods = {p["metadata"]["name"]: p for p in self._list_run_pods()
+                    if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "multi-slice"}
+            decided = all(self._multi_decided(pods.get(names[v.node])) for v in todo)
+            if decided or time.monotonic() >= end:
+                break
+            time.sleep(POLL)
+        for v in todo:
+            pod = pods.get(names[v.node])
+            v.add(V.check_multi_slice(pod, timed_out=not self._multi_decided(pod)))
+            try:
+                self.kube.delete("Pod", "v1", names[v.node], self.namespace, grace_period_seconds=0)
+            except Exception:  # pylint: disable=broad-except
+                pass
+        # The pods must be gone before the slice pods go in, or a wrongly admitted one holds 2 slices.
+        self.kube.wait_for(lambda: not [p for p in self._list_run_pods()
+                                        if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "multi-slice"],
+                           min(self._remaining(), 30), interval=POLL)
+        self.timings["multi_slice_seconds"] = round(time.monotonic() - t0, 3)
+
+    @staticmethod
+    def _multi_decided(pod):
+        if pod is None:
+            return False
+        phase = (pod.get("status") or {}).get("phase")
+        return phase in ("Failed", "Running", "Succeeded")
+
+    def slice_phase(self, verdicts):
+        """N one-slice pods per node, all Running at once; then one more must be Unschedulable."""
+        t0 = time.monotonic()
+        created_at = {}
+        for v in verdicts:
+            idx = self.node_index[v.node]
+            for i in range(self.exps[v.node]["slice_pods"]):
+                self._create_pod(v.node, "slice-%d-%d" % (idx, i), 1, "slice")
+            created_at[v.node] = time.monotonic()
+        self.timings["slice_pods_created_seconds"] = round(time.monotonic() - t0, 3)
+
+        open_nodes = {v.node: v for v in verdicts}
+        settled_since = {}
+        grace = float(self.opts["unschedulable_grace"])
+        full_nodes = []
+        while open_nodes:
+            pods = [p for p in self._list_run_pods()
+                    if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "slice"]
+            observed_at = _now()
+            by_node = {}
+            for p in pods:
+                by_node.setdefault(p["metadata"]["annotations"]["gpu-slicing.eks/node"], []).append(p)
+            timed_out = self._remaining() <= 0
+            for name in list(open_nodes):
+                node_pods = by_node.get(name, [])
+                exp = self.exps[name]
+                running = [p for p in node_pods if V.pod_running_ready(p)
+                           and p["spec"].get("nodeName") == name]
+                waited = time.monotonic() - created_at[name]
+                if len(running) == exp["slice_pods"]:
+                    check = V.check_concurrent(name, exp, node_pods, observed_at, waited=waited)
+                    open_nodes.pop(name).add(check)
+                    self.node_timing(name, "all_slices_running_seconds", waited)
+                    full_nodes.append(name)
+                    continue
+                undecided = [p for p in node_pods if not (V.pod_running_ready(p) or V.pod_unschedulable(p))]
+                if undecided:
+                    settled_since.pop(name, None)
+                else:
+                    settled_since.setdefault(name, time.monotonic())
+                settled = name in settled_since and time.monotonic() - settled_since[name] >= grace
+                if timed_out or settled:
+                    check = V.check_concurrent(name, exp, node_pods, observed_at, timed_out=timed_out, waited=waited)
+                    if settled and not timed_out:
+                        check.reason += " (no change for %ss: the rest stay Unschedulable)" % int(grace)
+                    open_nodes.pop(name).add(check)
+            if open_nodes:
+                time.sleep(POLL)
+        self.timings["slice_pods_seconds"] = round(time.monotonic() - t0, 3)
+
+        # One more pod on each node that reached N: it must stay Pending/Unschedulable.
+        t1 = time.monotonic()
+        extra = {}
+        by_name = {v.node: v for v in verdicts}
+        for v in verdicts:
+            if v.node not in full_nodes:
+                v.add(V.not_available(V.CHECK_LIMIT, "skipped: the %d one-slice pods did not all run"
+                                      % self.exps[v.node]["slice_pods"]))
+        for name in full_nodes:
+            extra[name] = "extra-%d" % self.node_index[name]
+            self._create_pod(name, extra[name], 1, "extra")
+        pending = dict(extra)
+        budget_end = time.monotonic() + max(self._remaining(), 0)
+        pods = {}
+        while pending:
+            pods = {p["metadata"]["name"]: p for p in self._list_run_pods()
+                    if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "extra"}
+            for name, pod_name in list(pending.items()):
+                pod = pods.get(pod_name)
+                if pod is not None and (V.pod_unschedulable(pod) or pod["spec"].get("nodeName")):
+                    by_name[name].add(V.check_extra_pod(name, pod))
+                    pending.pop(name)
+            if not pending:
+                break
+            if time.monotonic() >= budget_end:
+                for name, pod_name in pending.items():
+                    by_name[name].add(V.check_extra_pod(name, pods.get(pod_name), timed_out=True))
+                break
+            time.sleep(POLL)
+        if extra:
+            self.timings["extra_pod_seconds"] = round(time.monotonic() - t1, 3)
+        return full_nodes
+
+    def uuid_phase(self, verdicts, full_nodes):
+        for v in verdicts:
+            exp = self.exps[v.node]
+            if exp["simulated"]:
+                v.add(V.check_gpu_uuids(None, exp, {}))
+                continue
+            if v.node not in full_nodes:
+                v.add(V.not_available(V.CHECK_UUID, "skipped: the one-slice pods did not all run"))
+                continue
+            idx = self.node_index[v.node]
+            names = ["slice-%d-%d" % (idx, i) for i in range(exp["slice_pods"])]
+            logs = {}
+            # The sample prints its UUID within seconds; give the logs a short, bounded time.
+            end = time.monotonic() + min(self._remaining() + 5, float(self.opts["log_wait"]))
+            while True:
+                logs = {n: self.kube.pod_log(n, self.namespace) for n in names}
+                if all(V.gpu_uuids(t) for t in logs.values()) or time.monotonic() >= end:
+                    break
+                time.sleep(1.0)
+            v.add(V.check_gpu_uuids(None, exp, logs))
+
+    def node_timing(self, node, key, value):
+        for v in self.verdicts:
+            if v.node == node:
+                v.timings[key] = round(value, 3)
+
+    # ------------------------------------------------------------------ entry point
+
+    def run(self, nodes):
+        """Verify ``nodes``; returns the report dict. Cleans up whatever happens."""
+        start = time.monotonic()
+        self.deadline = start + float(self.opts["timeout"])
+        self.node_index = {n["metadata"]["name"]: i for i, n in enumerate(nodes)}
+        previous = None
+        if not self.check_mode:
+            previous = _install_sigterm()
+        error = None
+        try:
+            self.node_phase(nodes)
+            if self.check_mode:
+                for v in self.verdicts:
+                    for c in V.skipped_pod_checks("check mode: no test pods were created (node-side checks only)"):
+                        v.add(c)
+            else:
+                self.remove_leftovers()
+                self.kube.create(namespace_definition(self.namespace, self.run_id))
+                self.namespace_created = True
+                verdicts = self._pod_nodes()
+                self.multi_slice_phase(verdicts)
+                full = self.slice_phase(verdicts)
+                self.uuid_phase(verdicts, full)
+            if self.opts.get("karpenter_nodepool"):
+                for v in self.verdicts:
+                    v.add(V.karpenter_not_implemented(self.opts["karpenter_nodepool"]))
+        except VerifyInterrupted:
+            error = "interrupted by SIGTERM"
+            raise
+        except KeyboardInterrupt:
+            error = "interrupted"
+            raise
+        finally:
+            try:
+                self.remove_namespace()
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
+                self.timings["total_seconds"] = round(time.monotonic() - start, 3)
+                if error:
+                    self.cleanup["errors"].append(error)
+        summary = V.summarize(self.verdicts, check_mode=self.check_mode)
+        run = {
+            "namespace": None if self.check_mode else self.namespace,
+            "run_id": self.run_id,
+            "check_mode": self.check_mode,
+            "image": self.opts["image"],
+            "profile": self.profile.to_dict(derived=True),
+            "cleanup": self.cleanup,
+        }
+        return V.build_report(self.verdicts, self.timings, summary, run)
+
+
+def _install_sigterm():
+    def handler(signum, frame):  # pylint: disable=unused-argument
+        raise VerifyInterrupted("SIGTERM")
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread
+        return None
+
+
+def write_reports(report, json_path=None, junit_path=None):
+    """Write the requested report files; returns the paths written."""
+    written = {}
+    for path, text in ((json_path, V.report_json), (junit_path, V.report_junit)):
+        if not path:
+            continue
+        path = os.path.abspath(os.path.expanduser(path))
+        parent = os.path.dirname(path)
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as handle:
+            handle.write(text(report))
+        os.replace(tmp, path)
+        written[text.__name__] = path
+    return written

@@ -1,0 +1,266 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gpu_slicing.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: gpu_slicing_verify
+short_description: Prove that GPU slicing works on nodes by checking them and scheduling test pods
+version_added: 0.1.0
+author:
+  - gpu_slicing.eks maintainers (@gpu-slicing-eks)
+description:
+  - Verifies a GPU sharing profile (time-slicing or MPS) on the selected nodes and returns a verdict
+    per node and per check (C(passed), C(failed) or C(not-available)) with the reason and the expected
+    and observed values, plus timings.
+  - "Node-side checks: the node's profile label; allocatable of the advertised resource equals
+    C(nvidia.com/gpu.count) x replicas; the GFD labels C(nvidia.com/gpu.replicas),
+    C(nvidia.com/gpu.sharing-strategy) and C(nvidia.com/gpu.product) (C(-SHARED) suffix when shared and
+    not renamed) match the profile; the device-plugin pod on the node is Ready."
+  - "Pod checks, in a new namespace per run (C(gpu-slicing-verify-<random>), Pod Security Admission
+    C(restricted) enforced): with C(fail_requests_greater_than_one) a two-slice pod must be rejected
+    (Failed with C(UnexpectedAdmissionError), or never scheduled); then N = GPUs x replicas one-slice
+    pods per node, placed by kube-scheduler through a node affinity on the node's name, must all be
+    Running at the same time (their start and ready times and the overlap window are returned); then one
+    more pod must stay Pending as Unschedulable."
+  - On real GPU nodes each test pod prints C(nvidia-smi -L); all pods on a GPU must report the same
+    C(GPU-<uuid>). On simulated nodes (annotation C(kwok.x-k8s.io/node=fake) or label
+    C(gpu-slicing.eks/simulated=true)) that evidence is reported as C(not-available), never invented.
+  - The run's namespace, and with it every test pod, is always deleted, also on failure, timeout,
+    interruption or SIGTERM. Namespaces left by an interrupted earlier run are removed at start.
+    Do not run two verifications against the same cluster at the same time.
+  - The task fails when any check failed; C(msg) is a one-line summary of what failed.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - gpu_slicing.eks.sharing_profiles
+  - gpu_slicing.eks.eks_connection
+options:
+  profile:
+    description: Name of the profile (from I(profiles)) to verify. Defaults to the default profile.
+    type: str
+  nodes:
+    description: Verify these nodes (by name). Takes precedence over I(nodepool) and the profile label.
+    type: list
+    elements: str
+  nodepool:
+    description:
+      - Verify the nodes with label C(karpenter.sh/nodepool=<nodepool>).
+      - Without I(nodes) and I(nodepool), the nodes labelled C(nvidia.com/device-plugin.config=<profile>) are verified.
+    type: str
+  plugin_namespace:
+    description: Namespace of the NVIDIA device plugin's pods.
+    type: str
+    default: nvidia-device-plugin
+  image:
+    description:
+      - Test pod image. The default is NVIDIA's CUDA vectorAdd sample by tag
+        (C(nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0-ubuntu22.04)); this collection ships no digest
+        for it because none could be checked when it was written.
+      - Pin it by digest (C(...@sha256:...)) in production; the module warns when the image has no digest.
+    type: str
+    default: nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0-ubuntu22.04
+  command:
+    description:
+      - Test container command. The default prints C(nvidia-smi -L), runs the vectorAdd sample, then sleeps
+        I(hold_seconds) to hold its slice. A custom command must print the GPU UUID and keep running.
+    type: list
+    elements: str
+  hold_seconds:
+    description: How long the default command holds its slice (pods are deleted at the end anyway).
+    type: int
+    default: 3600
+  pod_resources:
+    description:
+      - CPU and memory C(requests) and C(limits) of the test pods (Pod Security and quotas want them).
+      - Default requests C(cpu=50m), C(memory=128Mi); limits C(cpu=500m), C(memory=512Mi).
+    type: dict
+  tolerations:
+    description: Extra tolerations for the test pods (C(nvidia.com/gpu:NoSchedule) is always tolerated).
+    type: list
+    elements: dict
+  timeout:
+    description: Seconds the pod checks may take in total before the remaining checks fail as timed out.
+    type: int
+    default: 300
+  multi_slice_wait:
+    description: Seconds to wait for a two-slice pod to be rejected; still Pending after that counts as never scheduled.
+    type: int
+    default: 30
+  unschedulable_grace:
+    description: Stop waiting for a node's slice pods when every pod is Running or Unschedulable and nothing changed for this long.
+    type: int
+    default: 10
+  log_wait:
+    description: Seconds to wait for the GPU UUID to appear in the test pods' logs (real nodes only).
+    type: int
+    default: 60
+  cleanup_timeout:
+    description: Seconds to wait for the run's namespace to disappear at the end (it is deleted in any case).
+    type: int
+    default: 120
+  karpenter_nodepool:
+    description:
+      - Request the Karpenter launch check for this NodePool. It is B(not implemented) in this version and is
+        reported as C(not-available) with that reason; it never passes.
+    type: str
+  report_json:
+    description: Write the full report as JSON to this path on the controller's host running the module.
+    type: path
+  report_junit:
+    description: Write a JUnit XML report (one test suite per node, one test case per check) to this path.
+    type: path
+requirements:
+  - kubernetes >= 24.2.0
+attributes:
+  check_mode:
+    description: Runs the node-side checks only and creates no test pods; the pod checks are reported as not-available.
+    support: partial
+  diff_mode:
+    description: Nothing is changed, so there is no diff.
+    support: none
+notes:
+  - The test pods run as user 1000 with all capabilities dropped, no privilege escalation and the
+    C(RuntimeDefault) seccomp profile, so they pass Pod Security Admission C(restricted).
+  - A node with more slices than its pod limit allows cannot hold N test pods; verify such nodes with a lower replica count.
+"""
+
+EXAMPLES = r"""
+- name: Verify the ts-4 profile on the nodes labelled with it
+  gpu_slicing.eks.gpu_slicing_verify:
+    profiles:
+      - name: ts-4
+        strategy: time-slicing
+        replicas: 4
+    report_junit: "{{ playbook_dir }}/artifacts/verify.xml"
+
+- name: Verify two named nodes with a pinned image, node-side only in check mode
+  gpu_slicing.eks.gpu_slicing_verify:
+    profiles: "{{ gpu_sharing_profiles }}"
+    profile: ts-4
+    nodes: [ip-10-0-1-23.ec2.internal, ip-10-0-2-7.ec2.internal]
+    image: nvcr.io/nvidia/k8s/cuda-sample@sha256:<digest you checked>
+  check_mode: true
+"""
+
+RETURN = r"""
+passed:
+  description: True when no check failed (not-available checks do not fail a run).
+  returned: always
+  type: bool
+summary:
+  description: One line with the verdict, the counts and each failed check with expected and observed values.
+  returned: always
+  type: str
+nodes:
+  description: One verdict per node, with its checks (name, status, reason, expected, observed, details) and timings.
+  returned: always
+  type: list
+  elements: dict
+timings:
+  description: Seconds per phase and C(total_seconds) from start to verdict.
+  returned: always
+  type: dict
+run:
+  description: The run's namespace, run id, image, profile, check mode flag and what cleanup did.
+  returned: always
+  type: dict
+reports:
+  description: Paths of the report files written.
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    sharing_arg_spec,
+    sharing_spec_from_params,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+    KubeAccess,
+    connection_arg_spec,
+    error_message,
+    new_module,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
+    SharingError,
+    build_plan,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.verification_run import (
+    DEFAULT_IMAGE,
+    Verifier,
+    select_nodes,
+    write_reports,
+)
+
+
+def main():
+    argument_spec = connection_arg_spec()
+    argument_spec.update(sharing_arg_spec(required=True))
+    argument_spec.update(
+        profile=dict(type="str"),
+        nodes=dict(type="list", elements="str"),
+        nodepool=dict(type="str"),
+        plugin_namespace=dict(type="str", default="nvidia-device-plugin"),
+        image=dict(type="str", default=DEFAULT_IMAGE),
+        command=dict(type="list", elements="str"),
+        hold_seconds=dict(type="int", default=3600),
+        pod_resources=dict(type="dict"),
+        tolerations=dict(type="list", elements="dict"),
+        timeout=dict(type="int", default=300),
+        multi_slice_wait=dict(type="int", default=30),
+        unschedulable_grace=dict(type="int", default=10),
+        log_wait=dict(type="int", default=60),
+        cleanup_timeout=dict(type="int", default=120),
+        karpenter_nodepool=dict(type="str"),
+        report_json=dict(type="path"),
+        report_junit=dict(type="path"),
+    )
+    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+
+    # Validate everything before the first write.
+    try:
+        plan = build_plan(sharing_spec_from_params(params))
+        profile = plan.profile(params.get("profile"))
+    except SharingError as err:
+        module.fail_json(msg=str(err), error=err.to_dict())
+    for key in ("timeout", "multi_slice_wait", "unschedulable_grace", "log_wait", "cleanup_timeout"):
+        if params[key] < 0:
+            module.fail_json(msg="%s: %r is invalid: must be 0 or more. Fix: give seconds, e.g. 300" % (key, params[key]))
+    if "@sha256:" not in params["image"]:
+        module.warn("image %s is not pinned by digest; pin it (image@sha256:...) for reproducible runs" % params["image"])
+
+    try:
+        kube = KubeAccess(module)
+        nodes, how, missing = select_nodes(kube, profile.name, params.get("nodes"), params.get("nodepool"))
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="Cannot read nodes from the Kubernetes API: %s" % error_message(exc))
+    if missing:
+        module.fail_json(msg="nodes: %s not found in the cluster. Fix: give existing node names (kubectl get nodes)"
+                         % ", ".join(missing))
+    if not nodes:
+        module.fail_json(msg="No node matches %s. Fix: label the nodes, or pass nodes or nodepool" % how)
+
+    verifier = Verifier(kube, plan, profile, params, check_mode=module.check_mode)
+    try:
+        report = verifier.run(nodes)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="Verification stopped: %s (the run's namespace %s was removed: %s)"
+                         % (error_message(exc), verifier.namespace, verifier.cleanup.get("namespace_removed")),
+                         timings=verifier.timings, run={"cleanup": verifier.cleanup})
+    report["run"]["selected_by"] = how
+    try:
+        reports = write_reports(report, params.get("report_json"), params.get("report_junit"))
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="Writing the report failed: %s" % exc, **report)
+    result = dict(report, changed=False, reports=reports)
+    if not report["passed"]:
+        module.fail_json(msg=report["summary"], **result)
+    module.exit_json(msg=report["summary"], **result)
+
+
+if __name__ == "__main__":
+    main()
