@@ -300,7 +300,7 @@ def normalize_resource_name(value, field="resource_name"):
     name = value.strip()
     if "/" not in name:
         name = RESOURCE_PREFIX + "/" + name
-    prefix, _, short = name.partition("/")
+    prefix, dummy, short = name.partition("/")
     if prefix != RESOURCE_PREFIX:
         raise SharingError(field, value,
                            "use a name in the nvidia.com/ domain, e.g. nvidia.com/gpu, or no prefix at all",

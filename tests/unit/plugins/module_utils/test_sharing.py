@@ -412,9 +412,8 @@ profile_names = st.from_regex(r"\A[a-z0-9]([a-z0-9._-]{0,20}[a-z0-9])?\Z")
 resource_names = st.one_of(
     st.just("nvidia.com/gpu"),
     st.from_regex(r"\A[a-z]([a-z0-9-]{0,20}[a-z0-9])?\Z"),
-    st.from_regex(r"\Anvidia\.com/[a-z]([a-z0-9.-]{0,20}[a-z0-9])?\Z").filter(lambda s: ".." not in s
-                                                                                 and ".-" not in s
-                                                                                 and "-." not in s),
+    st.from_regex(r"\Anvidia\.com/[a-z]([a-z0-9.-]{0,20}[a-z0-9])?\Z").filter(
+        lambda s: ".." not in s and ".-" not in s and "-." not in s),
 )
 
 

@@ -35,8 +35,8 @@ BINARY = "nvidia-config-parse"
 def _installed_binary():
     bin_dir = os.environ.get("GPU_SLICING_BIN")
     if not bin_dir:
-        cache = os.environ.get("GPU_SLICING_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                                     "gpu-slicing-eks")
+        cache = os.environ.get("GPU_SLICING_CACHE") or os.path.join(
+            os.path.expanduser("~"), ".cache", "gpu-slicing-eks")
         bin_dir = os.path.join(cache, "bin")
     path = os.path.join(bin_dir, BINARY)
     return path if os.access(path, os.X_OK) else None
@@ -194,7 +194,7 @@ NVIDIA_REJECTS = {
 
 @pytest.mark.parametrize("text", list(NVIDIA_REJECTS.values()), ids=list(NVIDIA_REJECTS))
 def test_what_nvidia_rejects_we_reject(text, nvidia_parse):
-    code, _, err = nvidia_parse(text)
+    code, dummy, err = nvidia_parse(text)
     assert code == 1, "expected NVIDIA's loader to reject:\n" + text
     assert err.strip()
     with pytest.raises(SharingError):
@@ -202,7 +202,7 @@ def test_what_nvidia_rejects_we_reject(text, nvidia_parse):
 
 
 def test_replicas_one_rejected_on_both_sides(nvidia_parse):
-    code, _, err = nvidia_parse(NVIDIA_REJECTS["replicas-1"])
+    code, dummy, err = nvidia_parse(NVIDIA_REJECTS["replicas-1"])
     assert code == 1 and "number of replicas must be >= 2" in err
     with pytest.raises(SharingError) as info:
         build_plan({"profiles": [{"name": "p", "replicas": 1}]})
@@ -224,7 +224,7 @@ STRICTER = {
 
 @pytest.mark.parametrize("text", list(STRICTER.values()), ids=list(STRICTER))
 def test_we_are_stricter_where_nvidia_is_silent(text, nvidia_parse):
-    code, _, err = nvidia_parse(text)
+    code, dummy, err = nvidia_parse(text)
     assert code == 0, err
     with pytest.raises(SharingError):
         parse_plugin_config(text)
