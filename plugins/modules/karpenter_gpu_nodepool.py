@@ -110,7 +110,7 @@ options:
         the nodes report slices under that name, so the limit is written as I(limit_gpus) x replicas.
     type: raw
   limits:
-    description: Other C(spec.limits) entries as Kubernetes quantities, for example C({cpu: 1000, memory: 4000Gi}).
+    description: Other C(spec.limits) entries as Kubernetes quantities, for example C(cpu=1000) and C(memory=4000Gi).
     type: dict
   consolidation_policy:
     description: C(spec.disruption.consolidationPolicy).
@@ -118,11 +118,11 @@ options:
     choices: [WhenEmpty, WhenEmptyOrUnderutilized]
     default: WhenEmptyOrUnderutilized
   consolidate_after:
-    description: C(spec.disruption.consolidateAfter), a duration in s, m, h (for example C(5m)) or C(Never).
+    description: C(spec.disruption.consolidateAfter), a duration in s, m or h (for example C(5m)), or C(Never).
     type: str
     default: 5m
   budgets:
-    description: C(spec.disruption.budgets), a list of C({nodes, schedule, duration, reasons}).
+    description: C(spec.disruption.budgets), a list of mappings with C(nodes), and optionally C(schedule) with C(duration), and C(reasons).
     type: list
     elements: dict
   expire_after:
@@ -209,7 +209,7 @@ options:
     type: int
     default: 10
   gpu_counts:
-    description: GPUs per instance type where the shipped table does not know it, for example C({g7.xlarge: 1}).
+    description: GPUs per instance type where the shipped table does not know it, for example C(g7.xlarge=1).
     type: dict
   karpenter_namespace:
     description: Namespace of the Karpenter Deployment whose feature gates are read.
