@@ -465,8 +465,12 @@ def multi_slice_not_applicable(exp):
                          None, None)
 
 
-def check_multi_slice(pod, timed_out=False):
-    """With failRequestsGreaterThanOne a two-slice pod must fail admission or never be scheduled."""
+def check_multi_slice(pod, timed_out=False, run_timed_out=False):
+    """With failRequestsGreaterThanOne a two-slice pod must fail admission or never be scheduled.
+
+    ``timed_out``: the full multi-slice wait passed without a decision (Pending then counts as
+    never scheduled). ``run_timed_out``: the run's overall timeout cut the wait short (no verdict).
+    """
     expected = "Failed (UnexpectedAdmissionError) or never scheduled"
     if pod is None:
         return failed(CHECK_MULTI_SLICE, "the two-slice pod was not found", expected, None)
@@ -478,7 +482,7 @@ def check_multi_slice(pod, timed_out=False):
     if phase == "Failed" and reason == "UnexpectedAdmissionError":
         return passed(CHECK_MULTI_SLICE, "a two-slice pod was rejected at admission: %s" % (status.get("message") or ""),
                       expected, observed, details)
-    if phase == "Pending" and not (pod.get("spec") or {}).get("nodeName") and timed_out:
+    if phase == "Pending" and not (pod.get("spec") or {}).get("nodeName") and timed_out and not run_timed_out:
         cond = pod_condition(pod, "PodScheduled") or {}
         return passed(CHECK_MULTI_SLICE, "a two-slice pod was never scheduled (%s)" % (cond.get("message") or "Pending"),
                       expected, observed, details)
@@ -488,7 +492,8 @@ def check_multi_slice(pod, timed_out=False):
     if phase == "Failed":
         return failed(CHECK_MULTI_SLICE, "the two-slice pod failed for another reason: %s" % (status.get("message") or reason),
                       expected, observed, details)
-    return failed(CHECK_MULTI_SLICE, "no verdict before the timeout (pod %s)" % observed, expected, observed, details)
+    why = "no verdict before the run's timeout" if run_timed_out else "no verdict before the timeout"
+    return failed(CHECK_MULTI_SLICE, "%s (pod %s)" % (why, observed), expected, observed, details)
 
 
 def gpu_uuids(log_text):

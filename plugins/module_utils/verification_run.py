@@ -218,6 +218,7 @@ class Verifier(object):
             names[v.node] = "multi-%d" % self.node_index[v.node]
             self._create_pod(v.node, names[v.node], 2, "multi-slice")
         budget = min(self._remaining(), float(self.opts["multi_slice_wait"]))
+        cut = self._remaining() < float(self.opts["multi_slice_wait"])
         end = time.monotonic() + budget
         pods = {}
         while True:
@@ -229,7 +230,7 @@ class Verifier(object):
             time.sleep(POLL)
         for v in todo:
             pod = pods.get(names[v.node])
-            v.add(V.check_multi_slice(pod, timed_out=not self._multi_decided(pod)))
+            v.add(V.check_multi_slice(pod, timed_out=not self._multi_decided(pod), run_timed_out=cut))
             try:
                 self.kube.delete("Pod", "v1", names[v.node], self.namespace, grace_period_seconds=0)
             except Exception:  # pylint: disable=broad-except

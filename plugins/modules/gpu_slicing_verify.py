@@ -34,6 +34,7 @@ description:
     interruption or SIGTERM. Namespaces left by an interrupted earlier run are removed at start.
     Do not run two verifications against the same cluster at the same time.
   - The task fails when any check failed; C(msg) is a one-line summary of what failed.
+  - I(profiles) is required (the same list given to M(gpu_slicing.eks.device_plugin)).
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - gpu_slicing.eks.sharing_profiles
@@ -119,6 +120,7 @@ attributes:
   check_mode:
     description: Runs the node-side checks only and creates no test pods; the pod checks are reported as not-available.
     support: partial
+    details: In check mode no namespace and no test pods are created; only the node-side checks run.
   diff_mode:
     description: Nothing is changed, so there is no diff.
     support: none
@@ -198,7 +200,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.verification_run i
 
 def main():
     argument_spec = connection_arg_spec()
-    argument_spec.update(sharing_arg_spec(required=True))
+    argument_spec.update(sharing_arg_spec(required=False))
     argument_spec.update(
         profile=dict(type="str"),
         nodes=dict(type="list", elements="str"),
@@ -220,6 +222,9 @@ def main():
     )
     module = new_module(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    if not params.get("profiles"):
+        module.fail_json(msg="profiles: None is invalid: the profile to verify must be given. "
+                         "Fix: pass the same profiles as to device_plugin, e.g. [{name: ts-4, replicas: 4}]")
 
     # Validate everything before the first write.
     try:

@@ -145,6 +145,8 @@ def test_extra_pod_and_multi_slice():
     assert V.check_multi_slice(running_pod("m", "n")).status == V.FAILED
     assert V.check_multi_slice(unschedulable_pod("m"), timed_out=True).status == V.PASSED
     assert V.check_multi_slice(unschedulable_pod("m"), timed_out=False).status == V.FAILED
+    cut = V.check_multi_slice(unschedulable_pod("m"), timed_out=True, run_timed_out=True)
+    assert cut.status == V.FAILED and "run's timeout" in cut.reason
 
 
 def test_gpu_uuid_evidence():

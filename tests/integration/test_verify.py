@@ -1,0 +1,216 @@
+"""gpu_slicing_verify against the local cluster: real apiserver, real scheduler, real chart,
+emulated device plugin (allocatable + GFD labels), kwok pods (Running on paper).
+
+One Helm release of NVIDIA's chart serves three named configs: ts-4 (4 replicas,
+failRequestsGreaterThanOne), ts-2 (2 replicas) and ``plain`` (no sharing), with ``plain`` as
+the chart's default. So a node without the profile label runs the plugin without the
+sharing config (1 slice per GPU), exactly the misconfiguration verify must catch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+import yaml
+
+from ansible_runner import run_module
+
+pytestmark = pytest.mark.integration
+
+NS = "gse-verify-dp"
+RELEASE = "nvdp-verify"
+OK, UNSLICED, WRONG = "vfy-ok", "vfy-unsliced", "vfy-wrong-label"
+NODEPOOL = "verify-20"
+PROFILES = [
+    {"name": "ts-4", "strategy": "time-slicing", "replicas": 4, "fail_requests_greater_than_one": True},
+    {"name": "ts-2", "strategy": "time-slicing", "replicas": 2},
+]
+CONFIGS = {
+    "ts-4": "version: v1\nflags:\n  migStrategy: none\nsharing:\n  timeSlicing:\n"
+            "    failRequestsGreaterThanOne: true\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n",
+    "ts-2": "version: v1\nflags:\n  migStrategy: none\nsharing:\n  timeSlicing:\n"
+            "    resources:\n    - name: nvidia.com/gpu\n      replicas: 2\n",
+    "plain": "version: v1\nflags:\n  migStrategy: none\n",
+}
+RUN_LABEL = "gpu-slicing.eks/verify-run"
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def allocatable(c, node):
+    return c.kubectl_json("get", "node", node)["status"].get("allocatable", {}).get("nvidia.com/gpu")
+
+
+def leftovers(c):
+    """Namespaces and pods any verify run created (by its label)."""
+    ns = [n["metadata"]["name"] for n in c.kubectl_json("get", "namespaces", "-l", RUN_LABEL)["items"]]
+    pods = [p["metadata"]["name"] for p in c.kubectl_json("get", "pods", "-A", "-l", RUN_LABEL)["items"]]
+    return ns, pods
+
+
+@pytest.fixture(scope="module")
+def sliced(local_cluster, tmp_path_factory):
+    """Three simulated g4dn.xlarge nodes (1 T4 each) and the plugin with the three configs."""
+    c = local_cluster
+    c.add_gpu_node(OK, "g4dn.xlarge", zone="us-east-1a", labels={"nvidia.com/device-plugin.config": "ts-4"})
+    c.add_gpu_node(UNSLICED, "g4dn.xlarge", zone="us-east-1a")
+    c.add_gpu_node(WRONG, "g4dn.xlarge", zone="us-east-1b", labels={"nvidia.com/device-plugin.config": "ts-2"})
+    values = {"gfd": {"enabled": True}, "config": {"default": "plain", "map": CONFIGS}}
+    values_file = tmp_path_factory.mktemp("verify") / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    chart = c.artifacts / "nvidia-device-plugin"
+    try:
+        c.helm("install", RELEASE, chart, "--namespace", NS, "--create-namespace", "-f", values_file)
+        c.start_emulator()
+        wait_until(lambda: allocatable(c, OK) == "4", 90, "%s: 4 slices" % OK)
+        wait_until(lambda: allocatable(c, UNSLICED) == "1", 90, "%s: 1 slice" % UNSLICED)
+        wait_until(lambda: allocatable(c, WRONG) == "2", 90, "%s: 2 slices" % WRONG)
+
+        def plugin_ready():
+            pods = c.kubectl_json("get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin")["items"]
+            ready = {p["spec"].get("nodeName") for p in pods
+                     if any(x["type"] == "Ready" and x["status"] == "True" for x in p["status"].get("conditions", []))}
+            return {OK, UNSLICED, WRONG} <= ready
+        wait_until(plugin_ready, 90, "device-plugin pods Ready")
+        yield c
+    finally:
+        c.helm("uninstall", RELEASE, "-n", NS, check=False)
+        c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
+        c.stop_process("gpu-plugin-emulator")
+        for node in (OK, UNSLICED, WRONG):
+            c.delete_node(node)
+
+
+def verify(c, check=False, **args):
+    params = {"profiles": PROFILES, "plugin_namespace": NS, "timeout": 60, "unschedulable_grace": 3,
+              "multi_slice_wait": 15}
+    params.update(args)
+    t0 = time.monotonic()
+    result = run_module("gpu_slicing_verify", params, kubeconfig=str(c.kubeconfig), check=check)
+    result["_wall_seconds"] = time.monotonic() - t0
+    return result
+
+
+def checks(result, node):
+    for item in result["nodes"]:
+        if item["node"] == node:
+            return {ch["name"]: ch for ch in item["checks"]}
+    raise AssertionError("node %s not in result" % node)
+
+
+def test_sliced_node_passes(sliced, tmp_path):
+    c = sliced
+    result = verify(c, nodes=[OK], report_json=str(tmp_path / "v.json"), report_junit=str(tmp_path / "v.xml"))
+    assert not result.failed, result.get("msg")
+    assert result["passed"] is True
+    ch = checks(result, OK)
+    for name in ("profile_label", "allocatable", "gfd_replicas_label", "gfd_sharing_strategy_label",
+                 "gfd_product_label", "device_plugin_pod_ready", "slices_running_concurrently",
+                 "extra_pod_unschedulable", "multi_slice_request_rejected"):
+        assert ch[name]["status"] == "passed", ch[name]
+    assert ch["slices_running_concurrently"]["observed"] == 4
+    assert ch["slices_running_concurrently"]["details"]["overlap"]["start"]
+    assert "Insufficient nvidia.com/gpu" in ch["extra_pod_unschedulable"]["details"]["message"]
+    assert ch["gpu_uuid_shared"] == {**ch["gpu_uuid_shared"], "status": "not-available",
+                                     "reason": "not available on simulated nodes"}
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["passed"] is True and report["nodes"][0]["node"] == OK
+    suite = ET.parse(str(tmp_path / "v.xml")).getroot()
+    assert suite.get("failures") == "0"
+    assert leftovers(c) == ([], [])
+    print("\nverify 1 node: module %.1fs, ansible task wall %.1fs"
+          % (result["timings"]["total_seconds"], result["_wall_seconds"]))
+
+
+def test_unsliced_node_fails_with_numbers(sliced):
+    result = verify(sliced, nodes=[UNSLICED])
+    assert result.failed
+    ch = checks(result, UNSLICED)
+    assert ch["profile_label"]["status"] == "passed"  # no label: the default profile is expected...
+    assert (ch["allocatable"]["status"], ch["allocatable"]["expected"], ch["allocatable"]["observed"]) == ("failed", 4, 1)
+    assert "without the sharing config" in ch["allocatable"]["reason"]
+    assert (ch["slices_running_concurrently"]["expected"], ch["slices_running_concurrently"]["observed"]) == (4, 1)
+    assert "allocatable (expected 4, observed 1)" in result["msg"]
+    assert "\n" not in result["msg"]
+    assert leftovers(sliced) == ([], [])
+
+
+def test_wrong_profile_label_fails(sliced):
+    result = verify(sliced, nodes=[WRONG], profile="ts-4")
+    assert result.failed
+    ch = checks(result, WRONG)
+    assert (ch["profile_label"]["status"], ch["profile_label"]["expected"], ch["profile_label"]["observed"]) == \
+        ("failed", "ts-4", "ts-2")
+    assert ch["allocatable"]["observed"] == 2
+    assert "profile_label" in result["msg"]
+    # The same node verified against the profile it carries passes.
+    ok = verify(sliced, nodes=[WRONG], profile="ts-2")
+    assert not ok.failed, ok.get("msg")
+    assert checks(ok, WRONG)["multi_slice_request_rejected"]["status"] == "not-available"
+
+
+def test_forced_timeout_leaves_nothing_behind(sliced):
+    # An interrupted earlier run left a namespace behind: the next run removes it first.
+    sliced.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "gpu-slicing-verify-stale1", "labels": {RUN_LABEL: "stale1",
+                                                       "app.kubernetes.io/managed-by": "gpu_slicing.eks"}}})
+    result = verify(sliced, nodes=[OK], timeout=0)
+    assert result.failed
+    ch = checks(result, OK)
+    assert ch["slices_running_concurrently"]["status"] == "failed"
+    assert "timed out" in ch["slices_running_concurrently"]["reason"] or \
+        ch["multi_slice_request_rejected"]["status"] == "failed"
+    assert "gpu-slicing-verify-stale1" in result["run"]["cleanup"]["leftover_namespaces_removed"]
+    assert result["run"]["cleanup"]["namespace_removed"] is True
+    wait_until(lambda: leftovers(sliced) == ([], []), 60, "stale namespace gone too")
+
+
+def test_check_mode_creates_no_pods(sliced):
+    before = sliced.kubectl_json("get", "pods", "-A")["items"]
+    result = verify(sliced, check=True, profile="ts-4")  # selection by the profile label
+    assert not result.failed, result.get("msg")
+    assert [n["node"] for n in result["nodes"]] == [OK]
+    assert result["run"]["check_mode"] is True and result["run"]["namespace"] is None
+    assert "check mode" in result["summary"]
+    ch = checks(result, OK)
+    assert ch["slices_running_concurrently"]["status"] == "not-available"
+    after = sliced.kubectl_json("get", "pods", "-A")["items"]
+    assert {p["metadata"]["uid"] for p in after} == {p["metadata"]["uid"] for p in before}
+    assert leftovers(sliced) == ([], [])
+
+
+def test_twenty_nodes_timing(sliced):
+    c = sliced
+    names = ["vfy-pool-%02d" % i for i in range(20)]
+    try:
+        for i, name in enumerate(names):
+            c.add_gpu_node(name, "g4dn.xlarge", zone="us-east-1%s" % "abc"[i % 3],
+                           labels={"nvidia.com/device-plugin.config": "ts-4", "karpenter.sh/nodepool": NODEPOOL})
+        wait_until(lambda: all(allocatable(c, n) == "4" for n in names), 180, "20 nodes sliced")
+        wait_until(lambda: len([p for p in c.kubectl_json("get", "pods", "-n", NS)["items"]
+                                if p["spec"].get("nodeName") in names
+                                and p["metadata"]["labels"].get("app.kubernetes.io/name") == "nvidia-device-plugin"
+                                and any(x["type"] == "Ready" and x["status"] == "True"
+                                        for x in p["status"].get("conditions", []))]) == 20,
+                   180, "plugin pods Ready on 20 nodes")
+        result = verify(c, nodepool=NODEPOOL, timeout=300)
+        assert not result.failed, result.get("msg")
+        assert len(result["nodes"]) == 20
+        assert all(n["status"] == "passed" for n in result["nodes"])
+        assert leftovers(c) == ([], [])
+        print("\nverify 20 nodes (80 slice pods): module %.1fs (%s), ansible task wall %.1fs"
+              % (result["timings"]["total_seconds"], json.dumps(result["timings"]), result["_wall_seconds"]))
+    finally:
+        for name in names:
+            c.delete_node(name)
