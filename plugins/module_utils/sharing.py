@@ -349,6 +349,8 @@ def normalize_profile(raw, path="profile"):
     if not isinstance(raw, dict):
         raise SharingError(path, raw, "give a mapping with at least name and strategy",
                            why="a profile must be a mapping")
+    # None means "not set" (Ansible fills unset sub-options with None).
+    raw = {key: value for key, value in raw.items() if value is not None}
 
     for key in sorted(raw, key=str):
         if key not in PROFILE_KEYS and key not in DERIVED_PROFILE_KEYS:

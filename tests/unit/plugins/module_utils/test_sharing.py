@@ -507,3 +507,11 @@ def test_property_plan_dict_round_trip(raws):
     data = render_config_map_data(plan)
     assert list(data) == [r["name"] for r in raws]
     assert render_config_map_data(plan_to_dict(plan)) == data
+
+
+def test_none_means_unset_like_ansible_suboptions():
+    raw = {key: None for key in sharing.PROFILE_KEYS}
+    raw.update(name="p", replicas=4)
+    assert normalize_profile(raw) == SharingProfile(name="p", strategy="time-slicing", replicas=4)
+    raw.update(strategy="mps")
+    assert normalize_profile(raw).fail_requests_greater_than_one is True
