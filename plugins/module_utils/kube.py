@@ -218,6 +218,33 @@ class KubeAccess(object):
             kwargs["field_selector"] = field_selector
         return [item.to_dict() for item in resource.get(**kwargs).items]
 
+    def list_raw(self, kind, api_version, namespace=None, label_selector=None, field_selector=None, page_size=5000):
+        """Items as plain dicts straight from the JSON, page by page.
+
+        The dynamic client's ResourceInstance wrapping costs more than the request itself on
+        large lists (20,000 pods), so reports read the raw JSON instead.
+        """
+        import json
+
+        resource = self.client.resource(kind, api_version)
+        items, token = [], None
+        while True:
+            kwargs = {"limit": page_size, "serialize": False}
+            if namespace:
+                kwargs["namespace"] = namespace
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            if field_selector:
+                kwargs["field_selector"] = field_selector
+            if token:
+                kwargs["_continue"] = token
+            response = self.client.client.get(resource, **kwargs)
+            body = json.loads(response.data)
+            items.extend(body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
     def wait_for(self, predicate, timeout, interval=1.0, what="condition"):
         """Poll ``predicate()`` until it returns a truthy value or ``timeout`` seconds pass.
 
@@ -319,11 +346,11 @@ def _kube_delete(self, kind, api_version, name, namespace=None, grace_period_sec
 def _kube_pod_log(self, name, namespace, container=None, tail_lines=None):
     """A pod's log as text, or None when it cannot be read."""
     resource = self.client.resource("Pod", "v1")
-    query = {}
+    query = []  # a list: the dynamic client appends its own parameters to it
     if container:
-        query["container"] = container
+        query.append(("container", container))
     if tail_lines:
-        query["tailLines"] = tail_lines
+        query.append(("tailLines", tail_lines))
     try:
         response = resource.log.get(name=name, namespace=namespace, serialize=False, query_params=query)
         return response.data.decode("utf-8", "replace")

