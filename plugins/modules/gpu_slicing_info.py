@@ -1,0 +1,151 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gpu_slicing.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: gpu_slicing_info
+short_description: Report GPU slices per node - physical GPUs, profile, allocatable, requested, free
+version_added: 0.1.0
+author:
+  - gpu_slicing.eks maintainers (@gpu-slicing-eks)
+description:
+  - Reads GPU nodes and the pods bound to them and reports, per node, the physical GPUs, the sharing
+    profile it uses, the replicas and strategy GFD reports, the allocatable slices, the slices requested
+    by running pods, the free slices, and any mismatch between the intended profile and what the node advertises.
+  - With I(profiles) the report checks each node against the profile named by its
+    C(nvidia.com/device-plugin.config) label (or the default profile); without them it only reports.
+  - Read-only; the input for capacity planning.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - gpu_slicing.eks.sharing_profiles
+  - gpu_slicing.eks.eks_connection
+options:
+  label_selector:
+    description: Which nodes to report on.
+    type: str
+    default: nvidia.com/gpu.present=true
+  node_names:
+    description: Only these nodes (after I(label_selector)).
+    type: list
+    elements: str
+    default: []
+  fail_on_mismatch:
+    description: Fail when any node does not advertise what its profile says.
+    type: bool
+    default: false
+requirements:
+  - kubernetes >= 24.2.0
+attributes:
+  check_mode:
+    description: Read-only; runs the same in check mode.
+    support: full
+  diff_mode:
+    description: Nothing changes, so there is no diff.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: How many slices are free, and does every node match its profile?
+  gpu_slicing.eks.gpu_slicing_info:
+    profiles:
+      - name: ts-4
+        replicas: 4
+  register: slicing
+
+- name: Show the free slices
+  ansible.builtin.debug:
+    msg: "{{ slicing.totals.free_slices }} free slices on {{ slicing.totals.nodes }} GPU nodes"
+"""
+
+RETURN = r"""
+nodes:
+  description: One entry per node.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: ip-10-0-1-23.ec2.internal
+      instance_type: g4dn.xlarge
+      physical_gpus: 1
+      profile: ts-4
+      profile_from: default
+      resource: nvidia.com/gpu
+      replicas: 4
+      strategy: time-slicing
+      allocatable_slices: 4
+      requested_slices: 3
+      free_slices: 1
+      expected_replicas: 4
+      expected_slices: 4
+      mismatches: []
+      consistent: true
+totals:
+  description: Sums over the reported nodes.
+  returned: always
+  type: dict
+  sample:
+    nodes: 1
+    physical_gpus: 1
+    allocatable_slices: 4
+    requested_slices: 3
+    free_slices: 1
+    nodes_with_mismatch: 0
+"""
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    sharing_arg_spec,
+    sharing_spec_from_params,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+    connection_arg_spec,
+    new_module,
+    KubeAccess,
+    error_message,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
+    SharingError,
+    build_plan,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import (
+    slicing_report,
+)
+
+
+def main():
+    argument_spec = connection_arg_spec()
+    argument_spec.update(sharing_arg_spec(required=False))
+    argument_spec.update(
+        label_selector=dict(type="str", default="nvidia.com/gpu.present=true"),
+        node_names=dict(type="list", elements="str", default=[]),
+        fail_on_mismatch=dict(type="bool", default=False),
+    )
+    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
+    plan = None
+    if module.params.get("profiles"):
+        try:
+            plan = build_plan(sharing_spec_from_params(module.params))
+        except SharingError as err:
+            module.fail_json(msg=str(err), error=err.to_dict())
+    try:
+        kube = KubeAccess(module)
+        nodes = kube.list_raw("Node", "v1", label_selector=module.params["label_selector"])
+        wanted = set(module.params["node_names"])
+        if wanted:
+            nodes = [n for n in nodes if n["metadata"]["name"] in wanted]
+        pods = kube.list_raw("Pod", "v1", field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed")
+    except Exception as exc:
+        module.fail_json(msg="Reading nodes and pods failed: %s" % error_message(exc))
+    report = slicing_report(nodes, pods, plan)
+    if module.params["fail_on_mismatch"] and report["totals"]["nodes_with_mismatch"]:
+        bad = ["%s: %s" % (n["name"], "; ".join(n["mismatches"])) for n in report["nodes"] if n["mismatches"]]
+        module.fail_json(msg="%d node(s) do not match their profile: %s" % (len(bad), " | ".join(bad)), **report)
+    module.exit_json(changed=False, **report)
+
+
+if __name__ == "__main__":
+    main()
