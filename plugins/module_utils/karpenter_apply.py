@@ -241,7 +241,7 @@ def ensure_present(module, kube, docs):
                       "karpenter_feature_gates: 'NodeOverlay=true'. Or set allow_without_node_overlay: true "
                       "to write the NodePool without overlays (Karpenter will over-provision)."
                       % (problem, GATE_FIX), node_overlay_gate=gate, gate_source=source)
-            message = ("%s: NodeOverlays skipped. Karpenter will count physical GPUs, not slices, and launch up to "
+            message = ("%s: NodeOverlays skipped. Karpenter will over-provision: it counts physical GPUs, not slices, and launches up to "
                        "%d times the nodes the pods need. Fix: %s." % (problem, docs["summary"]["replicas"], GATE_FIX))
             module.warn(message)
             warnings.append(message)

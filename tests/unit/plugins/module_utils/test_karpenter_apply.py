@@ -1,0 +1,127 @@
+"""karpenter_apply's order of checks and writes, with an in-memory stand-in for KubeAccess."""
+
+import copy
+
+import pytest
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils import karpenter_apply as ka
+
+
+class Failed(Exception):
+    pass
+
+
+class FakeModule(object):
+    def __init__(self, **params):
+        self.params = {
+            "state": "present", "name": "pool", "profiles": [{"name": "ts-4", "replicas": 4}],
+            "default_profile": None, "instance_types": ["g4dn.xlarge"], "cluster_name": "c", "role": "r",
+            "manage_node_class": True, "node_class_name": None, "karpenter_namespace": "kube-system",
+            "karpenter_feature_gates": None, "allow_without_node_overlay": False,
+        }
+        self.params.update(params)
+        self.check_mode = False
+        self._diff = False
+        self.warnings = []
+
+    def fail_json(self, **kw):
+        raise Failed(kw["msg"])
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+class FakeKube(object):
+    def __init__(self, served=("NodePool", "EC2NodeClass", "NodeOverlay"), deployments=()):
+        self.served = set(served)
+        self.objects = {}
+        self.deployments = list(deployments)
+        self.writes = []
+
+    def resource(self, kind, api_version):
+        return kind if kind in self.served else None
+
+    def get(self, kind, api_version, name, namespace=None):
+        return copy.deepcopy(self.objects.get((kind, name)))
+
+    def list(self, kind, api_version, namespace=None, label_selector=None, field_selector=None):
+        if kind == "Deployment":
+            return self.deployments
+        wanted = dict(part.split("=", 1) for part in (label_selector or "").split(",") if part)
+        return [copy.deepcopy(o) for (k, _), o in sorted(self.objects.items())
+                if k == kind and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in wanted.items())]
+
+    def ensure(self, definition, state="present", wait=False, wait_timeout=120):
+        key = (definition["kind"], definition["metadata"]["name"])
+        self.writes.append((state, key))
+        if state == "absent":
+            existed = self.objects.pop(key, None)
+            return {"changed": existed is not None, "result": existed or {}}
+        changed = self.objects.get(key) != definition
+        self.objects[key] = copy.deepcopy(definition)
+        return {"changed": changed, "result": definition}
+
+
+def run(module, kube, monkeypatch):
+    monkeypatch.setattr(ka, "KubeAccess", lambda m: kube)
+    return ka.ensure_nodepool(module)
+
+
+def test_gate_unknown_fails_before_any_write(monkeypatch):
+    kube = FakeKube()
+    with pytest.raises(Failed) as info:
+        run(FakeModule(), kube, monkeypatch)
+    assert "settings.featureGates.nodeOverlay=true" in str(info.value)
+    assert "no Karpenter Deployment in namespace kube-system" in str(info.value)
+    assert kube.writes == []
+
+
+def test_overlay_crd_missing_fails_before_any_write(monkeypatch):
+    kube = FakeKube(served=("NodePool", "EC2NodeClass"))
+    with pytest.raises(Failed) as info:
+        run(FakeModule(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    assert "does not serve NodeOverlay" in str(info.value)
+    assert kube.writes == []
+
+
+def test_gate_from_deployment_and_order_of_writes(monkeypatch):
+    dep = {"metadata": {"name": "karpenter", "labels": {"app.kubernetes.io/name": "karpenter"}},
+           "spec": {"template": {"spec": {"containers": [{"env": [{"name": "FEATURE_GATES",
+                                                                     "value": "NodeOverlay=true"}]}]}}}}
+    kube = FakeKube(deployments=[dep])
+    result = run(FakeModule(), kube, monkeypatch)
+    assert result["changed"] and result["node_overlay_gate"] is True
+    assert [w[1][0] for w in kube.writes] == ["EC2NodeClass", "NodeOverlay", "NodePool"]
+    again = run(FakeModule(), kube, monkeypatch)
+    assert not again["changed"]
+
+
+def test_opt_out_warns_and_prunes_overlays(monkeypatch):
+    kube = FakeKube()
+    run(FakeModule(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    assert ("NodeOverlay", "pool-g4dn-xlarge") in kube.objects
+    module = FakeModule(karpenter_feature_gates="NodeOverlay=false", allow_without_node_overlay=True)
+    result = run(module, kube, monkeypatch)
+    assert result["node_overlays"] == [] and "over-provision" in module.warnings[0]
+    assert ("NodeOverlay", "pool-g4dn-xlarge") not in kube.objects
+
+
+def test_bad_input_no_api_call(monkeypatch):
+    kube = FakeKube()
+    with pytest.raises(Failed) as info:
+        run(FakeModule(ami_alias="al2@latest", karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    assert str(info.value).startswith("ami_alias: ")
+    assert kube.writes == []
+
+
+def test_absent_removes_only_owned(monkeypatch):
+    kube = FakeKube()
+    run(FakeModule(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    kube.objects[("NodeOverlay", "someone-else")] = {"kind": "NodeOverlay", "metadata": {"name": "someone-else"}}
+    kube.objects[("NodePool", "other")] = {"kind": "NodePool", "metadata": {"name": "other"}}
+    result = run(FakeModule(state="absent"), kube, monkeypatch)
+    assert result["changed"]
+    assert sorted(kube.objects) == [("NodeOverlay", "someone-else"), ("NodePool", "other")]
+    module = FakeModule(state="absent", name="other")
+    result = run(module, kube, monkeypatch)
+    assert not result["changed"] and "left in place" in module.warnings[0]
