@@ -12,7 +12,7 @@ module: eks_connection_info
 short_description: Connection facts for an EKS cluster (endpoint, CA, bearer token) from AWS credentials
 version_added: 0.1.0
 author:
-  - gpu_slicing.eks contributors
+  - gpu_slicing.eks contributors (!UNKNOWN)
 description:
   - Describes an EKS cluster with boto3 and mints a Kubernetes bearer token the way
     C(aws eks get-token) does (a presigned STS C(GetCallerIdentity) URL with the cluster name
@@ -42,8 +42,10 @@ requirements:
   - boto3 >= 1.35
 attributes:
   check_mode:
+    description: Can run in check_mode and return the same facts; it never changes anything.
     support: full
   diff_mode:
+    description: Returns no diff; there is nothing to change.
     support: none
 notes:
   - I(eks_cluster_name) (or E(EKS_CLUSTER_NAME)) is required.

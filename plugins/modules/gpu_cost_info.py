@@ -12,7 +12,7 @@ module: gpu_cost_info
 short_description: Nodes and on-demand cost of a GPU workload, with and without GPU slicing
 version_added: 0.1.0
 author:
-  - gpu_slicing.eks contributors
+  - gpu_slicing.eks contributors (!UNKNOWN)
 description:
   - For a workload (I(pods) that each use I(fraction) of a GPU, or I(pods) that each request
     I(slices_per_pod) of I(replicas) slices per GPU) and candidate instance types, computes per type
@@ -72,8 +72,10 @@ requirements:
   - boto3 >= 1.35 (only when AWS is used)
 attributes:
   check_mode:
+    description: Can run in check_mode and return the same facts; it never changes anything.
     support: full
   diff_mode:
+    description: Returns no diff; there is nothing to change.
     support: none
 notes:
   - On-demand prices only; Savings Plans, Reserved Instances and Spot are not modelled.

@@ -12,7 +12,7 @@ module: gpu_instance_info
 short_description: GPU facts (model, count, memory) per EC2 instance type
 version_added: 0.1.0
 author:
-  - gpu_slicing.eks contributors
+  - gpu_slicing.eks contributors (!UNKNOWN)
 description:
   - Returns, per EC2 instance type, the GPU model, GPUs per instance, memory per GPU, vCPUs and memory,
     the C(karpenter.k8s.aws/instance-gpu-*) labels Karpenter sets, and the shipped on-demand price.
@@ -42,8 +42,10 @@ requirements:
   - boto3 >= 1.35 (only for I(source=aws) or I(source=auto) with AWS options)
 attributes:
   check_mode:
+    description: Can run in check_mode and return the same facts; it never changes anything.
     support: full
   diff_mode:
+    description: Returns no diff; there is nothing to change.
     support: none
 notes:
   - EC2 does not report prices or CUDA compute capability; those always come from the shipped table
