@@ -121,7 +121,10 @@ type GPUInfo struct {
 // first seen, recorded into the annotation before it changes it.)
 func GPUInfoFromNode(labels, annotations map[string]string) GPUInfo {
 	info := GPUInfo{}
-	for _, src := range []struct{ m map[string]string; key string }{
+	for _, src := range []struct {
+		m   map[string]string
+		key string
+	}{
 		{annotations, AnnotationPhysicalGPUs},
 		{labels, "karpenter.k8s.aws/instance-gpu-count"},
 		{labels, "karpenter.kwok.sh/instance-gpu-count"},
