@@ -469,4 +469,3 @@ func (e *emulator) admit(ctx context.Context, p *corev1.Pod, st emu.NodeState) e
 	}, metav1.CreateOptions{})
 	return nil
 }
-
