@@ -12,7 +12,7 @@ module: eks_connection_info
 short_description: Connection facts for an EKS cluster (endpoint, CA, bearer token) from AWS credentials
 version_added: 0.1.0
 author:
-  - gpu_slicing.eks contributors (!UNKNOWN)
+  - gpu_slicing.eks maintainers (@gpu-slicing-eks)
 description:
   - Describes an EKS cluster with boto3 and mints a Kubernetes bearer token the way
     C(aws eks get-token) does (a presigned STS C(GetCallerIdentity) URL with the cluster name

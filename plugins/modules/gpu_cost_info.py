@@ -12,7 +12,7 @@ module: gpu_cost_info
 short_description: Nodes and on-demand cost of a GPU workload, with and without GPU slicing
 version_added: 0.1.0
 author:
-  - gpu_slicing.eks contributors (!UNKNOWN)
+  - gpu_slicing.eks maintainers (@gpu-slicing-eks)
 description:
   - For a workload (I(pods) that each use I(fraction) of a GPU, or I(pods) that each request
     I(slices_per_pod) of I(replicas) slices per GPU) and candidate instance types, computes per type

@@ -12,7 +12,7 @@ module: gpu_instance_info
 short_description: GPU facts (model, count, memory) per EC2 instance type
 version_added: 0.1.0
 author:
-  - gpu_slicing.eks contributors (!UNKNOWN)
+  - gpu_slicing.eks maintainers (@gpu-slicing-eks)
 description:
   - Returns, per EC2 instance type, the GPU model, GPUs per instance, memory per GPU, vCPUs and memory,
     the C(karpenter.k8s.aws/instance-gpu-*) labels Karpenter sets, and the shipped on-demand price.
