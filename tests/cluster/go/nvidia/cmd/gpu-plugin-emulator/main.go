@@ -333,6 +333,45 @@ func (e *emulator) pluginConfig(p *corev1.Pod, node *corev1.Node) (emu.Summary, 
 }
 
 func (e *emulator) patchNode(ctx context.Context, node *corev1.Node, st emu.NodeState, state string, recordPhysical bool, gpus int) error {
+	// Metadata first: the physical GPU count must be recorded before capacity changes.
+	lbl, ann := map[string]any{}, map[string]any{}
+	for _, k := range emu.GFDLabels {
+		want, set := st.Labels[k]
+		have, has := node.Labels[k]
+		if set && (!has || have != want) {
+			lbl[k] = want
+		} else if !set && has {
+			lbl[k] = nil
+		}
+	}
+	wantAnn := map[string]string{emu.AnnotationEmulatedBy: emu.EmulatorName, emu.AnnotationEmulatorState: state}
+	if recordPhysical {
+		wantAnn[emu.AnnotationPhysicalGPUs] = strconv.Itoa(gpus)
+	}
+	for k, v := range wantAnn {
+		if node.Annotations[k] != v {
+			ann[k] = v
+		}
+	}
+	if len(lbl) > 0 {
+		log.Printf("node %s: labels %s", node.Name, fmtMap(lbl))
+	}
+	if len(ann) > 0 {
+		log.Printf("node %s: annotations %s", node.Name, fmtMap(ann))
+	}
+	if len(lbl)+len(ann) > 0 && !e.dryRun {
+		meta := map[string]any{}
+		if len(lbl) > 0 {
+			meta["labels"] = lbl
+		}
+		if len(ann) > 0 {
+			meta["annotations"] = ann
+		}
+		body, _ := json.Marshal(map[string]any{"metadata": meta})
+		if _, err := e.client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, body, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("patch metadata: %w", err)
+		}
+	}
 	// Status: capacity and allocatable.
 	cap, alloc := map[string]string{}, map[string]string{}
 	for _, k := range emu.SortedKeys(st.Resources) {
@@ -361,49 +400,6 @@ func (e *emulator) patchNode(ctx context.Context, node *corev1.Node, st emu.Node
 			}
 		}
 	}
-	// Metadata: GFD labels and the emulator's annotations.
-	lbl, ann := map[string]any{}, map[string]any{}
-	for _, k := range emu.GFDLabels {
-		want, set := st.Labels[k]
-		have, has := node.Labels[k]
-		if set && (!has || have != want) {
-			lbl[k] = want
-		} else if !set && has {
-			lbl[k] = nil
-		}
-	}
-	wantAnn := map[string]string{emu.AnnotationEmulatedBy: emu.EmulatorName, emu.AnnotationEmulatorState: state}
-	if recordPhysical {
-		wantAnn[emu.AnnotationPhysicalGPUs] = strconv.Itoa(gpus)
-	}
-	for k, v := range wantAnn {
-		if node.Annotations[k] != v {
-			ann[k] = v
-		}
-	}
-	if len(lbl)+len(ann) == 0 {
-		return nil
-	}
-	if len(lbl) > 0 {
-		log.Printf("node %s: labels %s", node.Name, fmtMap(lbl))
-	}
-	if len(ann) > 0 {
-		log.Printf("node %s: annotations %s", node.Name, fmtMap(ann))
-	}
-	if e.dryRun {
-		return nil
-	}
-	meta := map[string]any{}
-	if len(lbl) > 0 {
-		meta["labels"] = lbl
-	}
-	if len(ann) > 0 {
-		meta["annotations"] = ann
-	}
-	body, _ := json.Marshal(map[string]any{"metadata": meta})
-	if _, err := e.client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, body, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("patch metadata: %w", err)
-	}
 	return nil
 }
 
@@ -422,7 +418,7 @@ func fmtMap(m map[string]any) string {
 // admit fails a pod bound to the node the way kubelet does when the plugin's
 // Allocate refuses it. kwok marks pods Running on its own; a pod that kwok
 // already made Running is still failed here (the API server allows
-// Running -> Failed; it refuses the way back, so kwok cannot undo it).
+// Running -> Failed). If kwok sets it Running again, the next update fails it again.
 func (e *emulator) admit(ctx context.Context, p *corev1.Pod, st emu.NodeState) error {
 	if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
 		return nil
