@@ -25,6 +25,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -52,6 +53,13 @@ type emulator struct {
 	cms       listersv1.ConfigMapLister
 	queue     workqueue.TypedRateLimitingInterface[string]
 	dryRun    bool
+
+	// Admission is decided once per pod, as kubelet does when it starts a
+	// pod: uid -> rejection message ("" = admitted). A later config change
+	// does not re-judge a pod; a rejected pod that kwok set Running again is
+	// failed again with the same message.
+	mu     sync.Mutex
+	judged map[types.UID]string
 }
 
 func main() {
@@ -77,7 +85,7 @@ func main() {
 
 	factory := informers.NewSharedInformerFactory(client, *resync)
 	e := &emulator{
-		client: client, namespace: *namespace, selector: sel, dryRun: *dryRun,
+		client: client, namespace: *namespace, selector: sel, dryRun: *dryRun, judged: map[types.UID]string{},
 		nodes: factory.Core().V1().Nodes().Lister(),
 		cms:   factory.Core().V1().ConfigMaps().Lister(),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](100*time.Millisecond, 10*time.Second)),
@@ -101,7 +109,15 @@ func main() {
 			e.queue.Add(p.Spec.NodeName)
 		}
 	}
-	podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueuePod, DeleteFunc: enqueuePod,
+	podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueuePod,
+		DeleteFunc: func(o any) {
+			enqueuePod(o)
+			if p, ok := o.(*corev1.Pod); ok {
+				e.mu.Lock()
+				delete(e.judged, p.UID)
+				e.mu.Unlock()
+			}
+		},
 		UpdateFunc: func(_, n any) { enqueuePod(n) }})
 	enqueueNode := func(o any) {
 		if n, ok := o.(*corev1.Node); ok {
@@ -215,7 +231,7 @@ func (e *emulator) reconcile(ctx context.Context, nodeName string) error {
 			st = emu.Withdrawn(resourceNames(node.Status.Capacity))
 			state = fmt.Sprintf("plugin pod %s/%s would crash: %v", plugin.Namespace, plugin.Name, err)
 		} else {
-			st = emu.Advertised(sum, gpu)
+			st = emu.ZeroStale(emu.Advertised(sum, gpu), resourceNames(node.Status.Capacity))
 			state = fmt.Sprintf("plugin pod %s/%s, %s: %s x%d on %d GPU(s) (from %s)", plugin.Namespace, plugin.Name, desc,
 				sum.SharingStrategy, sum.Replicas, gpu.Count, gpu.Source)
 		}
@@ -423,19 +439,27 @@ func (e *emulator) admit(ctx context.Context, p *corev1.Pod, st emu.NodeState) e
 	if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
 		return nil
 	}
-	var reqs []emu.ContainerRequest
-	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
-		for _, c := range cs {
-			q, ok := c.Resources.Limits[corev1.ResourceName(st.SharedResource)]
-			if !ok {
-				q, ok = c.Resources.Requests[corev1.ResourceName(st.SharedResource)]
-			}
-			if ok {
-				reqs = append(reqs, emu.ContainerRequest{Container: c.Name, Count: q.Value()})
+	e.mu.Lock()
+	msg, done := e.judged[p.UID]
+	e.mu.Unlock()
+	if !done {
+		var reqs []emu.ContainerRequest
+		for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+			for _, c := range cs {
+				q, ok := c.Resources.Limits[corev1.ResourceName(st.SharedResource)]
+				if !ok {
+					q, ok = c.Resources.Requests[corev1.ResourceName(st.SharedResource)]
+				}
+				if ok {
+					reqs = append(reqs, emu.ContainerRequest{Container: c.Name, Count: q.Value()})
+				}
 			}
 		}
+		msg = emu.RejectMessage(st, reqs)
+		e.mu.Lock()
+		e.judged[p.UID] = msg
+		e.mu.Unlock()
 	}
-	msg := emu.RejectMessage(st, reqs)
 	if msg == "" {
 		return nil
 	}

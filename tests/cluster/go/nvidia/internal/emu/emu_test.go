@@ -164,6 +164,13 @@ func TestWithdrawn(t *testing.T) {
 	}
 }
 
+func TestZeroStale(t *testing.T) {
+	st := ZeroStale(NodeState{Resources: map[string]int64{"nvidia.com/gpu": 2}}, []string{"cpu", "nvidia.com/gpu", "nvidia.com/gpu.shared"})
+	if !eq(st.Resources, map[string]int64{"nvidia.com/gpu": 2, "nvidia.com/gpu.shared": 0}) {
+		t.Fatalf("got %+v", st.Resources)
+	}
+}
+
 func TestRejectMessage(t *testing.T) {
 	shared := NodeState{SharedResource: "nvidia.com/gpu", FailRequests: true}
 	cases := []struct {

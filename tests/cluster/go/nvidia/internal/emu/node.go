@@ -219,6 +219,18 @@ func Advertised(sum Summary, gpu GPUInfo) NodeState {
 	return st
 }
 
+// ZeroStale sets to 0 every nvidia.com/ resource the node has that st does not
+// advertise: kubelet reports a resource whose plugin no longer registers it as
+// 0 (e.g. nvidia.com/gpu.shared after renameByDefault was turned off).
+func ZeroStale(st NodeState, currentCapacity []string) NodeState {
+	for _, k := range currentCapacity {
+		if _, ok := st.Resources[k]; !ok && strings.HasPrefix(k, "nvidia.com/") {
+			st.Resources[k] = 0
+		}
+	}
+	return st
+}
+
 // Withdrawn is the node once the plugin is gone: every nvidia.com/ extended
 // resource it has goes to 0 (kubelet keeps a resource whose plugin stopped at
 // 0) and the GFD labels go away.
