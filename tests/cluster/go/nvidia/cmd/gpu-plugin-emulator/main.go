@@ -376,7 +376,7 @@ func (e *emulator) patchNode(ctx context.Context, node *corev1.Node, st emu.Node
 		log.Printf("node %s: annotations %s", node.Name, fmtMap(ann))
 	}
 	if len(lbl)+len(ann) > 0 && !e.dryRun {
-		meta := map[string]any{}
+		meta := map[string]any{"uid": node.UID} // precondition: not a re-created node of the same name
 		if len(lbl) > 0 {
 			meta["labels"] = lbl
 		}
@@ -410,7 +410,7 @@ func (e *emulator) patchNode(ctx context.Context, node *corev1.Node, st emu.Node
 			if len(alloc) > 0 {
 				status["allocatable"] = alloc
 			}
-			body, _ := json.Marshal(map[string]any{"status": status})
+			body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"uid": node.UID}, "status": status})
 			if _, err := e.client.CoreV1().Nodes().Patch(ctx, node.Name, types.StrategicMergePatchType, body, metav1.PatchOptions{}, "status"); err != nil {
 				return fmt.Errorf("patch status: %w", err)
 			}
