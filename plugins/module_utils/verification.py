@@ -303,8 +303,24 @@ def pod_ready(pod):
     return bool(cond) and cond.get("status") == "True"
 
 
-def check_plugin_pod(node_name, plugin_pods):
-    """``plugin_pods``: the device-plugin DaemonSet pods whose spec.nodeName is this node."""
+PLUGIN_CONTAINER = "nvidia-device-plugin-ctr"
+
+
+def is_plugin_pod(pod):
+    """The device plugin's own pod (the chart's GFD and MPS pods carry the same app label)."""
+    return any(c.get("name") == PLUGIN_CONTAINER for c in (pod.get("spec") or {}).get("containers") or [])
+
+
+def is_bottlerocket(node):
+    return "bottlerocket" in str(((node.get("status") or {}).get("nodeInfo") or {}).get("osImage", "")).lower()
+
+
+def check_plugin_pod(node_name, plugin_pods, node=None):
+    """``plugin_pods``: the chart's pods whose spec.nodeName is this node (GFD pods are ignored)."""
+    plugin_pods = [p for p in plugin_pods if is_plugin_pod(p)]
+    if not plugin_pods and node is not None and is_bottlerocket(node):
+        return not_available(CHECK_PLUGIN_POD, "Bottlerocket runs the device plugin in the OS, not as a pod",
+                             "Ready", None)
     if not plugin_pods:
         return failed(CHECK_PLUGIN_POD, "no NVIDIA device-plugin pod is scheduled on %s" % node_name, "Ready", None)
     ready = [p for p in plugin_pods if pod_ready(p)]
@@ -328,7 +344,7 @@ def node_checks(node, profile, plugin_pods, default_profile=None):
         check_gfd_replicas(node, exp),
         check_gfd_strategy(node, exp),
         check_gfd_product(node, exp),
-        check_plugin_pod(name, plugin_pods),
+        check_plugin_pod(name, plugin_pods, node),
     ]
     return exp, checks
 

@@ -41,7 +41,8 @@ def node(name="gpu-1", gpus=1, replicas=4, label="ts-4", alloc=None, strategy="t
 
 
 def ready_plugin_pod(node_name):
-    return {"metadata": {"name": "nvdp-" + node_name}, "spec": {"nodeName": node_name},
+    return {"metadata": {"name": "nvdp-" + node_name},
+            "spec": {"nodeName": node_name, "containers": [{"name": "nvidia-device-plugin-ctr"}]},
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
 
 
@@ -96,6 +97,11 @@ def test_plugin_pod_missing_or_not_ready():
     pod["status"]["conditions"][0]["status"] = "False"
     assert V.check_plugin_pod("n", [pod]).status == V.FAILED
     assert V.check_plugin_pod("n", [ready_plugin_pod("n")]).status == V.PASSED
+    gfd = ready_plugin_pod("n")
+    gfd["spec"]["containers"] = [{"name": "gpu-feature-discovery-ctr"}]
+    assert V.check_plugin_pod("n", [gfd]).status == V.FAILED  # GFD Ready is not the plugin Ready
+    br = {"status": {"nodeInfo": {"osImage": "Bottlerocket OS 1.54.0 (aws-k8s-1.36-nvidia)"}}}
+    assert V.check_plugin_pod("n", [], br).status == V.NOT_AVAILABLE
 
 
 def test_gpu_count_falls_back_to_aws_label():
