@@ -474,8 +474,15 @@ func (e *emulator) admit(ctx context.Context, p *corev1.Pod, st emu.NodeState) e
 			status.Conditions[i].Status = corev1.ConditionFalse
 		}
 	}
+	// kwok may already have reported the containers running and ready; a
+	// rejected pod never started any.
+	notReady := false
+	for i := range status.ContainerStatuses {
+		status.ContainerStatuses[i].Ready, status.ContainerStatuses[i].Started = false, &notReady
+	}
 	body, _ := json.Marshal(map[string]any{"status": map[string]any{
-		"phase": status.Phase, "reason": status.Reason, "message": status.Message, "conditions": status.Conditions}})
+		"phase": status.Phase, "reason": status.Reason, "message": status.Message, "conditions": status.Conditions,
+		"containerStatuses": status.ContainerStatuses}})
 	_, err := e.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, body, metav1.PatchOptions{}, "status")
 	if err != nil {
 		return fmt.Errorf("fail pod %s/%s: %w", p.Namespace, p.Name, err)
