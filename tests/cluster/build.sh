@@ -17,6 +17,9 @@ BIN="$CACHE/bin"
 ART="$CACHE/artifacts"
 STAMPS="$CACHE/stamps"
 mkdir -p "$BIN" "$ART" "$STAMPS"
+# One build at a time per cache (tests and people may run this concurrently).
+exec 9>"$CACHE/build.lock"
+flock 9
 
 # Bump to force every component to rebuild.
 SCHEMA=1

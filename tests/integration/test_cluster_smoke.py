@@ -128,5 +128,65 @@ def test_time_slicing_smoke(local_cluster, tmp_path):
         print(f"smoke test body: {time.monotonic() - t0:.1f}s")
         c.stop_process("gpu-plugin-emulator")
         c.kubectl("delete", "namespace", APP_NS, "--ignore-not-found", "--wait=false", check=False)
-        c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, check=False)
+        c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, "--no-hooks", check=False)
         c.delete_node(NODE)
+
+
+NODEPOOL = {
+    "apiVersion": "karpenter.sh/v1",
+    "kind": "NodePool",
+    "metadata": {"name": "smoke-gpu"},
+    "spec": {
+        "template": {
+            "spec": {
+                "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
+                "requirements": [
+                    {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["g4dn.xlarge"]},
+                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+                ],
+                "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
+                "expireAfter": "Never",
+            }
+        },
+        "limits": {"nvidia.com/gpu": "2"},
+        "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "5s"},
+    },
+}
+
+
+def test_karpenter_kwok_launches_gpu_node(local_cluster):
+    """A pending GPU pod makes Karpenter's KWOK provider launch a simulated g4dn.xlarge."""
+    c = local_cluster
+    ns = "smoke-karpenter"
+    try:
+        c.start_karpenter()
+        c.apply(NODEPOOL)
+        c.kubectl("create", "namespace", ns)
+        pod = slice_pod("wants-gpu")
+        pod["metadata"]["namespace"] = ns
+        pod["spec"]["nodeSelector"] = {"karpenter.sh/nodepool": "smoke-gpu"}
+        c.apply(pod)
+
+        def launched():
+            nodes = c.kubectl_json("get", "nodes", "-l", "karpenter.sh/nodepool=smoke-gpu")["items"]
+            return nodes[0] if nodes else None
+        node = wait(c, launched, 120, "Karpenter to launch a node for the pending GPU pod")
+        labels = node["metadata"]["labels"]
+        assert labels["node.kubernetes.io/instance-type"] == "g4dn.xlarge"
+        assert labels["karpenter.k8s.aws/instance-gpu-name"] == "t4"
+        assert labels["karpenter.k8s.aws/instance-gpu-count"] == "1"
+        assert labels["nvidia.com/gpu.present"] == "true"
+        assert labels["topology.kubernetes.io/zone"].startswith("us-east-1")
+
+        def pod_running():
+            p = c.kubectl_json("get", "pod", "-n", ns, "wants-gpu")
+            return p["status"].get("phase") == "Running" and p["spec"].get("nodeName") == node["metadata"]["name"]
+        wait(c, pod_running, 90, "the GPU pod Running on Karpenter's node")
+    finally:
+        c.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
+        c.kubectl("delete", "nodepool", "smoke-gpu", "--ignore-not-found", "--timeout=60s", check=False, timeout=90)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and c.kubectl(
+                "get", "nodeclaims,nodes", "-l", "karpenter.sh/nodepool=smoke-gpu", "-o", "name", check=False).stdout.strip():
+            time.sleep(1)
+        c.stop_process("karpenter")
