@@ -221,16 +221,32 @@ class Verifier(object):
         cut = self._remaining() < float(self.opts["multi_slice_wait"])
         end = time.monotonic() + budget
         pods = {}
+        # Running is only final once it holds for a moment: an emulated kubelet (kwok + the
+        # device-plugin emulator) shows Running briefly before it records the rejection.
+        running_since = {}
+        settle = min(3.0, float(self.opts["multi_slice_wait"]))
+
+        def decided(pod):
+            if pod is None:
+                return False
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in ("Failed", "Succeeded"):
+                return True
+            if phase == "Running":
+                first = running_since.setdefault(pod["metadata"]["name"], time.monotonic())
+                return time.monotonic() - first >= settle
+            return False
+
         while True:
             pods = {p["metadata"]["name"]: p for p in self._list_run_pods()
                     if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "multi-slice"}
-            decided = all(self._multi_decided(pods.get(names[v.node])) for v in todo)
-            if decided or time.monotonic() >= end:
+            done = [decided(pods.get(names[v.node])) for v in todo]
+            if all(done) or time.monotonic() >= end:
                 break
             time.sleep(POLL)
         for v in todo:
             pod = pods.get(names[v.node])
-            v.add(V.check_multi_slice(pod, timed_out=not self._multi_decided(pod), run_timed_out=cut))
+            v.add(V.check_multi_slice(pod, timed_out=not decided(pod), run_timed_out=cut))
             try:
                 self.kube.delete("Pod", "v1", names[v.node], self.namespace, grace_period_seconds=0)
             except Exception:  # pylint: disable=broad-except
@@ -240,13 +256,6 @@ class Verifier(object):
                                         if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "multi-slice"],
                            min(self._remaining(), 30), interval=POLL)
         self.timings["multi_slice_seconds"] = round(time.monotonic() - t0, 3)
-
-    @staticmethod
-    def _multi_decided(pod):
-        if pod is None:
-            return False
-        phase = (pod.get("status") or {}).get("phase")
-        return phase in ("Failed", "Running", "Succeeded")
 
     def slice_phase(self, verdicts):
         """N one-slice pods per node, all Running at once; then one more must be Unschedulable."""
