@@ -122,6 +122,7 @@ DEFAULTS = {
     "overlay_weight": 10,
     "gpu_counts": None,
     "labels": None,
+    "startup_taints": None,
 }
 
 
@@ -442,6 +443,7 @@ def normalize_options(options, plan):
                        "the GPU count of %s is not known" % name)
     labels = _dict(raw["labels"], "labels") or {}
     opts["labels"] = {str(k): str(v) for k, v in labels.items()}
+    opts["startup_taints"] = _taints(raw["startup_taints"], "startup_taints")
     _limits_keys(opts)
     return opts
 
@@ -479,6 +481,33 @@ def _budgets(value):
         if budget.get("reasons"):
             item["reasons"] = _choices(_str_list(budget["reasons"], field + ".reasons"), field + ".reasons",
                                        BUDGET_REASONS)
+        out.append(item)
+    return out
+
+
+_TAINT_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                           r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _taints(value, field):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _err(field, value, "give a list such as [{key: example.com/not-ready, effect: NoSchedule}]", "not a list")
+    out = []
+    for i, taint in enumerate(value):
+        path = "%s[%d]" % (field, i)
+        if not isinstance(taint, dict) or set(taint) - {"key", "value", "effect"}:
+            raise _err(path, taint, "use a mapping with key, optional value, and effect", "not a taint")
+        key = taint.get("key")
+        if not isinstance(key, str) or not _TAINT_KEY_RE.match(key):
+            raise _err(path + ".key", key, "use a label-style key such as example.com/not-ready", "not a taint key")
+        effect = taint.get("effect", "NoSchedule")
+        if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise _err(path + ".effect", effect, "use NoSchedule, PreferNoSchedule or NoExecute", "not a taint effect")
+        item = {"key": key, "effect": effect}
+        if taint.get("value") not in (None, ""):
+            item["value"] = _label_values([str(taint["value"])], path + ".value")[0]
         out.append(item)
     return out
 
@@ -571,6 +600,8 @@ def render_nodepool(opts):
             "consolidateAfter": opts["consolidate_after"],
         },
     }
+    if opts["startup_taints"]:
+        spec["template"]["spec"]["startupTaints"] = opts["startup_taints"]
     if opts["budgets"] is not None:
         spec["disruption"]["budgets"] = opts["budgets"]
     if opts["limits_rendered"]:

@@ -45,7 +45,7 @@ RENDER_OPTIONS = (
     "expire_after", "weight", "manage_node_class", "node_class_name", "node_class_ref", "ami_alias",
     "role", "instance_profile", "subnet_selector_terms", "security_group_selector_terms",
     "root_volume_size", "root_volume_type", "root_volume_encrypted", "node_class_tags",
-    "overlay_key", "overlay_weight", "gpu_counts", "labels",
+    "overlay_key", "overlay_weight", "gpu_counts", "labels", "startup_taints",
 )
 
 GATE_FIX = ("set the Karpenter Helm value settings.featureGates.nodeOverlay=true (it sets "

@@ -135,6 +135,26 @@ options:
   labels:
     description: Extra node labels for the NodePool template.
     type: dict
+  startup_taints:
+    description:
+      - C(spec.template.spec.startupTaints). Karpenter counts a node as not yet initialized (and keeps
+        using the slices it planned for it) until something removes these taints, for example a
+        controller that waits for the device plugin to register the slices.
+    type: list
+    elements: dict
+    suboptions:
+      key:
+        description: Taint key.
+        type: str
+        required: true
+      value:
+        description: Taint value.
+        type: str
+      effect:
+        description: Taint effect.
+        type: str
+        choices: [NoSchedule, PreferNoSchedule, NoExecute]
+        default: NoSchedule
   manage_node_class:
     description:
       - Write an EC2NodeClass named I(node_class_name) and point the NodePool at it.
@@ -388,6 +408,11 @@ def main():
         expire_after=dict(type="str", default="720h"),
         weight=dict(type="raw"),
         labels=dict(type="dict"),
+        startup_taints=dict(type="list", elements="dict", options=dict(
+            key=dict(type="str", required=True, no_log=False),
+            value=dict(type="str"),
+            effect=dict(type="str", default="NoSchedule", choices=["NoSchedule", "PreferNoSchedule", "NoExecute"]),
+        )),
         manage_node_class=dict(type="bool", default=True),
         node_class_name=dict(type="str"),
         node_class_ref=dict(type="dict", options=dict(

@@ -11,6 +11,7 @@ gate from a Deployment.
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -242,6 +243,13 @@ def test_absent_leaves_foreign_objects(karpenter_crds):
 
 
 POOL = "it-sim"
+# On EKS a fresh GPU node has no nvidia.com/gpu until the device plugin registers the slices, and
+# Karpenter keeps the node "not initialized" (planning with the slices it expected) until then.
+# Karpenter's KWOK provider instead creates the node with the physical nvidia.com/gpu of the
+# instance type already set, so Karpenter initializes it at once with 1 GPU and launches more
+# nodes in the 1-2 s before the emulated plugin turns it into 4 slices. A startup taint, removed
+# by the test once the node advertises its slices, restores EKS's order of events.
+PENDING_TAINT = "gpu-slicing.eks/device-plugin-pending"
 APP_NS = "it-karpenter-pods"
 PLUGIN_NS = "it-karpenter-dp"
 RELEASE = "nvdp-karp"
@@ -257,9 +265,32 @@ def sim_args(**over):
         "consolidation_policy": "WhenEmpty",
         "consolidate_after": "Never",
         "karpenter_feature_gates": GATE_ON,
+        "startup_taints": [{"key": PENDING_TAINT, "effect": "NoSchedule"}],
     }
     args.update(over)
     return args
+
+
+class PluginRegistration(threading.Thread):
+    """Removes PENDING_TAINT from a launched node once it advertises its slices (EKS's 'registered')."""
+
+    def __init__(self, c, slices="4"):
+        super().__init__(daemon=True)
+        self.c, self.slices, self.stop = c, slices, threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                items = self.c.kubectl_json("get", "nodes", "-l", "karpenter.sh/nodepool=%s" % POOL)["items"]
+                for node in items:
+                    taints = [t["key"] for t in node["spec"].get("taints") or []]
+                    alloc = node["status"].get("allocatable", {}).get("nvidia.com/gpu")
+                    if PENDING_TAINT in taints and alloc == self.slices:
+                        self.c.kubectl("taint", "nodes", node["metadata"]["name"], PENDING_TAINT + ":NoSchedule-",
+                                       check=False)
+            except Exception:  # a node deleted under us: try again
+                pass
+            self.stop.wait(0.3)
 
 
 def slice_pod(i):
@@ -319,16 +350,22 @@ def karpenter_sim(karpenter_crds, tmp_path_factory):
     c = karpenter_crds
     c.start_karpenter()
     plan = build_plan({"profiles": PROFILES})
-    values = {"gfd": {"enabled": True}, "config": {"default": "ts-4", "map": render_config_map_data(plan)}}
+    values = {"gfd": {"enabled": True}, "config": {"default": "ts-4", "map": render_config_map_data(plan)},
+              "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"},
+                              {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                              {"key": PENDING_TAINT, "operator": "Exists", "effect": "NoSchedule"}]}
     values_file = tmp_path_factory.mktemp("karp") / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
     c.helm("install", RELEASE, c.artifacts / "nvidia-device-plugin", "--namespace", PLUGIN_NS,
            "--create-namespace", "-f", values_file)
     c.start_emulator()
     c.kubectl("create", "namespace", APP_NS, check=False)
+    registration = PluginRegistration(c)
+    registration.start()
     try:
         yield c
     finally:
+        registration.stop.set()
         c.kubectl("delete", "pods", "-n", APP_NS, "--all", "--grace-period=0", "--force", check=False)
         absent(c, POOL)
         c.kubectl("delete", "nodeclaims.karpenter.sh", "-l", "karpenter.sh/nodepool=%s" % POOL, check=False,

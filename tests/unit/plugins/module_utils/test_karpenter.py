@@ -73,6 +73,13 @@ def test_nodepool_all_requirements_limits_disruption():
     assert spec["template"]["metadata"]["labels"]["team"] == "ml"
 
 
+def test_startup_taints():
+    pool = render(startup_taints=[{"key": "example.com/plugin-pending", "effect": "NoSchedule", "value": None}])
+    assert pool["nodepool"]["spec"]["template"]["spec"]["startupTaints"] == [
+        {"key": "example.com/plugin-pending", "effect": "NoSchedule"}]
+    assert "startupTaints" not in render()["nodepool"]["spec"]["template"]["spec"]
+
+
 def test_limit_gpus_counts_slices_when_not_renamed():
     assert render(limit_gpus=10)["nodepool"]["spec"]["limits"] == {"nvidia.com/gpu": "40"}
     assert render(limit_gpus=10, limit_slices=40)["nodepool"]["spec"]["limits"] == {"nvidia.com/gpu": "40"}
@@ -198,6 +205,7 @@ BAD = [
      "node_class_ref", "manage_node_class: false"),
     ({"zones": ["us east"]}, "zones[0]", "letters"),
     ({"min_gpu_memory": "lots"}, "min_gpu_memory", "4Gi"),
+    ({"startup_taints": [{"key": "bad key!"}]}, "startup_taints[0].key", "label-style"),
 ]
 
 
