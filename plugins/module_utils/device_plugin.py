@@ -126,19 +126,38 @@ def merge_values(base, override):
     return result
 
 
-def daemonset_rollout(daemonsets, target_nodes):
+MPS_CAPABLE_LABEL = "nvidia.com/mps.capable"
+
+
+def required_nodes(daemonset, gpu_nodes):
+    """Names of the GPU nodes a DaemonSet of the chart must run on.
+
+    The plugin and GFD must run on every GPU node. The MPS control daemon is meant only for
+    nodes that GFD marked MPS-capable (the chart selects them with a nodeSelector), so it is
+    held to those. Any other nodeSelector (a user's values) does not shrink the set: a plugin
+    that skips GPU nodes is a failed rollout.
+    """
+    selector = (((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    if MPS_CAPABLE_LABEL in selector:
+        return [n["metadata"]["name"] for n in gpu_nodes
+                if ((n["metadata"].get("labels") or {}).get(MPS_CAPABLE_LABEL)) == selector[MPS_CAPABLE_LABEL]]
+    return [n["metadata"]["name"] for n in gpu_nodes]
+
+
+def daemonset_rollout(daemonsets, gpu_nodes):
     """Summarise DaemonSet readiness against the GPU nodes that should run it.
 
-    ``daemonsets``: DaemonSet dicts; ``target_nodes``: names of nodes the plugin must run on.
+    ``daemonsets``: DaemonSet dicts; ``gpu_nodes``: Node dicts of the GPU nodes.
     Returns a dict with ``ready`` (bool) and the counts that explain it.
     """
-    summary = {"ready": bool(daemonsets), "daemonsets": [], "target_nodes": len(target_nodes)}
+    summary = {"ready": bool(daemonsets), "daemonsets": [], "target_nodes": len(gpu_nodes)}
     for ds in daemonsets:
         status = ds.get("status") or {}
         meta = ds.get("metadata") or {}
         desired = status.get("desiredNumberScheduled", 0)
         item = {
             "name": meta.get("name"),
+            "required": len(required_nodes(ds, gpu_nodes)),
             "desired": desired,
             "updated": status.get("updatedNumberScheduled", 0),
             "ready": status.get("numberReady", 0),
@@ -147,7 +166,7 @@ def daemonset_rollout(daemonsets, target_nodes):
         }
         item["rolled_out"] = (
             item["observed_generation_current"]
-            and desired >= len(target_nodes)
+            and desired >= item["required"]
             and item["updated"] == desired
             and item["ready"] == desired
             and item["available"] == desired

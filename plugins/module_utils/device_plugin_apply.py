@@ -149,12 +149,14 @@ class Helm(object):
         rc, out, err = self.run(["get", "values", name, "-n", namespace, "-o", "json"])
         return json.loads(out or "{}") or {}
 
-    def upgrade_install(self, name, namespace, chart_ref, version, values):
+    def upgrade_install(self, name, namespace, chart_ref, version, values, timeout):
         fd, path = tempfile.mkstemp(suffix=".json")
         with os.fdopen(fd, "w") as handle:
             json.dump(values, handle)
         try:
-            args = ["upgrade", "--install", name, chart_ref, "-n", namespace, "--create-namespace", "-f", path]
+            # --timeout bounds chart hooks; readiness is judged by wait_for_rollout, not helm --wait.
+            args = ["upgrade", "--install", name, chart_ref, "-n", namespace, "--create-namespace", "-f", path,
+                    "--timeout", "%ds" % timeout]
             if version and not os.path.isdir(chart_ref):
                 args += ["--version", version]
             return self.run(args)
@@ -164,8 +166,9 @@ class Helm(object):
     def rollback(self, name, namespace, revision):
         return self.run(["rollback", name, str(revision), "-n", namespace], fails_on_error=False)
 
-    def uninstall(self, name, namespace):
-        return self.run(["uninstall", name, "-n", namespace, "--wait"])
+    def uninstall(self, name, namespace, timeout):
+        # Hooks (NFD's prune job) and deletions are bounded, so a stuck uninstall fails clearly.
+        return self.run(["uninstall", name, "-n", namespace, "--wait", "--timeout", "%ds" % timeout])
 
 
 def _quote(arg):
@@ -194,22 +197,23 @@ def _plugin_daemonsets(kube, release, namespace):
 
 
 def gpu_nodes(kube):
-    return sorted(n["metadata"]["name"] for n in kube.list("Node", "v1", label_selector="%s=true" % GPU_PRESENT_LABEL))
+    return kube.list_raw("Node", "v1", label_selector="%s=true" % GPU_PRESENT_LABEL)
 
 
 def wait_for_rollout(kube, release, namespace, timeout):
-    """Wait until the plugin (and GFD) DaemonSets are rolled out on every GPU node."""
-    targets = gpu_nodes(kube)
+    """Wait until the plugin, GFD (and MPS daemon) DaemonSets are rolled out where they must run."""
+    state = {}
 
     def check():
-        summary = daemonset_rollout(_plugin_daemonsets(kube, release, namespace), targets)
-        return summary if summary["ready"] else None
+        # Nodes are re-read each round: GFD's mps.capable label can appear during the rollout.
+        state["nodes"] = gpu_nodes(kube)
+        state["summary"] = daemonset_rollout(_plugin_daemonsets(kube, release, namespace), state["nodes"])
+        return state["summary"]["ready"]
 
-    summary, elapsed = kube.wait_for(check, timeout=timeout, interval=1.0)
-    if summary is None:
-        summary = daemonset_rollout(_plugin_daemonsets(kube, release, namespace), targets)
+    _, elapsed = kube.wait_for(check, timeout=timeout, interval=1.0)
+    summary = state["summary"]
     summary["waited_seconds"] = round(elapsed, 2)
-    summary["target_node_names"] = targets
+    summary["target_node_names"] = sorted(n["metadata"]["name"] for n in state["nodes"])
     return summary
 
 
@@ -251,7 +255,7 @@ def ensure_device_plugin(module):
         if existing:
             result["changed"] = True
             if not module.check_mode:
-                helm.uninstall(release, namespace)
+                helm.uninstall(release, namespace, params["wait_timeout"])
         if params["manage_config_map"]:
             stub = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm_name, "namespace": namespace}}
             cm = kube.ensure(stub, state="absent")
@@ -287,7 +291,8 @@ def ensure_device_plugin(module):
     if not release_current:
         result["changed"] = True
         if not module.check_mode:
-            helm.upgrade_install(release, namespace, params["chart_ref"], params["chart_version"], values)
+            helm.upgrade_install(release, namespace, params["chart_ref"], params["chart_version"], values,
+                                 params["wait_timeout"])
     result["release_revision"] = None
     if not module.check_mode:
         after = helm.release(release, namespace)
@@ -311,8 +316,8 @@ def ensure_device_plugin(module):
 def _rollout_reason(rollout):
     parts = ["%d GPU node(s) targeted" % rollout["target_nodes"]]
     for ds in rollout["daemonsets"]:
-        parts.append("%s desired=%d updated=%d ready=%d available=%d"
-                     % (ds["name"], ds["desired"], ds["updated"], ds["ready"], ds["available"]))
+        parts.append("%s required=%d desired=%d updated=%d ready=%d available=%d"
+                     % (ds["name"], ds["required"], ds["desired"], ds["updated"], ds["ready"], ds["available"]))
     if not rollout["daemonsets"]:
         parts.append("no device-plugin DaemonSet found")
     return "; ".join(parts)

@@ -68,17 +68,41 @@ def _ds(name, desired, updated, ready, available, generation=2, observed=2):
     }
 
 
+def _node(name, **labels):
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def _mps_ds(desired):
+    ds = _ds("dp-mps-control-daemon", desired, desired, desired, desired)
+    ds["spec"] = {"template": {"spec": {"nodeSelector": {"nvidia.com/mps.capable": "true"}}}}
+    return ds
+
+
+AB = [_node("a"), _node("b")]
+
+
 @pytest.mark.parametrize(
-    "daemonsets,targets,ready",
+    "daemonsets,nodes,ready",
     [
-        ([_ds("dp", 2, 2, 2, 2)], ["a", "b"], True),
-        ([_ds("dp", 2, 1, 2, 2)], ["a", "b"], False),  # old pods still running
-        ([_ds("dp", 2, 2, 1, 1)], ["a", "b"], False),  # one not ready
-        ([_ds("dp", 1, 1, 1, 1)], ["a", "b"], False),  # a GPU node is not targeted
-        ([_ds("dp", 2, 2, 2, 2, generation=3, observed=2)], ["a", "b"], False),  # controller has not seen the update
-        ([], ["a"], False),  # nothing installed
+        ([_ds("dp", 2, 2, 2, 2)], AB, True),
+        ([_ds("dp", 2, 1, 2, 2)], AB, False),  # old pods still running
+        ([_ds("dp", 2, 2, 1, 1)], AB, False),  # one not ready
+        ([_ds("dp", 1, 1, 1, 1)], AB, False),  # a GPU node is not targeted
+        ([_ds("dp", 2, 2, 2, 2, generation=3, observed=2)], AB, False),  # controller has not seen the update
+        ([], [_node("a")], False),  # nothing installed
         ([_ds("dp", 0, 0, 0, 0)], [], True),  # no GPU nodes yet: nothing to wait for
+        # The MPS daemon runs only on MPS-capable nodes: 0 of 0 is fine, 0 of 1 is not.
+        ([_ds("dp", 2, 2, 2, 2), _mps_ds(0)], AB, True),
+        ([_ds("dp", 2, 2, 2, 2), _mps_ds(0)], [_node("a", **{"nvidia.com/mps.capable": "true"}), _node("b")], False),
+        ([_ds("dp", 2, 2, 2, 2), _mps_ds(1)], [_node("a", **{"nvidia.com/mps.capable": "true"}), _node("b")], True),
     ],
 )
-def test_rollout_summary(daemonsets, targets, ready):
-    assert dp.daemonset_rollout(daemonsets, targets)["ready"] is ready
+def test_rollout_summary(daemonsets, nodes, ready):
+    assert dp.daemonset_rollout(daemonsets, nodes)["ready"] is ready
+
+
+def test_user_node_selector_does_not_shrink_the_plugin_targets():
+    ds = _ds("dp", 0, 0, 0, 0)
+    ds["spec"] = {"template": {"spec": {"nodeSelector": {"pool": "none"}}}}
+    assert dp.required_nodes(ds, AB) == ["a", "b"]
+    assert dp.daemonset_rollout([ds], AB)["ready"] is False
