@@ -344,10 +344,48 @@ class LocalCluster:
         self._save_state({"name": self.name, "apiserver_port": port, "processes": {}})
         try:
             self._create(cmd, timeout)
+            self.add_system_node()
         except BaseException:
             self.down()
             raise
         return self
+
+    def add_system_node(self, name: str = "system-0") -> dict:
+        """A plain CPU node, as every EKS cluster has a system node group.
+
+        Without it, pods that are not GPU workloads have nowhere to go: NFD's master and its
+        pre-delete prune hook (pulled in with GFD by NVIDIA's chart) stay Pending, and
+        `helm uninstall` then waits on the hook until it times out.
+        """
+        fx = load_instance_types()
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/arch": "amd64",
+                    "kubernetes.io/os": "linux",
+                    "node.kubernetes.io/instance-type": "m5.large",
+                    "topology.kubernetes.io/region": fx["region"],
+                    "topology.kubernetes.io/zone": fx["zones"][0],
+                    "eks.amazonaws.com/nodegroup": "system",
+                    SIMULATED_LABEL: "true",
+                },
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            },
+            "status": {
+                "capacity": {"cpu": "2", "memory": "7851Mi", "pods": "29"},
+                "allocatable": {"cpu": "1930m", "memory": "7200Mi", "pods": "29"},
+                "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": KUBE_VERSION,
+                             "osImage": "Amazon Linux 2023 (simulated)",
+                             "containerRuntimeVersion": "containerd://simulated"},
+            },
+        }
+        self.kubectl("create", "-f", "-", input=json.dumps(node))
+        self.wait_for(lambda: self._node_ready(name), 60, f"node {name} Ready")
+        return self.kubectl_json("get", "node", name)
 
     def _create(self, cmd: list, timeout: float) -> None:
         t0 = time.monotonic()
