@@ -213,3 +213,20 @@ def test_twenty_nodes_timing(sliced):
     finally:
         for name in names:
             c.delete_node(name)
+
+
+def test_verify_playbook_and_role(sliced, tmp_path):
+    from ansible_runner import REPO_ROOT, run_playbook, task_results
+
+    junit = tmp_path / "verify.xml"
+    rc, output = run_playbook(
+        "%s/playbooks/verify.yml" % REPO_ROOT, kubeconfig=str(sliced.kubeconfig),
+        extra_vars={"verify_profiles": PROFILES, "verify_nodes": [OK], "verify_plugin_namespace": NS,
+                    "verify_timeout": 60, "verify_report_junit": str(junit)})
+    results = [r for name, r in task_results(output) if name.endswith("Verify GPU slicing on the selected nodes")]
+    assert results, [name for name, _ in task_results(output)]
+    verify_result = results[0]
+    assert rc == 0, verify_result.get("msg")
+    assert verify_result["passed"] is True
+    assert ET.parse(str(junit)).getroot().get("failures") == "0"
+    assert leftovers(sliced) == ([], [])
