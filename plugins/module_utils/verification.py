@@ -704,8 +704,8 @@ def report_junit(report, suite_name="gpu_slicing.eks.verify"):
         for check in checks:
             lines.append('    <testcase classname=%s name=%s>'
                          % (quoteattr("%s.%s" % (suite_name, node["node"])), quoteattr(check["name"])))
-            detail = "expected: %s\nobserved: %s" % (json.dumps(check.get("expected"), default=str),
-                                                      json.dumps(check.get("observed"), default=str))
+            detail = "expected: %s\nobserved: %s" % (
+                json.dumps(check.get("expected"), default=str), json.dumps(check.get("observed"), default=str))
             if check["status"] == FAILED:
                 lines.append('      <failure message=%s type="failed">%s</failure>'
                              % (quoteattr(check["reason"]), escape(detail)))

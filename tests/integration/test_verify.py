@@ -163,9 +163,9 @@ def test_wrong_profile_label_fails(sliced):
 
 def test_forced_timeout_leaves_nothing_behind(sliced):
     # An interrupted earlier run left a namespace behind: the next run removes it first.
-    sliced.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": "gpu-slicing-verify-stale1", "labels": {RUN_LABEL: "stale1",
-                                                       "app.kubernetes.io/managed-by": "gpu_slicing.eks"}}})
+    stale_labels = {RUN_LABEL: "stale1", "app.kubernetes.io/managed-by": "gpu_slicing.eks"}
+    sliced.apply({"apiVersion": "v1", "kind": "Namespace",
+                  "metadata": {"name": "gpu-slicing-verify-stale1", "labels": stale_labels}})
     result = verify(sliced, nodes=[OK], timeout=0)
     assert result.failed
     ch = checks(result, OK)
