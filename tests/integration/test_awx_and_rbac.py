@@ -9,7 +9,6 @@ installer ClusterRole (rbac/installer.yml), and never print the token. The verif
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 
@@ -17,32 +16,12 @@ import pytest
 import yaml
 
 from ansible_runner import REPO_ROOT, run_playbook, task_results
+from kube_identity import api_server_and_ca, bearer_env, drop_identity, service_account_token
 
 pytestmark = pytest.mark.integration
 
-NS = "gse-awx"
 NODE = "awx-g4dn"
 PLUGIN_NS = "gse-awx-plugin"
-
-
-def service_account_token(cluster, name, clusterrole, manifest):
-    cluster.kubectl("apply", "-f", os.path.join(REPO_ROOT, "rbac", manifest))
-    cluster.kubectl("create", "namespace", NS, check=False)
-    cluster.kubectl("create", "serviceaccount", name, "-n", NS, check=False)
-    cluster.kubectl("create", "clusterrolebinding", "%s-%s" % (NS, name), "--clusterrole", clusterrole,
-                    "--serviceaccount", "%s:%s" % (NS, name), check=False)
-    return cluster.kubectl("create", "token", name, "-n", NS, "--duration", "1h").stdout.strip()
-
-
-def api_server_and_ca(cluster, tmp_path):
-    config = yaml.safe_load(open(cluster.kubeconfig))
-    cluster_entry = config["clusters"][0]["cluster"]
-    ca_path = tmp_path / "ca.crt"
-    if cluster_entry.get("certificate-authority-data"):
-        ca_path.write_bytes(base64.b64decode(cluster_entry["certificate-authority-data"]))
-    else:
-        ca_path.write_bytes(open(cluster_entry["certificate-authority"], "rb").read())
-    return cluster_entry["server"], str(ca_path)
 
 
 def allocatable(cluster, node):
@@ -65,13 +44,7 @@ def test_awx_style_run_converges_with_bearer_token_only(local_cluster, tmp_path,
         "device_plugin_namespace": PLUGIN_NS,
         "device_plugin_wait_timeout": 120,
     }
-    awx_env = {
-        "HOME": str(tmp_path),  # no ~/.kube/config either
-        "K8S_AUTH_HOST": host,
-        "K8S_AUTH_API_KEY": token,
-        "K8S_AUTH_VERIFY_SSL": "yes",
-        "K8S_AUTH_SSL_CA_CERT": ca,
-    }
+    awx_env = bearer_env(host, token, ca, tmp_path)  # no kubeconfig, no ~/.kube/config
     playbook = os.path.join(REPO_ROOT, "playbooks", "enable.yml")
     try:
         t0 = time.monotonic()
@@ -97,7 +70,7 @@ def test_awx_style_run_converges_with_bearer_token_only(local_cluster, tmp_path,
     finally:
         c.helm("uninstall", "nvdp", "-n", PLUGIN_NS, check=False, timeout=120)
         c.kubectl("delete", "namespace", PLUGIN_NS, "--ignore-not-found", "--wait=false", check=False)
-        c.kubectl("delete", "clusterrolebinding", "%s-awx" % NS, "--ignore-not-found", check=False)
+        drop_identity(c, "awx")
         c.stop_process("gpu-plugin-emulator")
         c.delete_node(NODE)
 
@@ -132,7 +105,7 @@ def test_verifier_role_cannot_change_plugin_or_nodepools(local_cluster, tmp_path
     c = local_cluster
     c.apply_karpenter_crds()
     token = service_account_token(c, "verifier", "gpu-slicing-verifier", "verifier.yml")
-    who = "system:serviceaccount:%s:verifier" % NS
+    who = "system:serviceaccount:gse-identities:verifier"
     try:
         for verb, resource in FORBIDDEN_FOR_VERIFIER:
             answer = c.kubectl("auth", "can-i", verb, resource, "-n", "nvidia-device-plugin", "--as", who, check=False)
@@ -151,4 +124,4 @@ def test_verifier_role_cannot_change_plugin_or_nodepools(local_cluster, tmp_path
         assert attempt.returncode != 0 and "forbidden" in (attempt.stderr + attempt.stdout).lower()
     finally:
         c.kubectl("delete", "namespace", "gse-rbac-target", "--ignore-not-found", "--wait=false", check=False)
-        c.kubectl("delete", "clusterrolebinding", "%s-verifier" % NS, "--ignore-not-found", check=False)
+        drop_identity(c, "verifier")

@@ -230,3 +230,28 @@ def test_verify_playbook_and_role(sliced, tmp_path):
     assert verify_result["passed"] is True
     assert ET.parse(str(junit)).getroot().get("failures") == "0"
     assert leftovers(sliced) == ([], [])
+
+
+def test_verify_role_runs_as_least_privilege_service_account(sliced, tmp_path, monkeypatch):
+    """The verify playbook converges with only the verifier ClusterRole (rbac/verifier.yml)."""
+    from ansible_runner import REPO_ROOT, run_playbook, task_results
+    from kube_identity import api_server_and_ca, bearer_env, drop_identity, service_account_token
+
+    c = sliced
+    for var in ("KUBECONFIG", "K8S_AUTH_KUBECONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    token = service_account_token(c, "verify-only", "gpu-slicing-verifier", "verifier.yml")
+    host, ca = api_server_and_ca(c, tmp_path)
+    try:
+        rc, output = run_playbook(
+            "%s/playbooks/verify.yml" % REPO_ROOT,
+            extra_vars={"verify_profiles": PROFILES, "verify_profile": "ts-4", "verify_nodes": [OK],
+                        "verify_plugin_namespace": NS, "verify_timeout": 60},
+            env=bearer_env(host, token, ca, tmp_path),
+        )
+        failed = [r.get("msg") for _, r in task_results(output) if r.get("failed")]
+        assert rc == 0, failed
+        assert token not in json.dumps(output)
+        assert leftovers(c) == ([], [])
+    finally:
+        drop_identity(c, "verify-only")
