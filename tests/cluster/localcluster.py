@@ -69,9 +69,22 @@ def artifacts_dir() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports on 127.0.0.1, chosen by the kernel (random, unlike kwokctl's
+    own picker, which counts down from 32767, so clusters started at the same time collide)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 # --------------------------------------------------------------------------- instance types
@@ -205,9 +218,16 @@ def karpenter_instance_types(fixture: dict | None = None) -> list[dict]:
 
 def _stop_pid(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM the process group led by pid (we start ours with start_new_session), then SIGKILL."""
+    try:
+        group = os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(pid, sig)
+            if group:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
         except ProcessLookupError:
             return
         except PermissionError:
@@ -320,18 +340,26 @@ class LocalCluster:
         self._register_atexit()
         # Bind everything kwokctl starts to loopback.
         config = self.workdir / "kwokctl.yaml"
+        # Every port chosen here: kwokctl's picker is not safe against clusters created concurrently.
+        port, etcd, etcd_peer, kwok_port, kcm, sched = free_ports(6)
         config.write_text(yaml.safe_dump({
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
             "kind": "KwokctlConfiguration",
-            "options": {"bindAddress": "127.0.0.1"},
+            "options": {
+                "bindAddress": "127.0.0.1",
+                "kubeApiserverPort": port,
+                "etcdPort": etcd,
+                "etcdPeerPort": etcd_peer,
+                "kwokControllerPort": kwok_port,
+                "kubeControllerManagerPort": kcm,
+                "kubeSchedulerPort": sched,
+            },
         }))
-        port = free_port()
         b = self.bin
         cmd = [
             b / "kwokctl", "-c", config, "create", "cluster", "--name", self.name,
             "--runtime", "binary",
             "--kubeconfig", self.kubeconfig,
-            "--kube-apiserver-port", port,
             "--kube-apiserver-binary", b / "kube-apiserver",
             "--kube-controller-manager-binary", b / "kube-controller-manager",
             "--kube-scheduler-binary", b / "kube-scheduler",
@@ -413,6 +441,12 @@ class LocalCluster:
                 subprocess.run([str(self.bin / "kwokctl"), "delete", "cluster", "--name", self.name,
                                 "--kubeconfig", str(self.kubeconfig)],
                                env=self.env(), stdout=devnull, stderr=devnull, timeout=120, check=False)
+        # Whatever kwokctl left running (a failed create, a failed delete): its pid files.
+        for pid_file in (self.kwok_workdir / "clusters" / self.name / "pids").glob("*.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                pid = int(pid_file.read_text().strip())
+                if str(self.workdir) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    _stop_pid(pid)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def status(self) -> dict:

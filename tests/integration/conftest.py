@@ -13,6 +13,7 @@ Environment:
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,11 @@ def local_cluster():
     keep = os.environ.get("GPU_SLICING_KEEP_CLUSTER") == "1"
     if keep:
         cluster.keep_running()
+    # CI and timeouts stop pytest with SIGTERM: turn it into KeyboardInterrupt so the
+    # finally below (and every other fixture's teardown) still runs.
+    def _sigterm(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    previous = signal.signal(signal.SIGTERM, _sigterm)
     t0 = time.monotonic()
     try:
         cluster.up()
@@ -68,3 +74,4 @@ def local_cluster():
             sys.stderr.write(f"[local_cluster] kept running: export KUBECONFIG={cluster.kubeconfig}\n")
         else:
             cluster.down()
+        signal.signal(signal.SIGTERM, previous)
