@@ -27,15 +27,33 @@ chart=$GPU_SLICING_ARTIFACTS/nvidia-device-plugin
 chart_version=$(awk '/^version:/ {gsub(/"/, "", $2); print $2}' "$chart/Chart.yaml")
 export ANSIBLE_PYTHON_INTERPRETER=$py K8S_AUTH_KUBECONFIG=$KUBECONFIG
 
-echo "== enabling GPU sharing (playbooks/enable.yml)"
-ansible-playbook -i localhost, playbooks/enable.yml \
-  -e device_plugin_chart_ref="$chart" -e device_plugin_chart_version="$chart_version"
+lc karpenter
+# The local stand-ins for what EKS provides: NVIDIA's chart from the Go module cache, Karpenter's
+# KWOK provider (its KWOKNodeClass instead of an EC2NodeClass; its NodeOverlay gate is on, stated
+# here because it runs as a process, not as a Deployment the module could read).
+cat >"$workdir/local-cluster-vars.json" <<JSON
+{
+  "gpu_slicing_profile_name": "ts-4",
+  "gpu_slicing_replicas": 4,
+  "gpu_slicing_instance_types": "g4dn.xlarge",
+  "gpu_slicing_verify": true,
+  "device_plugin_chart_ref": "$chart",
+  "device_plugin_chart_version": "$chart_version",
+  "device_plugin_helm_binary": "$GPU_SLICING_BIN/helm",
+  "karpenter_gpu_manage_node_class": false,
+  "karpenter_gpu_node_class_ref": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
+  "karpenter_gpu_feature_gates": "NodeOverlay=true",
+  "verify_report_json": "$workdir/reports/verify.json",
+  "verify_report_junit": "$workdir/reports/verify.xml"
+}
+JSON
+mkdir -p "$workdir/reports"
 
-if [ -f playbooks/verify.yml ]; then
-  echo "== verifying (playbooks/verify.yml)"
-  ansible-playbook -i localhost, playbooks/verify.yml -e verify_report_dir="$workdir/reports"
-fi
+echo "== enabling GPU sharing and verifying it (playbooks/enable.yml)"
+ansible-playbook -i localhost, playbooks/enable.yml -e @"$workdir/local-cluster-vars.json"
 
+mkdir -p .build/demo-reports && cp "$workdir"/reports/verify.* .build/demo-reports/
+echo "== verification reports (JSON, JUnit): .build/demo-reports/"
 echo "== what the GPU nodes advertise now"
 kubectl get nodes -l nvidia.com/gpu.present=true \
   -o custom-columns='NODE:.metadata.name,TYPE:.metadata.labels.node\.kubernetes\.io/instance-type,GPUS:.metadata.labels.nvidia\.com/gpu\.count,REPLICAS:.metadata.labels.nvidia\.com/gpu\.replicas,STRATEGY:.metadata.labels.nvidia\.com/gpu\.sharing-strategy,ALLOCATABLE:.status.allocatable.nvidia\.com/gpu'

@@ -27,6 +27,7 @@ import uuid
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import verification as V
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import error_message
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import GPU_PRESENT_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import PROFILE_LABEL
 
 NAMESPACE_PREFIX = "gpu-slicing-verify-"
@@ -69,8 +70,11 @@ def namespace_definition(name, run_id):
 # --------------------------------------------------------------------------- selection
 
 
-def select_nodes(kube, profile_name=None, node_names=None, nodepool=None):
+def select_nodes(kube, profile_name=None, node_names=None, nodepool=None, is_default=False):
     """Nodes to verify, by node names, NodePool label or profile label (in that order).
+
+    A node without the profile label runs the plugin's default config, so when the profile
+    under test is the default one, unlabelled GPU nodes are selected too.
 
     Returns (nodes, how, missing_names).
     """
@@ -88,7 +92,12 @@ def select_nodes(kube, profile_name=None, node_names=None, nodepool=None):
     else:
         selector = "%s=%s" % (PROFILE_LABEL, profile_name)
     nodes = kube.list("Node", "v1", label_selector=selector)
-    return sorted(nodes, key=lambda n: n["metadata"]["name"]), "label %s" % selector, []
+    how = "label %s" % selector
+    if is_default and not nodepool:
+        unlabelled = "%s=true,!%s" % (GPU_PRESENT_LABEL, PROFILE_LABEL)
+        nodes += kube.list("Node", "v1", label_selector=unlabelled)
+        how += " or (default profile) %s" % unlabelled
+    return sorted(nodes, key=lambda n: n["metadata"]["name"]), how, []
 
 
 def plugin_pods_by_node(kube, namespace):

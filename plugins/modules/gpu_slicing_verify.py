@@ -240,7 +240,8 @@ def main():
 
     try:
         kube = KubeAccess(module)
-        nodes, how, missing = select_nodes(kube, profile.name, params.get("nodes"), params.get("nodepool"))
+        nodes, how, missing = select_nodes(kube, profile.name, params.get("nodes"), params.get("nodepool"),
+                                           is_default=profile.name == plan.default_profile)
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="Cannot read nodes from the Kubernetes API: %s" % error_message(exc))
     if missing:
