@@ -32,6 +32,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     KubeAccess,
     error_message,
     helm_environment,
+    helm_with_retries,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     SharingError,
@@ -125,8 +126,16 @@ class Helm(object):
         self.binary = self._helm.get_helm_binary()
 
     def run(self, args, fails_on_error=True):
-        command = [self.binary] + list(args)
-        rc, out, err = self._helm.run_helm_command(" ".join(_quote(a) for a in command), fails_on_error=fails_on_error)
+        def once(argv):
+            command = " ".join(_quote(a) for a in [self.binary] + list(argv))
+            return self._helm.run_helm_command(command, fails_on_error=False)
+
+        # Read-only helm commands are repeated on transient API failures (kube.helm_with_retries).
+        rc, out, err = helm_with_retries(once, list(args), stats=getattr(self.module, "_gse_retry_stats_obj", None))
+        if fails_on_error and rc != 0:
+            self._helm.fail_json(
+                msg="Failure when executing Helm command. Exited {0}.\nstdout: {1}\nstderr: {2}".format(rc, out, err),
+                stdout=out, stderr=err, command=" ".join(_quote(a) for a in [self.binary] + list(args)))
         return rc, out, err
 
     def chart_metadata(self, chart_ref, version=None):

@@ -361,3 +361,360 @@ def _kube_pod_log(self, name, namespace, container=None, tail_lines=None):
 KubeAccess.create = _kube_create
 KubeAccess.delete = _kube_delete
 KubeAccess.pod_log = _kube_pod_log
+
+
+# =========================================================================== retry layer
+# Retries with exponential backoff and jitter for requests that are safe to repeat.
+#
+# It sits on the one HTTP entry point every request of the kubernetes client goes through
+# (``ApiClient.call_api`` of the client's own instance), so discovery, get/list, server-side
+# apply, delete and kubernetes.core's waiters are all covered without touching their code.
+#
+# What is retried (and why it is safe):
+#   * 429 Too Many Requests, any method: API Priority and Fairness rejects the request before
+#     any handler runs, so nothing happened; Retry-After is honoured.
+#   * connection refused, any method: the request never reached a server (apiserver restart).
+#   * 5xx, connection reset / read timeout / TLS EOF: only for requests that are safe to
+#     repeat: GET/HEAD/OPTIONS, server-side apply PATCH (application/apply-patch+yaml: the
+#     same intent applied twice gives the same object) and DELETE (a second delete of the same
+#     object is a 404 the callers already treat as "gone").
+#   * 409 Conflict: only for server-side apply PATCH (a concurrent write; re-applying our
+#     intent is correct). A 409 on POST (AlreadyExists) or PUT (stale resourceVersion) is
+#     returned to the caller, who knows whether it means success.
+# Every operation has a retry budget (RETRY_BUDGET_SECONDS, env GPU_SLICING_EKS_RETRY_BUDGET);
+# when it is spent the operation fails with KubeRetryError naming method, path, attempts
+# and the last error. Counts land in the module result as ``api_retries`` (only when > 0).
+
+import random as _random
+import re as _re
+import sys as _sys
+
+RETRY_BUDGET_SECONDS = 60.0
+RETRY_BASE_SECONDS = 0.5
+RETRY_CAP_SECONDS = 8.0
+APPLY_PATCH_CONTENT_TYPE = "application/apply-patch+yaml"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class KubeRetryError(CoreException):
+    """An operation still failed when its retry budget was spent."""
+
+    def __init__(self, operation, attempts, elapsed, budget, last_error):
+        self.operation = operation
+        self.attempts = attempts
+        self.last_error = last_error
+        msg = (
+            "Kubernetes API operation %s failed after %d attempt(s) over %.1fs (retry budget %.0fs): %s. "
+            "Fix: check that the API server is reachable and healthy (a restart or throttling lasting longer "
+            "than the budget), then re-run: the modules converge on re-run. Set GPU_SLICING_EKS_RETRY_BUDGET "
+            "(seconds) to wait longer." % (operation, attempts, elapsed, budget, last_error)
+        )
+        super(KubeRetryError, self).__init__(msg)
+        self.msg = msg
+
+    def __str__(self):
+        return self.msg
+
+
+class RetryStats(object):
+    """Counts of retries for one module run (reported as ``api_retries``)."""
+
+    def __init__(self):
+        self.count = 0
+        self.by_reason = {}
+        self.operations = []  # the last few retried operations, for the result
+        self.slept_seconds = 0.0
+
+    def record(self, operation, reason, delay):
+        self.count += 1
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        self.slept_seconds += delay
+        entry = "%s (%s)" % (operation, reason)
+        if entry not in self.operations:
+            self.operations.append(entry)
+            del self.operations[:-10]
+
+    def to_dict(self):
+        return {
+            "count": self.count,
+            "by_reason": dict(self.by_reason),
+            "operations": list(self.operations),
+            "slept_seconds": round(self.slept_seconds, 2),
+        }
+
+
+def retry_budget_from_env(default=RETRY_BUDGET_SECONDS):
+    try:
+        return float(os.environ.get("GPU_SLICING_EKS_RETRY_BUDGET", default))
+    except ValueError:
+        return default
+
+
+def backoff_delay(attempt, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS, rng=_random.random):
+    """Exponential backoff with equal jitter: in [d/2, d] for d = min(cap, base * 2**attempt)."""
+    ceiling = min(cap, base * (2 ** attempt))
+    return ceiling / 2.0 + rng() * ceiling / 2.0
+
+
+def parse_retry_after(value):
+    """Seconds from a Retry-After header (delta-seconds form); None when absent or a date."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(str(value).strip()))
+    except ValueError:
+        return None
+
+
+def _header(headers, name):
+    if not headers:
+        return None
+    getter = getattr(headers, "get", None)
+    if getter is None:
+        return None
+    value = getter(name)
+    if value is None:
+        value = getter(name.lower())
+    return value
+
+
+def request_kind(method, headers):
+    """'read' | 'apply' | 'delete' | 'write' (POST/PUT/other PATCH): what may be repeated."""
+    method = (method or "").upper()
+    if method in SAFE_METHODS:
+        return "read"
+    if method == "PATCH":
+        content_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
+        return "apply" if content_type == APPLY_PATCH_CONTENT_TYPE else "write"
+    if method == "DELETE":
+        return "delete"
+    return "write"
+
+
+_REFUSED_PATTERN = _re.compile(r"connection refused|errno 111|newconnectionerror", _re.I)
+_TRANSIENT_PATTERN = _re.compile(
+    r"connection reset|connection aborted|remotedisconnected|broken pipe|protocolerror|"
+    r"read timed out|timeout|eof occurred|unexpected eof|ssl.*eof|errno 104|incompleteread",
+    _re.I,
+)
+
+
+def classify_exception(exc):
+    """'refused' (never sent), 'transient' (may have been processed) or None (not retryable)."""
+    status = getattr(exc, "status", None)
+    if status not in (None, 0):
+        return None  # an HTTP answer: judged by classify_status
+    text = "%s %r %r" % (exc, getattr(exc, "reason", None), type(exc).__name__)
+    if _REFUSED_PATTERN.search(text) or isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if _TRANSIENT_PATTERN.search(text) or isinstance(exc, (ConnectionError, TimeoutError)):
+        return "transient"
+    return None
+
+
+def classify_status(status):
+    """A retry reason for an HTTP status, or None."""
+    if status == 429:
+        return "throttled"
+    if status == 409:
+        return "conflict"
+    if status is not None and 500 <= status <= 599 and status != 501:
+        return "server_error"
+    return None
+
+
+def may_retry(reason, kind):
+    """Whether a failure with ``reason`` may be repeated for a request of ``kind``."""
+    if reason in ("throttled", "refused"):
+        return True  # nothing was processed
+    if reason in ("server_error", "transient"):
+        return kind in ("read", "apply", "delete")
+    if reason == "conflict":
+        return kind == "apply"
+    return False
+
+
+def call_with_retries(call, method, path, headers=None, budget=None, stats=None, log=None,
+                      sleep=time.sleep, clock=time.monotonic, rng=_random.random):
+    """Run ``call()`` (one HTTP request returning a response with ``.status`` / ``.getheader``),
+    repeating it while the failure is retryable for this request and the budget lasts."""
+    budget = retry_budget_from_env() if budget is None else budget
+    kind = request_kind(method, headers)
+    operation = "%s %s" % ((method or "").upper(), _short_path(path))
+    start = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        retry_after = None
+        try:
+            response = call()
+        except Exception as exc:  # pylint: disable=broad-except
+            reason = classify_exception(exc)
+            if reason is None or not may_retry(reason, kind):
+                raise
+            last_error = "%s: %s" % (_reason_text(reason), _short_exc(exc))
+            failure = exc
+        else:
+            status = getattr(response, "status", None)
+            reason = classify_status(status)
+            if reason is None or not may_retry(reason, kind):
+                return response
+            retry_after = parse_retry_after(_response_header(response, "Retry-After"))
+            _drain(response)
+            last_error = "HTTP %s %s" % (status, _reason_text(reason))
+            failure = None
+        elapsed = clock() - start
+        delay = backoff_delay(attempt - 1, rng=rng)
+        if retry_after is not None:
+            delay = retry_after + rng() * 0.25 * max(retry_after, 0.1)
+        if elapsed + delay > budget:
+            if failure is None:
+                return response  # the caller turns the HTTP error into its usual exception
+            raise KubeRetryError(operation, attempt, elapsed, budget, last_error)
+        if stats is not None:
+            stats.record(operation, reason, delay)
+        if log is not None:
+            log("retrying %s in %.2fs (attempt %d, %s)" % (operation, delay, attempt, last_error))
+        sleep(delay)
+
+
+def _drain(response):
+    try:
+        response.read()  # free the connection before the next attempt
+    except Exception:  # pylint: disable=broad-except
+        pass
+
+
+def _reason_text(reason):
+    return {
+        "throttled": "429 Too Many Requests (throttled)",
+        "refused": "connection refused (API server down or restarting)",
+        "transient": "connection lost (API server restarting?)",
+        "server_error": "server error",
+        "conflict": "409 Conflict",
+    }.get(reason, reason)
+
+
+def _short_exc(exc):
+    text = to_native(exc)
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _short_path(url):
+    path = _re.sub(r"^[a-z]+://[^/]+", "", url or "")
+    return path.split("?")[0] or "/"
+
+
+def _response_header(response, name):
+    getheader = getattr(response, "getheader", None)
+    if getheader is not None:
+        try:
+            return getheader(name)
+        except Exception:  # pylint: disable=broad-except
+            return None
+    return _header(getattr(response, "headers", None), name)
+
+
+def install_retries(k8s_client, stats, log=None, budget=None):
+    """Make every request of ``k8s_client`` (kubernetes.core's K8SClient) go through
+    call_with_retries. Idempotent: a client is wrapped once."""
+    api_client = getattr(getattr(k8s_client, "client", None), "client", None)
+    if api_client is None or getattr(api_client, "_gse_retry_stats", None) is not None:
+        return getattr(api_client, "_gse_retry_stats", None)
+    original = api_client.call_api
+
+    def call_api(method, url, header_params=None, body=None, post_params=None, _request_timeout=None):
+        def once():
+            response = original(method, url, header_params=header_params, body=body,
+                                post_params=post_params, _request_timeout=_request_timeout)
+            return response
+
+        return call_with_retries(once, method, url, headers=header_params, budget=budget,
+                                 stats=api_client._gse_retry_stats, log=log)
+
+    api_client.call_api = call_api
+    api_client._gse_retry_stats = stats
+    return stats
+
+
+def report_retries(module, stats):
+    """Add ``api_retries`` to the module's result (exit and fail) when something was retried,
+    and turn an uncaught KubeRetryError into a clean fail_json naming the operation."""
+    if getattr(module, "_gse_retry_reporting", False):
+        return
+    module._gse_retry_reporting = True
+    exit_json, fail_json = module.exit_json, module.fail_json
+
+    def _with_stats(kwargs):
+        if stats.count and "api_retries" not in kwargs:
+            kwargs["api_retries"] = stats.to_dict()
+        return kwargs
+
+    module.exit_json = lambda **kwargs: exit_json(**_with_stats(kwargs))
+    module.fail_json = lambda msg=None, **kwargs: fail_json(msg=msg, **_with_stats(kwargs))
+
+    previous_hook = _sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        if isinstance(exc, KubeRetryError):
+            module.fail_json(msg=str(exc), operation=exc.operation, attempts=exc.attempts)
+        previous_hook(exc_type, exc, tb)
+
+    _sys.excepthook = hook
+
+
+# Helm commands that only read, so a failed one may be repeated.
+HELM_READ_ONLY = ("list", "get", "status", "history", "show", "version", "search")
+_HELM_TRANSIENT = _re.compile(
+    r"connection refused|connection reset|kubernetes cluster unreachable|too many requests|"
+    r"the server is currently unable|etcdserver|i/o timeout|tls handshake timeout|"
+    r"http2: client connection lost|unexpected EOF|: EOF\s*$",
+    _re.I | _re.M,
+)
+
+
+def helm_with_retries(run, args, stats=None, budget=None, sleep=time.sleep, clock=time.monotonic,
+                      rng=_random.random, log=None):
+    """Run a read-only helm command (``run(args) -> (rc, out, err)``), repeating it on
+    transient API failures within the budget. Other commands run once."""
+    if not args or args[0] not in HELM_READ_ONLY:
+        return run(args)
+    budget = retry_budget_from_env() if budget is None else budget
+    start, attempt = clock(), 0
+    while True:
+        attempt += 1
+        rc, out, err = run(args)
+        if rc == 0 or not _HELM_TRANSIENT.search(err or ""):
+            return rc, out, err
+        delay = backoff_delay(attempt - 1, rng=rng)
+        if clock() - start + delay > budget:
+            return rc, out, "%s\n(helm %s failed after %d attempt(s); retry budget %.0fs spent)" % (
+                err, args[0], attempt, budget)
+        if stats is not None:
+            stats.record("helm %s" % args[0], "helm_transient", delay)
+        if log is not None:
+            log("retrying helm %s in %.2fs (attempt %d)" % (args[0], delay, attempt))
+        sleep(delay)
+
+
+_ORIGINAL_KUBE_ACCESS_INIT = KubeAccess.__init__
+
+
+def _kube_access_init_with_retries(self, module, client=None):
+    _ORIGINAL_KUBE_ACCESS_INIT(self, module, client=client)
+    stats = getattr(module, "_gse_retry_stats_obj", None)
+    if stats is None:
+        stats = RetryStats()
+        try:
+            module._gse_retry_stats_obj = stats
+        except AttributeError:
+            pass
+    log = getattr(module, "log", None)
+    self.retry_stats = install_retries(self.client, stats, log=log) or stats
+    try:
+        report_retries(module, self.retry_stats)
+    except AttributeError:
+        pass
+
+
+KubeAccess.__init__ = _kube_access_init_with_retries
