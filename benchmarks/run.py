@@ -133,6 +133,23 @@ class Workdir:
         from localcluster import LocalCluster
         return LocalCluster(name="bench-%s-%d" % (name, os.getpid()), workdir=self.root / name)
 
+    def start(self, name, attempts=3):
+        """A fresh cluster that is up. kwokctl picks the component ports itself, so on a machine where
+        other clusters start at the same time a component can lose a port race (kube-controller-manager
+        'address already in use'): start again in a new workdir."""
+        from localcluster import ClusterError
+        for i in range(attempts):
+            c = self.cluster("%s-%d" % (name, i))
+            log("%s: cluster up (attempt %d)" % (name, i + 1))
+            try:
+                c.up()
+                return c
+            except ClusterError as exc:
+                log("%s: cluster start failed: %s" % (name, str(exc).splitlines()[0]))
+                c.down()
+                if i == attempts - 1:
+                    raise
+
     def cleanup(self, failed):
         if self.keep and failed:
             log("kept %s" % self.root)
@@ -307,14 +324,12 @@ def bench_packing(wd, quick):
     fx = load_instance_types()
     ns_list = [4, 17] if quick else [4, 8, 17, 64]
     itypes = ["g4dn.xlarge", "g5.12xlarge"]
-    c = wd.cluster("packing")
+    c = wd.start("packing")
     results = {"instance_types": {}, "cases": [], "errors": []}
     tmp = wd.root / "packing-files"
     tmp.mkdir(parents=True, exist_ok=True)
     registration = None
     try:
-        log("packing: cluster up")
-        c.up()
         c.start_karpenter()
         chart_ref, chart_version = chart_info(c)
         # The device plugin, installed by this collection's module, with both configs (ts-4, whole).
@@ -405,6 +420,9 @@ def collection_playbook(path):
 def converge_vars(c):
     chart_ref, chart_version = chart_info(c)
     return {
+        # enable.yml's one setting, and the role variables for the local cluster
+        "gpu_slicing_profiles": [PROFILE_TS4],
+        "gpu_slicing_instance_types": ["g4dn.xlarge", "g5.12xlarge"],
         "device_plugin_profiles": [PROFILE_TS4],
         "device_plugin_default_profile": "ts-4",
         "device_plugin_chart_ref": chart_ref,
@@ -448,13 +466,17 @@ def strip_object(obj):
 
 
 def converge_cluster(wd, name):
-    c = wd.cluster(name)
-    c.up()
-    c.apply_karpenter_crds()
-    c.apply({"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": {"name": "default"}})
-    for i in range(CONVERGE_GPU_NODES):
-        c.add_gpu_node("gpu-%d" % i, "g4dn.xlarge")
-    c.start_emulator("--namespace", "nvidia-device-plugin")
+    c = wd.start(name)
+    try:
+        c.apply_karpenter_crds()
+        c.apply({"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
+                 "metadata": {"name": "default"}})
+        for i in range(CONVERGE_GPU_NODES):
+            c.add_gpu_node("gpu-%d" % i, "g4dn.xlarge")
+        c.start_emulator("--namespace", "nvidia-device-plugin")
+    except BaseException:
+        c.down()
+        raise
     return c
 
 
@@ -532,10 +554,8 @@ def bench_verify(wd, quick):
     tmp = wd.root / "verify-files"
     tmp.mkdir(parents=True, exist_ok=True)
     results = {"sizes": {}, "slices_per_node": 4, "instance_type": "g4dn.xlarge"}
-    c = wd.cluster("verify")
+    c = wd.start("verify")
     try:
-        log("verify: cluster up")
-        c.up()
         chart_ref, chart_version = chart_info(c)
         names = ["vfy-%03d" % i for i in range(max(sizes))]
         c.kubectl("create", "-f", "-", input=json.dumps(node_list(names, "g4dn.xlarge",
@@ -604,10 +624,8 @@ def bench_info(wd, quick):
     tmp.mkdir(parents=True, exist_ok=True)
     results = {"nodes": n_nodes, "pods": n_pods}
     fx = load_instance_types()
-    c = wd.cluster("info")
+    c = wd.start("info")
     try:
-        log("info: cluster up")
-        c.up()
         kconfig.load_kube_config(str(c.kubeconfig))
         cfg = client.Configuration.get_default_copy()
         cfg.connection_pool_maxsize = 32
