@@ -56,7 +56,7 @@ def _ensure_venv():
         raise SystemExit("needs the repo venv: run scripts/setup-venv.sh, then .venv/bin/python benchmarks/run.py")
 
 
-SECTIONS = ["packing", "converge", "verify", "info"]
+SECTIONS = ["converge", "verify", "info", "packing"]
 
 
 def parse_args(argv=None):
@@ -578,11 +578,16 @@ def bench_verify(wd, quick):
         results["setup_seconds_until_all_sliced"] = round(time.monotonic() - t0, 1)
         pb = REPO / "playbooks" / "verify.yml"
         for size in sizes:
-            xv = {"verify_nodes": names[:size], "verify_plugin_namespace": VERIFY_NS, "verify_timeout": 900,
+            xv = {"gpu_slicing_profiles": [PROFILE_TS4], "verify_nodes": names[:size], "verify_plugin_namespace": VERIFY_NS, "verify_timeout": 900,
                   "verify_cleanup_timeout": 300, "verify_report_json": str(tmp / ("verify-%d.json" % size))}
             log("verify: %d node(s)" % size)
             rc, secs, out, err = ansible_playbook(pb, c.kubeconfig, extra_vars=xv)
             entry = {"seconds": round(secs, 2), "rc": rc}
+            fails = ["%s: %s" % (name, r.get("msg")) for name, d, r in tasks(out) if r.get("failed")]
+            if rc != 0 and fails:
+                entry["msg"] = " | ".join(fails)[:2000]
+            elif rc != 0:
+                entry["msg"] = (err or json.dumps(out))[-2000:]
             for name, d, r in tasks(out):
                 if "timings" in r:
                     entry["module_timings"] = r["timings"]
