@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 dest=$root/.build/sanity/ansible_collections/gpu_slicing/eks
 rm -rf "$dest" && mkdir -p "$dest"
-git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$dest/"
+# Only collection content: the local-cluster tooling (tests/cluster) and benchmarks are not
+# shipped (galaxy.yml build_ignore) and are checked by their own tests instead.
+git ls-files -co --exclude-standard -z -- . ':!tests/cluster' ':!benchmarks' | xargs -0 -I{} cp --parents {} "$dest/"
 # Dependencies must sit beside the collection for ansible-test to load their doc fragments.
 site=$("$root/.venv/bin/python" -c 'import ansible_collections.kubernetes.core as c, os; print(os.path.dirname(c.__path__[0]))')
 mkdir -p "$root/.build/sanity/ansible_collections/kubernetes"

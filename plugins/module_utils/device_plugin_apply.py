@@ -219,7 +219,7 @@ def wait_for_rollout(kube, release, namespace, timeout):
         state["summary"] = daemonset_rollout(_plugin_daemonsets(kube, release, namespace), state["nodes"])
         return state["summary"]["ready"]
 
-    _, elapsed = kube.wait_for(check, timeout=timeout, interval=1.0)
+    dummy, elapsed = kube.wait_for(check, timeout=timeout, interval=1.0)
     summary = state["summary"]
     summary["waited_seconds"] = round(elapsed, 2)
     summary["target_node_names"] = sorted(n["metadata"]["name"] for n in state["nodes"])
@@ -289,7 +289,7 @@ def ensure_device_plugin(module):
 
     if params["manage_config_map"]:
         try:
-            cm_result, _ = _apply_config_map(module, kube, plan, cm_name, namespace, True)
+            cm_result, dummy = _apply_config_map(module, kube, plan, cm_name, namespace, True)
         except Exception as exc:
             module.fail_json(msg="Writing ConfigMap %s/%s failed: %s" % (namespace, cm_name, error_message(exc)))
         result["config_map"] = {"changed": cm_result["changed"], "method": cm_result.get("method")}

@@ -282,6 +282,7 @@ def _admitted_instance_types(opts, gpu_counts):
         raise _err("instance_types", types_given or families,
                    "widen instance_types / instance_families or relax gpu_names, gpu_count and min_gpu_memory",
                    "empty requirements: no instance type satisfies all the requirements together")
+
     def order(n):
         info = INSTANCE_TYPES.get(n)
         return (n.split(".", 1)[0], _gpu_count_of(n, gpu_counts) or 0, info.vcpu if info else 0, n)

@@ -358,7 +358,7 @@ def parse_time(value):
         return None
     text = value.replace("Z", "+00:00")
     if "." in text:  # drop fractional seconds (fromisoformat on 3.6 is picky)
-        head, _, tail = text.partition(".")
+        head, dummy, tail = text.partition(".")
         offset = ""
         for sign in ("+", "-"):
             if sign in tail:

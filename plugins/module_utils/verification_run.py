@@ -178,8 +178,8 @@ class Verifier(object):
         except Exception as exc:  # pylint: disable=broad-except
             self.cleanup["errors"].append("deleting namespace: %s" % error_message(exc))
         wait = float(self.opts.get("cleanup_timeout") or 0)
-        gone, _ = self.kube.wait_for(lambda: self.kube.get("Namespace", "v1", self.namespace) is None,
-                                     wait, interval=POLL, what="namespace gone")
+        gone, dummy = self.kube.wait_for(lambda: self.kube.get("Namespace", "v1", self.namespace) is None,
+                                         wait, interval=POLL, what="namespace gone")
         self.cleanup["namespace_removed"] = bool(gone)
         self.cleanup["namespace_gone_seconds"] = round(time.monotonic() - t0, 3) if gone else None
         self.timings["cleanup_seconds"] = round(time.monotonic() - t0, 3)

@@ -61,7 +61,8 @@ def run_playbook(playbook_path, kubeconfig=None, extra_vars=None, check=False, d
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
-    proc = subprocess.run(cmd, env=ansible_env(kubeconfig, env), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, env=ansible_env(kubeconfig, env), capture_output=True, text=True, timeout=timeout,
+                          check=False)
     try:
         output = json.loads(proc.stdout)
     except ValueError:
@@ -93,7 +94,7 @@ def run_module(module, args, kubeconfig=None, check=False, diff=False, env=None,
         yaml.safe_dump(play, handle)
         path = handle.name
     try:
-        _, output = run_playbook(path, kubeconfig=kubeconfig, check=check, diff=diff, env=env, timeout=timeout)
+        dummy, output = run_playbook(path, kubeconfig=kubeconfig, check=check, diff=diff, env=env, timeout=timeout)
     finally:
         os.unlink(path)
     results = task_results(output)

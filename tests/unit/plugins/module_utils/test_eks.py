@@ -109,7 +109,7 @@ class TestToken:
         assert expires_at == T0 + datetime.timedelta(minutes=14)
 
     def test_presigned_url(self, session):
-        token, _ = eks.eks_token(session, "gpu-demo", now=T0)
+        token, dummy = eks.eks_token(session, "gpu-demo", now=T0)
         parts, query = query_of(token)
         assert parts.scheme == "https"
         assert parts.netloc == "sts.eu-west-1.amazonaws.com"
@@ -126,7 +126,7 @@ class TestToken:
 
     def test_signature_verifies_independently(self, session):
         """Recompute SigV4 by hand (as STS will): the cluster name is inside the signature."""
-        token, _ = eks.eks_token(session, "gpu-demo", now=T0)
+        token, dummy = eks.eks_token(session, "gpu-demo", now=T0)
         parts, query = query_of(token)
 
         def signature(cluster):
@@ -149,9 +149,9 @@ class TestToken:
         first = eks.eks_token(session, "gpu-demo", now=T0)
         second = eks.eks_token(session, "gpu-demo", now=T0)
         assert first == second
-        later, _ = eks.eks_token(session, "gpu-demo", now=T0 + datetime.timedelta(seconds=1))
+        later, dummy = eks.eks_token(session, "gpu-demo", now=T0 + datetime.timedelta(seconds=1))
         assert later != first[0]
-        other, _ = eks.eks_token(session, "other", now=T0)
+        other, dummy = eks.eks_token(session, "other", now=T0)
         assert other != first[0]
 
     def test_naive_now_is_utc(self, session):
@@ -168,7 +168,7 @@ class TestToken:
         before = datetime.datetime.now(UTC).replace(microsecond=0)
         token, expires_at = eks.eks_token(session, "gpu-demo")
         after = datetime.datetime.now(UTC)
-        _, query = query_of(token)
+        dummy, query = query_of(token)
         signed = datetime.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         assert before <= signed <= after
         assert before + datetime.timedelta(minutes=14) <= expires_at <= after + datetime.timedelta(minutes=14)
@@ -176,7 +176,7 @@ class TestToken:
     def test_session_token_is_signed_in(self, clean_aws_env):
         temp = eks.make_session(region="us-east-1", access_key=ACCESS_KEY, secret_key=SECRET_KEY,
                                 session_token=SESSION_TOKEN)
-        token, _ = eks.eks_token(temp, "gpu-demo", now=T0)
+        token, dummy = eks.eks_token(temp, "gpu-demo", now=T0)
         parts, query = query_of(token)
         assert parts.netloc == "sts.us-east-1.amazonaws.com"
         assert query["X-Amz-Security-Token"] == SESSION_TOKEN
@@ -247,8 +247,8 @@ class TestSession:
         assert creds.access_key != "testing" and creds.token
         identity = s.client("sts").get_caller_identity()
         assert identity["Arn"].endswith("assumed-role/gpu-deployer/gpu-slicing-eks")
-        token, _ = eks.eks_token(s, "gpu-demo", now=T0)
-        _, query = query_of(token)
+        token, dummy = eks.eks_token(s, "gpu-demo", now=T0)
+        dummy, query = query_of(token)
         assert query["X-Amz-Credential"].startswith(creds.access_key + "/")
         assert query["X-Amz-Security-Token"] == creds.token
 
@@ -369,7 +369,7 @@ class TestTokenSource:
         second = source.get()
         assert second != first
         assert source.mint_count == 2
-        _, query = query_of(second)
+        dummy, query = query_of(second)
         assert query["X-Amz-Date"] == "20261124T101300Z"
         assert source.expires_at == T0 + datetime.timedelta(minutes=27)
 
@@ -377,9 +377,9 @@ class TestTokenSource:
         """A 60-minute wait polling every 30 s: every token used is younger than 13 minutes."""
         clock = FakeClock()
         source = eks.TokenSource(session, "gpu-demo", clock=clock)
-        for _ in range(121):
+        for dummy in range(121):
             token = source.get()
-            _, query = query_of(token)
+            dummy, query = query_of(token)
             signed = datetime.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
             assert clock.now - signed < datetime.timedelta(minutes=13)
             assert clock.now < source.expires_at
@@ -564,7 +564,7 @@ class TestInstanceTypes:
             eks.resolve_instance_facts({"aws_region": "eu-west-1"}, ["g5.xlarge"], "aws")
 
     def test_resolve_aws(self, aws):
-        facts, source, _ = eks.resolve_instance_facts({"aws_region": "us-east-1"}, ["g6.xlarge"], "auto")
+        facts, source, dummy = eks.resolve_instance_facts({"aws_region": "us-east-1"}, ["g6.xlarge"], "auto")
         assert source == "aws" and facts["g6.xlarge"]["gpu_name"] == "l4"
 
 
@@ -601,7 +601,7 @@ class TestPricing:
     def test_resolve_prices(self, clean_aws_env):
         prices, source, date, warnings = eks.resolve_prices({}, ["g5.xlarge"], "auto")
         assert prices["g5.xlarge"] > 0 and source.startswith("table") and date and not warnings
-        prices, source, _, warnings = eks.resolve_prices({"aws_region": "us-east-1"}, ["g5.xlarge"], "auto")
+        prices, source, dummy, warnings = eks.resolve_prices({"aws_region": "us-east-1"}, ["g5.xlarge"], "auto")
         assert source.startswith("table") and warnings
         with pytest.raises(eks.EKSError):
             eks.resolve_prices({"aws_region": "us-east-1"}, ["g5.xlarge"], "api")

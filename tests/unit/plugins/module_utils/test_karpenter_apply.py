@@ -48,7 +48,7 @@ class FakeKube(object):
         if kind == "Deployment":
             return self.deployments
         wanted = dict(part.split("=", 1) for part in (label_selector or "").split(",") if part)
-        return [copy.deepcopy(o) for (k, _), o in sorted(self.objects.items())
+        return [copy.deepcopy(o) for (k, dummy), o in sorted(self.objects.items())
                 if k == kind and all((o["metadata"].get("labels") or {}).get(a) == b for a, b in wanted.items())]
 
     def ensure(self, definition, state="present", wait=False, wait_timeout=120):
@@ -86,8 +86,8 @@ def test_overlay_crd_missing_fails_before_any_write(monkeypatch):
 
 def test_gate_from_deployment_and_order_of_writes(monkeypatch):
     dep = {"metadata": {"name": "karpenter", "labels": {"app.kubernetes.io/name": "karpenter"}},
-           "spec": {"template": {"spec": {"containers": [{"env": [{"name": "FEATURE_GATES",
-                                                                     "value": "NodeOverlay=true"}]}]}}}}
+           "spec": {"template": {"spec": {"containers": [
+               {"env": [{"name": "FEATURE_GATES", "value": "NodeOverlay=true"}]}]}}}}
     kube = FakeKube(deployments=[dep])
     result = run(FakeModule(), kube, monkeypatch)
     assert result["changed"] and result["node_overlay_gate"] is True

@@ -59,7 +59,7 @@ def test_sliced_node_passes_all_node_checks():
 def test_unsliced_node_fails_with_expected_and_observed():
     p = plan()
     n = node(replicas=1, alloc=1, strategy="none", product="Tesla-T4")
-    _, checks = V.node_checks(n, p.profile("ts-4"), [ready_plugin_pod("gpu-1")], p.default_profile)
+    dummy, checks = V.node_checks(n, p.profile("ts-4"), [ready_plugin_pod("gpu-1")], p.default_profile)
     by = {c.name: c for c in checks}
     alloc = by[V.CHECK_ALLOCATABLE]
     assert alloc.status == V.FAILED and alloc.expected == 4 and alloc.observed == 1
@@ -71,13 +71,13 @@ def test_unsliced_node_fails_with_expected_and_observed():
 
 def test_wrong_profile_label_fails_and_absent_label_passes_for_default():
     p = plan()
-    _, checks = V.node_checks(node(label="ts-2"), p.profile("ts-4"), [ready_plugin_pod("gpu-1")], p.default_profile)
+    dummy, checks = V.node_checks(node(label="ts-2"), p.profile("ts-4"), [ready_plugin_pod("gpu-1")], p.default_profile)
     c = checks[0]
     assert c.name == V.CHECK_PROFILE_LABEL and c.status == V.FAILED
     assert (c.expected, c.observed) == ("ts-4", "ts-2")
-    _, checks = V.node_checks(node(label=None), p.profile("ts-4"), [ready_plugin_pod("gpu-1")], "ts-4")
+    dummy, checks = V.node_checks(node(label=None), p.profile("ts-4"), [ready_plugin_pod("gpu-1")], "ts-4")
     assert checks[0].status == V.PASSED
-    _, checks = V.node_checks(node(label=None), p.profile("ts-2"), [], "ts-4")
+    dummy, checks = V.node_checks(node(label=None), p.profile("ts-2"), [], "ts-4")
     assert checks[0].status == V.FAILED
 
 
@@ -85,9 +85,9 @@ def test_renamed_resource_and_product_without_suffix():
     p = plan(rename_by_default=True)
     prof = p.profile("ts-4")
     n = node(product="Tesla-T4", resource="nvidia.com/gpu.shared")
-    _, checks = V.node_checks(n, prof, [ready_plugin_pod("gpu-1")], p.default_profile)
+    dummy, checks = V.node_checks(n, prof, [ready_plugin_pod("gpu-1")], p.default_profile)
     assert all(c.status == V.PASSED for c in checks), [c.to_dict() for c in checks]
-    _, checks = V.node_checks(node(), prof, [ready_plugin_pod("gpu-1")], p.default_profile)
+    dummy, checks = V.node_checks(node(), prof, [ready_plugin_pod("gpu-1")], p.default_profile)
     assert {c.name for c in checks if c.failed} == {V.CHECK_ALLOCATABLE, V.CHECK_GFD_PRODUCT}
 
 
@@ -235,7 +235,7 @@ class FakeKube(object):
 
     def list(self, kind, api_version, namespace=None, label_selector=None, field_selector=None):
         if kind == "Node":
-            key, _, value = label_selector.partition("=")
+            key, dummy, value = label_selector.partition("=")
             return [n for n in self.nodes.values() if n["metadata"]["labels"].get(key) == value]
         if kind == "Namespace":
             return [ns for ns in self.namespaces.values()
@@ -243,7 +243,7 @@ class FakeKube(object):
         if namespace == "nvidia-device-plugin":
             return list(self.plugin_pods)
         self._reconcile()
-        return [p for (ns, _), p in sorted(self.pods.items()) if ns == namespace]
+        return [p for (ns, dummy), p in sorted(self.pods.items()) if ns == namespace]
 
     def create(self, obj):
         if obj["kind"] == "Namespace":
@@ -341,7 +341,7 @@ def test_runner_unsliced_node_fails_fast_with_numbers():
 
 
 def test_runner_detects_accepted_multi_slice_request():
-    _, report = run_fake([node("a")], {"fail_requests_greater_than_one": True}, fail_multi=False)
+    dummy, report = run_fake([node("a")], {"fail_requests_greater_than_one": True}, fail_multi=False)
     assert checks_of(report)[V.CHECK_MULTI_SLICE]["status"] == V.FAILED
     assert checks_of(report)[V.CHECK_CONCURRENT]["status"] == V.PASSED  # the wrong pod was removed first
 

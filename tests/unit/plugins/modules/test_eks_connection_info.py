@@ -111,8 +111,8 @@ def test_secrets_given_as_options_are_masked(cluster, capsys):
 
 def test_ca_cert_file(cluster, capsys, tmp_path):
     path = tmp_path / "ca" / "cluster.crt"
-    code, result, _, _ = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1",
-                                                          "ca_cert_path": str(path)}, capsys)
+    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1",
+                                                              "ca_cert_path": str(path)}, capsys)
     assert code == 0
     assert result["ca_cert"] == str(path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -120,20 +120,20 @@ def test_ca_cert_file(cluster, capsys, tmp_path):
 
 
 def test_check_mode(cluster, capsys):
-    code, result, _, _ = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1",
-                                                          "_ansible_check_mode": True}, capsys)
+    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1",
+                                                              "_ansible_check_mode": True}, capsys)
     assert code == 0 and result["changed"] is False and result["api_key"].startswith("k8s-aws-v1.")
 
 
 def test_env_cluster_name_and_region(cluster, awx_env, capsys):
     awx_env.setenv("EKS_CLUSTER_NAME", "gpu-demo")
     awx_env.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    code, result, _, _ = run_module(eks_connection_info, {}, capsys)
+    code, result, dummy, dummy = run_module(eks_connection_info, {}, capsys)
     assert code == 0 and result["cluster"]["name"] == "gpu-demo"
 
 
 def test_no_cluster_name(awx_env, capsys):
-    code, result, out, _ = run_module(eks_connection_info, {"aws_region": "eu-west-1"}, capsys)
+    code, result, out, dummy = run_module(eks_connection_info, {"aws_region": "eu-west-1"}, capsys)
     assert code == 1 and result["failed"]
     assert result["error_kind"] == "no_connection"
     for hint in ("eks_cluster_name", "K8S_AUTH_HOST", "in-cluster"):
@@ -141,15 +141,15 @@ def test_no_cluster_name(awx_env, capsys):
 
 
 def test_no_credentials(awx_env, capsys):
-    code, result, _, _ = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1"},
-                                    capsys)
+    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1"},
+                                        capsys)
     assert code == 1 and result["error_kind"] == "no_credentials"
     assert "AWS_ACCESS_KEY_ID" in result["msg"] and "AWS_SECURITY_TOKEN" in result["msg"]
 
 
 def test_no_region(awx_env, capsys):
-    code, result, _, _ = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_access_key": ACCESS_KEY,
-                                                          "aws_secret_key": SECRET_KEY}, capsys)
+    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_access_key": ACCESS_KEY,
+                                                              "aws_secret_key": SECRET_KEY}, capsys)
     assert code == 1 and result["error_kind"] == "no_region" and "AWS_REGION" in result["msg"]
 
 

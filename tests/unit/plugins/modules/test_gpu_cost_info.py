@@ -48,8 +48,8 @@ def no_aws(monkeypatch, tmp_path):
 
 
 def test_blueprint_with_table_prices(no_aws, capsys):
-    code, result, _ = run_module({"pods": 17, "fraction": 0.25,
-                                  "instance_types": ["g4dn.xlarge", "g5.xlarge", "g4dn.12xlarge"]}, capsys)
+    code, result, dummy = run_module({"pods": 17, "fraction": 0.25,
+                                      "instance_types": ["g4dn.xlarge", "g5.xlarge", "g4dn.12xlarge"]}, capsys)
     assert code == 0, result
     assert result["changed"] is False
     assert result["cheapest_sliced"]["instance_type"] == "g4dn.xlarge"
@@ -61,8 +61,8 @@ def test_blueprint_with_table_prices(no_aws, capsys):
 
 
 def test_given_prices_win(no_aws, capsys):
-    code, result, _ = run_module({"pods": 8, "replicas": 4, "instance_types": ["g4dn.xlarge", "g5.xlarge"],
-                                  "prices": {"g5.xlarge": "0.1"}}, capsys)
+    code, result, dummy = run_module({"pods": 8, "replicas": 4, "instance_types": ["g4dn.xlarge", "g5.xlarge"],
+                                      "prices": {"g5.xlarge": "0.1"}}, capsys)
     assert code == 0
     assert result["cheapest_sliced"]["instance_type"] == "g5.xlarge"
     assert result["cheapest_sliced"]["cost_per_hour"] == 0.2
@@ -98,11 +98,11 @@ def test_pricing_api(no_aws, capsys, monkeypatch):
 
 
 def test_pricing_api_unreachable_fails_but_auto_falls_back(no_aws, capsys):
-    code, result, _ = run_module({"pods": 4, "fraction": 0.5, "instance_types": ["g5.xlarge"], "pricing": "api",
-                                  "aws_region": "us-east-1"}, capsys)
+    code, result, dummy = run_module({"pods": 4, "fraction": 0.5, "instance_types": ["g5.xlarge"], "pricing": "api",
+                                      "aws_region": "us-east-1"}, capsys)
     assert code == 1 and result["error_kind"] == "no_credentials"
-    code, result, _ = run_module({"pods": 4, "fraction": 0.5, "instance_types": ["g5.xlarge"], "pricing": "auto",
-                                  "aws_region": "us-east-1"}, capsys)
+    code, result, dummy = run_module({"pods": 4, "fraction": 0.5, "instance_types": ["g5.xlarge"], "pricing": "auto",
+                                      "aws_region": "us-east-1"}, capsys)
     assert code == 0 and result["price_source"].startswith("table") and result["warnings"]
 
 
@@ -115,13 +115,13 @@ def test_pricing_api_unreachable_fails_but_auto_falls_back(no_aws, capsys):
     ({"pods": 4, "fraction": 0.5, "instance_types": ["g5.xlarge"], "prices": {"g5.xlarge": "cheap"}}, "prices"),
 ])
 def test_errors(no_aws, capsys, args, needle):
-    code, result, _ = run_module(args, capsys)
+    code, result, dummy = run_module(args, capsys)
     assert code == 1 and needle in result["msg"]
 
 
 def test_check_mode(no_aws, capsys):
-    code, result, _ = run_module({"pods": 3, "fraction": 0.5, "instance_types": ["g6.xlarge"],
-                                  "_ansible_check_mode": True}, capsys)
+    code, result, dummy = run_module({"pods": 3, "fraction": 0.5, "instance_types": ["g6.xlarge"],
+                                      "_ansible_check_mode": True}, capsys)
     assert code == 0 and result["changed"] is False
 
 

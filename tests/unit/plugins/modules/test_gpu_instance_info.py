@@ -45,7 +45,7 @@ def no_aws(monkeypatch, tmp_path):
 
 
 def test_offline(no_aws, capsys):
-    code, result, _ = run_module({"instance_types": ["g5.xlarge", "g4dn.12xlarge"], "source": "offline"}, capsys)
+    code, result, dummy = run_module({"instance_types": ["g5.xlarge", "g4dn.12xlarge"], "source": "offline"}, capsys)
     assert code == 0 and result["changed"] is False and result["source"] == "offline"
     g5 = result["instance_types"]["g5.xlarge"]
     assert g5["gpu_count"] == 1 and g5["gpu_name"] == "a10g" and g5["gpu_memory"].endswith("Mi")
@@ -54,17 +54,17 @@ def test_offline(no_aws, capsys):
 
 
 def test_auto_without_aws_is_offline(no_aws, capsys):
-    code, result, _ = run_module({"instance_types": ["g6.xlarge"]}, capsys)
+    code, result, dummy = run_module({"instance_types": ["g6.xlarge"]}, capsys)
     assert code == 0 and result["source"] == "offline" and not result.get("warnings")
 
 
 def test_default_is_whole_table(no_aws, capsys):
-    code, result, _ = run_module({"source": "offline"}, capsys)
+    code, result, dummy = run_module({"source": "offline"}, capsys)
     assert code == 0 and len(result["instance_types"]) > 10
 
 
 def test_unknown_type_suggests(no_aws, capsys):
-    code, result, _ = run_module({"instance_types": ["g5.xlarg"], "source": "offline"}, capsys)
+    code, result, dummy = run_module({"instance_types": ["g5.xlarg"], "source": "offline"}, capsys)
     assert code == 1 and "g5.xlarge" in result["msg"]
 
 
@@ -81,18 +81,18 @@ def test_aws_via_moto(no_aws, capsys):
 
 
 def test_auto_falls_back_with_warning(no_aws, capsys):
-    code, result, _ = run_module({"instance_types": ["g5.xlarge"], "aws_region": "eu-west-1"}, capsys)
+    code, result, dummy = run_module({"instance_types": ["g5.xlarge"], "aws_region": "eu-west-1"}, capsys)
     assert code == 0 and result["source"] == "offline"
     assert any("AWS_ACCESS_KEY_ID" in json.dumps(w) for w in result["warnings"]), result
 
 
 def test_aws_without_credentials_fails(no_aws, capsys):
-    code, result, _ = run_module({"instance_types": ["g5.xlarge"], "source": "aws", "aws_region": "eu-west-1"}, capsys)
+    code, result, dummy = run_module({"instance_types": ["g5.xlarge"], "source": "aws", "aws_region": "eu-west-1"}, capsys)
     assert code == 1 and result["error_kind"] == "no_credentials" and "AWS_ACCESS_KEY_ID" in result["msg"]
 
 
 def test_check_mode(no_aws, capsys):
-    code, result, _ = run_module({"instance_types": ["g5.xlarge"], "_ansible_check_mode": True}, capsys)
+    code, result, dummy = run_module({"instance_types": ["g5.xlarge"], "_ansible_check_mode": True}, capsys)
     assert code == 0 and result["changed"] is False
 
 
