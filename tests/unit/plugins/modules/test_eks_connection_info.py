@@ -112,7 +112,7 @@ def test_secrets_given_as_options_are_masked(cluster, capsys):
 def test_ca_cert_file(cluster, capsys, tmp_path):
     path = tmp_path / "ca" / "cluster.crt"
     code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1",
-                                                              "ca_cert_path": str(path)}, capsys)
+                                                                  "ca_cert_path": str(path)}, capsys)
     assert code == 0
     assert result["ca_cert"] == str(path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -121,7 +121,7 @@ def test_ca_cert_file(cluster, capsys, tmp_path):
 
 def test_check_mode(cluster, capsys):
     code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1",
-                                                              "_ansible_check_mode": True}, capsys)
+                                                                  "_ansible_check_mode": True}, capsys)
     assert code == 0 and result["changed"] is False and result["api_key"].startswith("k8s-aws-v1.")
 
 
@@ -142,14 +142,14 @@ def test_no_cluster_name(awx_env, capsys):
 
 def test_no_credentials(awx_env, capsys):
     code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1"},
-                                        capsys)
+                                            capsys)
     assert code == 1 and result["error_kind"] == "no_credentials"
     assert "AWS_ACCESS_KEY_ID" in result["msg"] and "AWS_SECURITY_TOKEN" in result["msg"]
 
 
 def test_no_region(awx_env, capsys):
     code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_access_key": ACCESS_KEY,
-                                                              "aws_secret_key": SECRET_KEY}, capsys)
+                                                                  "aws_secret_key": SECRET_KEY}, capsys)
     assert code == 1 and result["error_kind"] == "no_region" and "AWS_REGION" in result["msg"]
 
 
