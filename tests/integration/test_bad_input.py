@@ -1,0 +1,360 @@
+"""Bad input across every module, role and filter: each case fails with a message that names
+the field and says how to fix it, and the cluster is left exactly as it was.
+
+Speed: the cases of one group run as tasks of ONE playbook (``ignore_errors``), so a group
+costs one ansible-playbook start; each task is still one module run. The cluster snapshot
+(resourceVersions of every kind these modules may touch, ``kubectl get -A -o json``) is taken
+before and after each group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+import pytest
+import yaml
+
+from ansible_runner import REPO_ROOT, run_playbook, task_results
+
+pytestmark = pytest.mark.integration
+
+SNAPSHOT_KINDS = ["namespaces", "configmaps", "secrets", "daemonsets", "pods", "nodes",
+                  "nodepools.karpenter.sh", "ec2nodeclasses.karpenter.k8s.aws", "nodeoverlays.karpenter.sh"]
+PROFILES = [{"name": "ts-4", "replicas": 4}]
+DUR = {}
+
+
+def snapshot(cluster):
+    """{kind: {namespace/name: resourceVersion}} for every kind a module could touch.
+
+    Nodes are included without their status heartbeat noise: kwok bumps Node resourceVersions
+    on its own, so for nodes the labels/taints/annotations are compared instead."""
+    state = {}
+    served = set(cluster.kubectl("api-resources", "-o", "name").stdout.split())
+    for kind in SNAPSHOT_KINDS:
+        if kind not in served:
+            state[kind] = "not served"
+            continue
+        items = json.loads(cluster.kubectl("get", kind, "-A", "-o", "json").stdout)["items"]
+        if kind == "nodes":
+            state[kind] = {i["metadata"]["name"]: json.dumps([i["metadata"].get("labels"),
+                                                              i["spec"].get("taints"),
+                                                              i["metadata"].get("annotations")], sort_keys=True)
+                           for i in items}
+            continue
+        if kind == "pods":  # emulated kubelets touch pods of running workloads; count by owner + name
+            state[kind] = sorted("%s/%s" % (i["metadata"].get("namespace"), i["metadata"]["name"]) for i in items)
+            continue
+        if kind == "configmaps":  # kube-root-ca.crt and leader-election noise are not ours
+            items = [i for i in items if i["metadata"]["name"] != "kube-root-ca.crt"]
+        state[kind] = {"%s/%s" % (i["metadata"].get("namespace", ""), i["metadata"]["name"]):
+                       i["metadata"]["resourceVersion"] for i in items}
+    return state
+
+
+def chart(cluster):
+    path = cluster.artifacts / "nvidia-device-plugin"
+    return str(path), str(yaml.safe_load((path / "Chart.yaml").read_text())["version"])
+
+
+def _cases(cluster, tmp):
+    """(id, task, [substrings the failure message must contain]). ``{chart}`` etc. filled here."""
+    ref, version = chart(cluster)
+    helm = str(cluster.bin / "helm")
+    dp = {"release_name": "bi-nvdp", "release_namespace": "gse-bad-input", "chart_ref": ref,
+          "chart_version": version, "binary_path": helm, "profiles": PROFILES, "wait_timeout": 30}
+    cfg = {"name": "bi-configs", "namespace": "gse-bad-input", "profiles": PROFILES}
+    kp = {"name": "bi-pool", "profiles": PROFILES, "cluster_name": "c", "role": "KarpenterNodeRole-c",
+          "instance_families": ["g4dn"], "karpenter_feature_gates": "NodeOverlay=true"}
+    vf = {"profiles": PROFILES, "timeout": 20, "cleanup_timeout": 20}
+
+    def m(module_name, base, **over):
+        args = dict(base)
+        args.update(over)
+        return {"gpu_slicing.eks." + module_name: args}
+
+    def role(name, **role_vars):
+        # Exactly what a role's argument validation runs, as a task (ignore_errors works on it,
+        # while a failed include_role validation ends the play).
+        spec = os.path.join(REPO_ROOT, "roles", name, "meta", "argument_specs.yml")
+        return {"ansible.builtin.validate_argument_spec": {
+            "argument_spec": "{{ (lookup('file', '%s') | from_yaml).argument_specs.main.options }}" % spec,
+            "provided_arguments": role_vars}}
+
+    def flt(expr):
+        return {"ansible.builtin.debug": {"msg": "{{ %s }}" % expr}}
+
+    groups = {
+        "device_plugin_config": [
+            ("replicas-1", m("device_plugin_config", cfg, profiles=[{"name": "ts", "replicas": 1}]),
+             ["profiles[0].replicas", "Fix"]),
+            ("replicas-string", m("device_plugin_config", cfg, profiles=[{"name": "ts", "replicas": "four"}]),
+             ["profiles[0].replicas", "whole number", "Fix"]),
+            ("replicas-negative", m("device_plugin_config", cfg, profiles=[{"name": "ts", "replicas": -3}]),
+             ["profiles[0].replicas", "Fix"]),
+            ("fraction-too-big", m("device_plugin_config", cfg, profiles=[{"name": "ts", "fraction": 0.6}]),
+             ["profiles[0].fraction", "Fix"]),
+            ("fraction-zero", m("device_plugin_config", cfg, profiles=[{"name": "ts", "fraction": 0}]),
+             ["fraction", "Fix"]),
+            ("replicas-and-fraction", m("device_plugin_config", cfg,
+                                        profiles=[{"name": "ts", "replicas": 4, "fraction": 0.25}]),
+             ["replicas", "fraction"]),
+            ("slice-bigger-than-gpu", m("device_plugin_config", cfg,
+                                        profiles=[{"name": "ts", "slice_memory": "32Gi", "gpu_memory": "16Gi"}]),
+             ["slice_memory", "Fix"]),
+            ("slice-memory-garbage", m("device_plugin_config", cfg,
+                                       profiles=[{"name": "ts", "slice_memory": "lots", "gpu_memory": "16Gi"}]),
+             ["slice_memory", "Fix"]),
+            ("unknown-strategy", m("device_plugin_config", cfg,
+                                   profiles=[{"name": "ts", "strategy": "spatial", "replicas": 2}]),
+             ["strategy", "time-slicing"]),
+            ("mps-mixed-mig", m("device_plugin_config", cfg, profiles=[
+                {"name": "m", "strategy": "mps", "replicas": 2, "mig_strategy": "mixed"}]),
+             ["profiles[0].mig_strategy", "Fix"]),
+            ("mps-49-replicas", m("device_plugin_config", cfg,
+                                  profiles=[{"name": "m", "strategy": "mps", "replicas": 49}]),
+             ["profiles[0].replicas", "Fix"]),
+            ("duplicate-names", m("device_plugin_config", cfg, profiles=[{"name": "a", "replicas": 2},
+                                                                        {"name": "a", "replicas": 4}]),
+             ["profiles[1].name", "Fix"]),
+            ("bad-profile-name", m("device_plugin_config", cfg, profiles=[{"name": "Bad Name!", "replicas": 2}]),
+             ["profiles[0].name", "Fix"]),
+            ("long-profile-name", m("device_plugin_config", cfg, profiles=[{"name": "x" * 70, "replicas": 2}]),
+             ["profiles[0].name", "Fix"]),
+            ("default-profile-unknown", m("device_plugin_config", cfg, default_profile="nope"),
+             ["default_profile", "Fix"]),
+            ("unknown-profile-key", m("device_plugin_config", cfg, profiles=[{"name": "ts", "replicas": 4,
+                                                                             "replica": 8}]),
+             ["replica", "profiles"]),
+            ("unknown-module-option", m("device_plugin_config", cfg, replicas=4),
+             ["replicas", "Supported parameters"]),
+            ("empty-profiles", m("device_plugin_config", cfg, profiles=[]),
+             ["profiles", "Fix"]),
+            ("bad-resource-name", m("device_plugin_config", cfg, profiles=[{"name": "ts", "replicas": 2,
+                                                                           "resource_name": "amd.com/gpu"}]),
+             ["resource_name", "Fix"]),
+            ("bad-namespace", m("device_plugin_config", cfg, namespace="Not_A_Namespace"),
+             ["Namespace \"Not_A_Namespace\" is invalid", "lowercase RFC 1123"]),
+            ("bad-state", m("device_plugin_config", cfg, state="installed"),
+             ["state", "present, absent"]),
+        ],
+        "device_plugin": [
+            ("chart-missing", m("device_plugin", dp, chart_ref=os.path.join(tmp, "no-such-chart")),
+             ["chart_ref", "Fix"]),
+            ("chart-wrong-version", m("device_plugin", dp, chart_version="9.9.9"),
+             ["chart_version", "Fix"]),
+            ("wait-timeout-string", m("device_plugin", dp, wait_timeout="soon"),
+             ["wait_timeout", "int"]),
+            ("values-not-dict", m("device_plugin", dp, values="nodeSelector=x"),
+             ["values", "dict"]),
+            ("values-fight-config", m("device_plugin", dp, values={"config": {"name": "other"}}),
+             ["values", "config"]),
+            ("image-tag-unpinned", m("device_plugin", dp, image_tag="latest"),
+             ["image_tag", "sha256"]),
+            ("replicas-1", m("device_plugin", dp, profiles=[{"name": "ts", "replicas": 1}]),
+             ["profiles[0].replicas", "Fix"]),
+            ("helm-missing", m("device_plugin", dp, binary_path=os.path.join(tmp, "no-helm")),
+             ["helm"]),
+        ],
+        "karpenter_without_crds": [
+            ("crds-missing", m("karpenter_gpu_nodepool", kp), ["NodePool", "karpenter.sh/v1", "not installed", "Fix"]),
+        ],
+        "karpenter_gpu_nodepool": [
+            ("no-role-or-profile", m("karpenter_gpu_nodepool", kp, role=None),
+             ["role", "instance_profile"]),
+            ("role-and-profile", m("karpenter_gpu_nodepool", kp, instance_profile="p"),
+             ["role", "instance_profile"]),
+            ("weight-out-of-range", m("karpenter_gpu_nodepool", kp, weight=500),
+             ["weight", "1"]),
+            ("bad-consolidate-after", m("karpenter_gpu_nodepool", kp, consolidate_after="5 minutes"),
+             ["consolidate_after", "Fix"]),
+            ("bad-capacity-type", m("karpenter_gpu_nodepool", kp, capacity_types=["cheap"]),
+             ["capacity_types", "on-demand"]),
+            ("bad-ami-alias", m("karpenter_gpu_nodepool", kp, ami_alias="ubuntu@latest"),
+             ["ami_alias", "al2023"]),
+            ("unknown-instance-type", m("karpenter_gpu_nodepool", kp, instance_families=None,
+                                        instance_types=["g9z.mega"]),
+             ["instance_types", "g9z.mega"]),
+            ("non-gpu-instance-type", m("karpenter_gpu_nodepool", kp, instance_families=None,
+                                        instance_types=["m5.large"]),
+             ["instance_types", "m5.large"]),
+            ("karpenter-domain-label", m("karpenter_gpu_nodepool", kp, labels={"karpenter.sh/foo": "x"}),
+             ["labels", "karpenter.sh"]),
+            ("bad-pool-name", m("karpenter_gpu_nodepool", kp, name="Bad_Pool"),
+             ["name", "Bad_Pool"]),
+            ("limit-slices-garbage", m("karpenter_gpu_nodepool", kp, limit_slices="many"),
+             ["limit_slices", "Fix"]),
+            ("node-class-wrong-api", m("karpenter_gpu_nodepool", kp, manage_node_class=False,
+                                       node_class_ref={"group": "karpenter.k8s.aws/v1beta1",
+                                                       "kind": "EC2NodeClass", "name": "x"}),
+             ["node_class_ref", "group"]),
+            ("crd-missing-node-class-kind", m("karpenter_gpu_nodepool", kp, manage_node_class=False,
+                                              node_class_ref={"group": "example.com", "kind": "NoSuchNodeClass",
+                                                              "name": "x"}),
+             ["NoSuchNodeClass", "CRD"]),
+            ("no-overlay-gate", m("karpenter_gpu_nodepool", kp, karpenter_feature_gates="NodeOverlay=false"),
+             ["NodeOverlay", "allow_without_node_overlay"]),
+            ("profile-not-in-profiles", m("karpenter_gpu_nodepool", kp, profile="ts-8"),
+             ["profile", "ts-8"]),
+        ],
+        "gpu_slicing_verify": [
+            ("profile-unknown", m("gpu_slicing_verify", vf, profile="ts-99"), ["profile", "ts-99"]),
+            ("timeout-negative", m("gpu_slicing_verify", vf, timeout=-5), ["timeout", "Fix"]),
+            ("hold-string", m("gpu_slicing_verify", vf, hold_seconds="forever"), ["hold_seconds", "int"]),
+            ("nodes-and-nodepool", m("gpu_slicing_verify", vf, nodes=["a"], nodepool="p"),
+             ["nodes", "Fix"]),
+            ("bad-tolerations", m("gpu_slicing_verify", vf, tolerations="all"), ["tolerations", "dict"]),
+            ("profile-no-node-can-use", m("gpu_slicing_verify", vf, nodes=["no-such-node-bi"]),
+             ["no-such-node-bi"]),
+        ],
+        "info_modules": [
+            ("slicing-info-bad-selector", m("gpu_slicing_info", {"profiles": PROFILES}, label_selector="a=b=c!"),
+             ["expected", "BadRequest"]),
+            ("instance-info-unknown", m("gpu_instance_info", {"source": "offline"}, instance_types=["p9.huge"]),
+             ["instance_type", "p9.huge", "Fix"]),
+            ("instance-info-bad-source", m("gpu_instance_info", {"source": "cache"}),
+             ["source", "offline"]),
+            ("cost-fraction-and-replicas", m("gpu_cost_info", {"instance_types": ["g4dn.xlarge"], "pods": 4},
+                                            fraction=0.25, replicas=4),
+             ["fraction", "replicas"]),
+            ("cost-no-instance-types", m("gpu_cost_info", {"pods": 4, "replicas": 4}, instance_types=[]),
+             ["instance_types"]),
+            ("eks-info-no-cluster", m("eks_connection_info", {"aws_region": "us-east-1"}),
+             ["eks_cluster_name"]),
+        ],
+        "roles_and_filters": [
+            ("role-device-plugin-timeout-type", role("device_plugin", device_plugin_wait_timeout="soon",
+                                                     device_plugin_chart_ref=ref),
+             ["device_plugin_wait_timeout", "int"]),
+            ("role-device-plugin-state", role("device_plugin", device_plugin_state="installed",
+                                              device_plugin_chart_ref=ref),
+             ["device_plugin_state", "present"]),
+            ("role-verify-timeout-type", role("verify", verify_timeout="long"), ["verify_timeout", "int"]),
+            ("role-verify-profiles-type", role("verify", verify_profiles="ts-4"), ["verify_profiles", "dict"]),
+            ("role-karpenter-overlay-key", role("karpenter_gpu", karpenter_gpu_nodepool_name="p",
+                                                karpenter_gpu_overlay_key="zone"),
+             ["karpenter_gpu_overlay_key", "instance-type"]),
+            ("role-karpenter-manage-type", role("karpenter_gpu", karpenter_gpu_nodepool_name="p",
+                                                karpenter_gpu_manage_node_class="maybe"),
+             ["karpenter_gpu_manage_node_class", "bool"]),
+            ("filter-fraction", flt("0.6 | gpu_slicing.eks.replicas_for_fraction"),
+             ["replicas_for_fraction", "Fix"]),
+            ("filter-pod-profile", flt("{'spec': {'containers': [{'name': 'c', 'resources': {'limits': "
+                                       "{'nvidia.com/gpu': '0.5'}}}]}} | gpu_slicing.eks.shared_gpu_pod_spec("
+                                       "{'profiles': [{'name': 'ts-4', 'replicas': 4}]}, 'nope')"),
+             ["shared_gpu_pod_spec", "nope"]),
+        ],
+    }
+    return groups
+
+
+def result_text(result):
+    parts = [str(result.get("msg", ""))]
+    for key in ("module_stderr", "exception", "stderr"):
+        if result.get(key):
+            parts.append(str(result[key]))
+    return "\n".join(parts)
+
+
+# Cases where the module does NOT yet fail cleanly before writing (found by this suite; the
+# modules are not this file's to change). Each runs alone as a strict xfail: when the module is
+# fixed the test XPASSes and fails, so the entry must then move back into its group.
+KNOWN_GAPS = {
+    "values-not-dict": "device_plugin: values='k=v' string becomes a dict, helm fails to render AFTER the "
+                       "namespace and ConfigMap were written; message does not name 'values'",
+    "values-fight-config": "device_plugin: values.config.name (conflicts with the managed ConfigMap) is accepted",
+    "image-tag-unpinned": "device_plugin: image_tag 'latest' (no @sha256 digest) is accepted without error",
+    "helm-missing": "device_plugin: a binary_path that does not exist fails with 'Error executing command.' "
+                    "without naming binary_path",
+    "node-class-wrong-api": "karpenter_gpu_nodepool: node_class_ref.group with a version is only caught by the "
+                            "CRD's CEL at apply time; message names spec...nodeClassRef.group, not the option",
+    "crd-missing-node-class-kind": "karpenter_gpu_nodepool: node_class_ref to a kind whose CRD is absent is "
+                                   "accepted and the NodePool (+ overlays) written",
+}
+
+GROUPS = ["device_plugin_config", "device_plugin", "karpenter_without_crds", "karpenter_gpu_nodepool", "gpu_slicing_verify",
+          "info_modules", "roles_and_filters"]
+ALL_CASES = []
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_bad_input_group(local_cluster, group, tmp_path):
+    c = local_cluster
+    served = set(c.kubectl("api-resources", "-o", "name").stdout.split())
+    if group == "karpenter_without_crds" and "nodepools.karpenter.sh" in served:
+        pytest.skip("Karpenter CRDs already installed by an earlier test")
+    if group == "karpenter_gpu_nodepool":  # the CRDs are needed to reach the module's own checks
+        c.apply_karpenter_crds()
+        ec2 = c.artifacts / "karpenter-aws-crds" / "karpenter.k8s.aws_ec2nodeclasses.yaml"
+        c.kubectl("apply", "--server-side", "--force-conflicts", "-f", ec2)
+        c.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/ec2nodeclasses.karpenter.k8s.aws")
+    cases = [case for case in _cases(c, str(tmp_path))[group] if case[0] not in KNOWN_GAPS]
+    tasks = [dict(task, name=case_id, ignore_errors=True) for case_id, task, _ in cases]
+    play = [{"name": "bad input: " + group, "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+    before = snapshot(c)
+    t0 = time.monotonic()
+    _, output = run_playbook(str(path), kubeconfig=str(c.kubeconfig), timeout=600)
+    DUR[group] = time.monotonic() - t0
+    results = dict(task_results(output))
+    after = snapshot(c)
+    problems = []
+    for case_id, _, must in cases:
+        res = results.get(case_id)
+        if res is None:
+            problems.append("%s: no result (play aborted?)" % case_id)
+            continue
+        text = result_text(res)
+        if not res.get("failed"):
+            problems.append("%s: did not fail: %s" % (case_id, json.dumps(res)[:400]))
+            continue
+        missing = [s for s in must if s not in text]
+        if missing:
+            problems.append("%s: message lacks %s: %s" % (case_id, missing, text[:600]))
+    ALL_CASES.extend(case_id for case_id, _, _ in cases)
+    print("%s: %d cases in %.1fs" % (group, len(cases), DUR[group]))
+    changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    if changed:
+        problems.append("bad input changed the cluster: %s" % json.dumps(changed)[:2000])
+    assert not problems, "\n".join(problems)
+
+
+GAP_GROUP = {"values-not-dict": "device_plugin", "values-fight-config": "device_plugin",
+             "image-tag-unpinned": "device_plugin", "helm-missing": "device_plugin",
+             "node-class-wrong-api": "karpenter_gpu_nodepool", "crd-missing-node-class-kind": "karpenter_gpu_nodepool"}
+
+
+@pytest.mark.parametrize("case_id", sorted(KNOWN_GAPS))
+def test_known_gap(local_cluster, case_id, tmp_path, request):
+    request.node.add_marker(pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case_id]))
+    c = local_cluster
+    case = next(x for x in _cases(c, str(tmp_path))[GAP_GROUP[case_id]] if x[0] == case_id)
+    play = [{"name": "gap", "hosts": "localhost", "gather_facts": False,
+             "tasks": [dict(case[1], name=case_id, ignore_errors=True)]}]
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+    before = snapshot(c)
+    try:
+        _, output = run_playbook(str(path), kubeconfig=str(c.kubeconfig), timeout=300)
+        res = dict(task_results(output))[case_id]
+        after = snapshot(c)
+    finally:  # whatever the module wrote goes away, so later tests start clean
+        c.helm("uninstall", "bi-nvdp", "-n", "gse-bad-input", "--no-hooks", check=False)
+        c.kubectl("delete", "namespace", "gse-bad-input", "--ignore-not-found", "--wait=false", check=False)
+        for kind in ("nodepools.karpenter.sh", "ec2nodeclasses.karpenter.k8s.aws", "nodeoverlays.karpenter.sh"):
+            c.kubectl("delete", kind, "-l", "app.kubernetes.io/managed-by=gpu_slicing.eks", "--ignore-not-found",
+                      check=False)
+            c.kubectl("delete", kind, "bi-pool", "--ignore-not-found", check=False)
+    assert res.get("failed"), "accepted: %s" % json.dumps(res)[:300]
+    assert all(x in result_text(res) for x in case[2]), result_text(res)[:500]
+    assert before == after, "the failed run changed the cluster"
+
+
+def test_case_count(local_cluster, tmp_path):
+    n = sum(len(v) for v in _cases(local_cluster, str(tmp_path)).values())
+    print("bad-input cases: %d" % n)
+    assert n >= 40, n
