@@ -494,6 +494,23 @@ def timed_run(c, playbook, extra_vars):
             "failures": failures, "tasks": per_task}
 
 
+def converge_probe(c, tmp, xv):
+    """Fixed costs inside a no-change re-run: ansible-playbook start-up with one no-op task, and the
+    three read-only helm commands the device_plugin module runs (show chart, list, get values)."""
+    probe = {}
+    pb = write_playbook(tmp / "noop.yml", [{"name": "noop", "ansible.builtin.debug": {"msg": "noop"}}])
+    rc, secs, _, _ = ansible_playbook(pb, c.kubeconfig)
+    probe["ansible_playbook_noop_seconds"] = round(secs, 2)
+    helm = [str(c.bin / "helm"), "--kubeconfig", str(c.kubeconfig)]
+    for name, args in (("helm_show_chart", ["show", "chart", xv["device_plugin_chart_ref"]]),
+                       ("helm_list", ["list", "-n", "nvidia-device-plugin", "-a", "-o", "json"]),
+                       ("helm_get_values", ["get", "values", "nvdp", "-n", "nvidia-device-plugin", "-o", "json"])):
+        t0 = time.monotonic()
+        subprocess.run(helm + args, capture_output=True, env=c.env())
+        probe[name + "_seconds"] = round(time.monotonic() - t0, 2)
+    return probe
+
+
 def bench_converge(wd, quick):
     tmp = wd.root / "converge-files"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -509,6 +526,7 @@ def bench_converge(wd, quick):
         results["collection_first"] = timed_run(c, playbook, xv)
         log("converge: collection, no-change re-run")
         results["collection_rerun"] = timed_run(c, playbook, xv)
+        results["where_time_goes"] = converge_probe(c, tmp, xv)
         for resource in ("nodeoverlays.karpenter.sh", "nodepools.karpenter.sh"):
             for item in c.kubectl_json("get", resource, "-l", "gpu-slicing.eks/nodepool=gpu-shared")["items"]:
                 nodepool_objects.append(strip_object(item))
@@ -815,6 +833,9 @@ def render_md(r):
                 "first run" if k == "first" else "no-change re-run", a["seconds"], b["seconds"],
                 b["seconds"] / a["seconds"], a["api_requests"], b["api_requests"], a["changed_tasks"],
                 b["changed_tasks"]))
+        if cv.get("where_time_goes"):
+            L += ["", "Fixed costs measured on the same cluster: %s." % ", ".join(
+                "%s %s s" % (k.replace("_seconds", ""), v) for k, v in cv["where_time_goes"].items())]
         L += ["", "Per task (s): collection re-run %s; reference re-run %s" % (
             ", ".join("%s %s" % (t["task"], t["seconds"]) for t in cv["collection_rerun"]["tasks"]),
             ", ".join("%s %s" % (t["task"], t["seconds"]) for t in cv["reference_rerun"]["tasks"])), ""]
