@@ -643,15 +643,19 @@ def report_retries(module, stats):
     if getattr(module, "_gse_retry_reporting", False):
         return
     module._gse_retry_reporting = True
-    exit_json, fail_json = module.exit_json, module.fail_json
+    # AnsibleK8SModule delegates to its inner AnsibleModule at call time, and modules often write
+    # ``module.exit_json(**work(module))`` (the bound method is looked up before ``work`` runs),
+    # so the inner module's methods are the ones wrapped.
+    target = getattr(module, "_module", None) or module
+    exit_json, fail_json = target.exit_json, target.fail_json
 
     def _with_stats(kwargs):
         if stats.count and "api_retries" not in kwargs:
             kwargs["api_retries"] = stats.to_dict()
         return kwargs
 
-    module.exit_json = lambda **kwargs: exit_json(**_with_stats(kwargs))
-    module.fail_json = lambda msg=None, **kwargs: fail_json(msg=msg, **_with_stats(kwargs))
+    target.exit_json = lambda **kwargs: exit_json(**_with_stats(kwargs))
+    target.fail_json = lambda msg=None, **kwargs: fail_json(msg=msg, **_with_stats(kwargs))
 
     previous_hook = _sys.excepthook
 
