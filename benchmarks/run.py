@@ -626,13 +626,17 @@ def bench_verify(wd, quick):
 # --------------------------------------------------------------------------- d. info
 
 
+# 4 GPUs x 4 slices = 16 slices per node, so 10 one-slice pods per node fit (6 free).
+INFO_TYPE, INFO_PRODUCT = "g5.12xlarge", "NVIDIA-A10G-SHARED"
+
+
 def sliced_node(name, itype, fx):
     from localcluster import gpu_node_manifest
     node = gpu_node_manifest(name, itype, labels={"nvidia.com/device-plugin.config": "ts-4",
                                                   "nvidia.com/gpu.count": str(fx["instance_types"][itype]["gpu"]["count"]),
                                                   "nvidia.com/gpu.replicas": "4",
                                                   "nvidia.com/gpu.sharing-strategy": "time-slicing",
-                                                  "nvidia.com/gpu.product": "Tesla-T4-SHARED"}, fixture=fx)
+                                                  "nvidia.com/gpu.product": INFO_PRODUCT}, fixture=fx)
     slices = str(fx["instance_types"][itype]["gpu"]["count"] * 4)
     node["status"]["capacity"]["nvidia.com/gpu"] = slices
     node["status"]["allocatable"]["nvidia.com/gpu"] = slices
@@ -644,7 +648,7 @@ def bench_info(wd, quick):
     n_nodes, n_pods = (200, 2000) if quick else (2000, 20000)
     tmp = wd.root / "info-files"
     tmp.mkdir(parents=True, exist_ok=True)
-    results = {"nodes": n_nodes, "pods": n_pods}
+    results = {"nodes": n_nodes, "pods": n_pods, "instance_type": INFO_TYPE}
     fx = load_instance_types()
     c = wd.start("info")
     try:
@@ -666,7 +670,7 @@ def bench_info(wd, quick):
             log("info: %d %s created in %.1fs" % (len(objs), what, secs))
             return secs
 
-        results["create_nodes_seconds"] = create_parallel([sliced_node(n, "g4dn.xlarge", fx) for n in names],
+        results["create_nodes_seconds"] = create_parallel([sliced_node(n, INFO_TYPE, fx) for n in names],
                                                           "nodes")
         c.kubectl("create", "namespace", "bench-info")
         wait(lambda: c.kubectl("get", "serviceaccount", "default", "-n", "bench-info", check=False).returncode == 0,
@@ -853,8 +857,8 @@ def render_md(r):
     inf = r["results"].get("info")
     if inf and inf.get("runs"):
         L += ["## d. gpu_slicing_info at scale", "",
-              "%d simulated GPU nodes (g4dn.xlarge, already sliced), %d pods bound with spec.nodeName, one "
-              "slice each; pod phases when measured: %s." % (inf["nodes"], inf["pods"], inf.get("pod_phases_at_report")),
+              "%d simulated GPU nodes (%s, already sliced), %d pods bound with spec.nodeName, one "
+              "slice each; pod phases when measured: %s." % (inf["nodes"], inf.get("instance_type", "g4dn.xlarge"), inf["pods"], inf.get("pod_phases_at_report")),
               "Peak memory = max RSS of the module process (its interpreter wrapped in /usr/bin/time).", "",
               "| run | ansible-playbook s | task s | module process s | module peak RSS MiB | nodes / requested slices |",
               "|---|---|---|---|---|---|"]
