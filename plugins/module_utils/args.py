@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import re
 
 PROFILE_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -47,3 +48,27 @@ def sharing_spec_from_params(params):
     if params.get("default_profile") is not None:
         spec["default_profile"] = params["default_profile"]
     return spec
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def name_errors(labels=None, subdomains=None, max_label=63):
+    """Messages for Kubernetes names that the API would refuse, checked before any request.
+
+    ``labels``: {option: value} that must be RFC 1123 labels (namespaces, Helm releases);
+    ``subdomains``: {option: value} that must be RFC 1123 subdomains (object names).
+    """
+    errors = []
+    for option, value in sorted((labels or {}).items()):
+        if value is not None and (len(value) > max_label or not _DNS_LABEL.match(value)):
+            errors.append("%s: %r is invalid: not a lowercase RFC 1123 label of at most %d characters. "
+                          "Fix: use lowercase letters, digits and '-', starting and ending with a letter or digit "
+                          "(e.g. nvidia-device-plugin)" % (option, value, max_label))
+    for option, value in sorted((subdomains or {}).items()):
+        if value is not None and (len(value) > 253 or not _DNS_SUBDOMAIN.match(value)):
+            errors.append("%s: %r is invalid: not a lowercase RFC 1123 subdomain. "
+                          "Fix: use lowercase letters, digits, '-' and '.' (e.g. nvidia-device-plugin-configs)"
+                          % (option, value))
+    return errors

@@ -17,6 +17,7 @@ import os
 import tempfile
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    name_errors,
     sharing_spec_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
@@ -49,6 +50,13 @@ def plan_from_params(module):
         return build_plan(sharing_spec_from_params(module.params))
     except SharingError as err:
         module.fail_json(msg=str(err), error=err.to_dict())
+
+
+def check_names(module, labels=None, subdomains=None, max_label=63):
+    """Fail before any request when a name would be refused by the API server (or Helm)."""
+    errors = name_errors(labels=labels, subdomains=subdomains, max_label=max_label)
+    if errors:
+        module.fail_json(msg="; ".join(errors))
 
 
 def connect(module):
@@ -89,6 +97,7 @@ def ensure_config_map(module):
     """device_plugin_config: the sharing ConfigMap present (from the profiles) or absent."""
     params = module.params
     name, namespace = params["name"], params["namespace"]
+    check_names(module, labels={"namespace": namespace}, subdomains={"name": name})
     plan = plan_from_params(module) if params["state"] == "present" else None
     kube = connect(module)
     try:
@@ -254,6 +263,8 @@ def ensure_device_plugin(module):
     release, namespace = params["release_name"], params["release_namespace"]
     cm_name = params["config_map_name"]
     result = {"changed": False, "release_name": release, "release_namespace": namespace}
+    check_names(module, labels={"release_namespace": namespace}, subdomains={"config_map_name": cm_name})
+    check_names(module, labels={"release_name": release}, max_label=53)  # Helm's own limit
 
     plan = plan_from_params(module) if params["state"] == "present" else None
     kube = connect(module)

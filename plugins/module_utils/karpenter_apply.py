@@ -261,6 +261,17 @@ def ensure_present(module, kube, docs):
             _fail(module, "NodePool %s exists and was not created by gpu_slicing.eks. Nothing was written. Fix: "
                   "choose another name, or add the labels %s=%s and %s=%s to adopt it."
                   % (params["name"], MANAGED_BY_LABEL, MANAGED_BY, OWNER_LABEL, params["name"]))
+        ordered = ([docs["ec2nodeclass"]] if docs["ec2nodeclass"] is not None else []) + desired_overlays \
+            + [docs["nodepool"]]
+        if not module.check_mode:
+            # Every object passes the API server's own validation (CRD schemas, CEL rules) in a
+            # dry run first, so a rejected NodePool cannot leave its class and overlays written.
+            for doc in ordered:
+                try:
+                    kube.dry_run_apply(doc)
+                except Exception as exc:  # pylint: disable=broad-except
+                    _fail(module, "The API server rejects %s %s: %s. Nothing was written."
+                          % (doc["kind"], doc["metadata"]["name"], error_message(exc)))
         if docs["ec2nodeclass"] is not None:
             run.apply(docs["ec2nodeclass"])
         for overlay in desired_overlays:

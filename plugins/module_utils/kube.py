@@ -164,6 +164,9 @@ class KubeAccess(object):
     def __init__(self, module, client=None):
         self.module = module
         self.client = client or get_client(module)
+        # Every request goes through the retry layer (see "Retries" below); what was retried is
+        # reported in the module's result as api_retries.
+        self.retry_stats = _install_module_retries(module, self.client)
 
     def _service(self, state="present", wait=False, wait_timeout=120, wait_condition=None):
         params = {
@@ -197,6 +200,15 @@ class KubeAccess(object):
         """Make one object match ``definition`` (or be absent). kubernetes.core's result dict."""
         svc, params = self._service(state=state, wait=wait, wait_timeout=wait_timeout)
         return perform_action(svc, copy.deepcopy(definition), params)
+
+    def dry_run_apply(self, definition):
+        """Server-side apply with dryRun=All: the API server's full validation (schemas, CEL,
+        admission) without persisting anything. Raises what a real apply would raise."""
+        resource = self.client.resource(definition["kind"], definition["apiVersion"])
+        self.client.client.server_side_apply(
+            resource, body=definition, namespace=definition["metadata"].get("namespace"),
+            field_manager=FIELD_MANAGER, force_conflicts=True, dry_run="All",
+        )
 
     def get(self, kind, api_version, name, namespace=None):
         """The object as a dict, or None when it does not exist."""
@@ -701,11 +713,8 @@ def helm_with_retries(run, args, stats=None, budget=None, sleep=time.sleep, cloc
         sleep(delay)
 
 
-_ORIGINAL_KUBE_ACCESS_INIT = KubeAccess.__init__
-
-
-def _kube_access_init_with_retries(self, module, client=None):
-    _ORIGINAL_KUBE_ACCESS_INIT(self, module, client=client)
+def _install_module_retries(module, client):
+    """One RetryStats per module run, shared by its KubeAccess objects and reported once."""
     stats = getattr(module, "_gse_retry_stats_obj", None)
     if stats is None:
         stats = RetryStats()
@@ -713,12 +722,9 @@ def _kube_access_init_with_retries(self, module, client=None):
             module._gse_retry_stats_obj = stats
         except AttributeError:
             pass
-    log = getattr(module, "log", None)
-    self.retry_stats = install_retries(self.client, stats, log=log) or stats
+    stats = install_retries(client, stats, log=getattr(module, "log", None)) or stats
     try:
-        report_retries(module, self.retry_stats)
+        report_retries(module, stats)
     except AttributeError:
         pass
-
-
-KubeAccess.__init__ = _kube_access_init_with_retries
+    return stats

@@ -577,6 +577,13 @@ class LocalCluster:
         self.wait_for(lambda: self._node_ready(name), 60, f"node {name} Ready")
         return self.kubectl_json("get", "node", name)
 
+    def create_namespace(self, name: str, timeout: float = 60) -> None:
+        """Create a namespace and wait for its default ServiceAccount: pods created before the
+        ServiceAccount controller got to it are refused ("serviceaccount default not found")."""
+        self.kubectl("create", "namespace", name, check=False)
+        self.wait_for(lambda: self.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+                      timeout, f"ServiceAccount {name}/default")
+
     def _node_ready(self, name: str) -> bool:
         p = self.kubectl("get", "node", name, "-o",
                          "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False)

@@ -68,7 +68,7 @@ def test_awx_style_run_converges_with_bearer_token_only(local_cluster, tmp_path,
             text = yaml.safe_dump(out)
             assert token not in text, "the bearer token leaked into the job output"
     finally:
-        c.helm("uninstall", "nvdp", "-n", PLUGIN_NS, check=False, timeout=120)
+        c.helm("uninstall", "nvdp", "-n", PLUGIN_NS, "--no-hooks", check=False, timeout=120)
         c.kubectl("delete", "namespace", PLUGIN_NS, "--ignore-not-found", "--wait=false", check=False)
         drop_identity(c, "awx")
         c.stop_process("gpu-plugin-emulator")
@@ -123,5 +123,5 @@ def test_verifier_role_cannot_change_plugin_or_nodepools(local_cluster, tmp_path
                         "--token", token, "create", "configmap", "x", "-n", "gse-rbac-target", check=False)
         assert attempt.returncode != 0 and "forbidden" in (attempt.stderr + attempt.stdout).lower()
     finally:
-        c.kubectl("delete", "namespace", "gse-rbac-target", "--ignore-not-found", "--wait=false", check=False)
+        c.kubectl("delete", "namespace", "gse-rbac-target", "--ignore-not-found", check=False)
         drop_identity(c, "verifier")

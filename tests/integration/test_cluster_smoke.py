@@ -101,7 +101,7 @@ def test_time_slicing_smoke(local_cluster, tmp_path):
         wait(c, lambda: allocatable_gpus(c) == "4", 60, "allocatable nvidia.com/gpu: 4")
 
         # 5. four one-slice pods through the real scheduler, all on the node, all Running
-        c.kubectl("create", "namespace", APP_NS)
+        c.create_namespace(APP_NS)
         c.apply([slice_pod(f"slice-{i}") for i in range(4)])
 
         def four_running():
@@ -161,7 +161,7 @@ def test_karpenter_kwok_launches_gpu_node(local_cluster):
     try:
         c.start_karpenter()
         c.apply(NODEPOOL)
-        c.kubectl("create", "namespace", ns)
+        c.create_namespace(ns)
         pod = slice_pod("wants-gpu")
         pod["metadata"]["namespace"] = ns
         pod["spec"]["nodeSelector"] = {"karpenter.sh/nodepool": "smoke-gpu"}

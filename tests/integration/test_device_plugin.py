@@ -31,7 +31,9 @@ def chart(cluster):
 
 def cluster_state(cluster):
     """What these modules could touch: namespaces, ConfigMaps in NS, Helm releases (with revisions)."""
-    namespaces = sorted(n["metadata"]["name"] for n in cluster.kubectl_json("get", "namespaces")["items"])
+    # Namespaces that earlier tests are still deleting (Terminating) are not this test's business.
+    namespaces = sorted(n["metadata"]["name"] for n in cluster.kubectl_json("get", "namespaces")["items"]
+                        if n.get("status", {}).get("phase") != "Terminating")
     configmaps = {}
     if NS in namespaces:
         for cm in cluster.kubectl_json("get", "configmaps", "-n", NS)["items"]:
@@ -220,7 +222,7 @@ def test_device_plugin_install_idempotence_rollout_and_restore(local_cluster):
         assert c.kubectl("get", "configmap", CM, "-n", NS, check=False).returncode != 0
         wait_until(lambda: allocatable(c, NODE) in (None, "0"), 60, "slices gone with the plugin")
     finally:
-        c.helm("uninstall", RELEASE, "-n", NS, check=False)
+        c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
         c.stop_process("gpu-plugin-emulator")
         c.delete_node(NODE)

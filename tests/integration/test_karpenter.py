@@ -393,7 +393,7 @@ def karpenter_sim(karpenter_crds, tmp_path_factory):
     c.helm("install", RELEASE, c.artifacts / "nvidia-device-plugin", "--namespace", PLUGIN_NS,
            "--create-namespace", "-f", values_file)
     c.start_emulator()
-    c.kubectl("create", "namespace", APP_NS, check=False)
+    c.create_namespace(APP_NS)
     registration = PluginRegistration(c)
     registration.start()
     try:
@@ -402,7 +402,7 @@ def karpenter_sim(karpenter_crds, tmp_path_factory):
         registration.stop.set()
         steps = [
             lambda: clean(c),
-            lambda: c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, check=False, timeout=120),
+            lambda: c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, "--no-hooks", check=False, timeout=120),
             lambda: c.kubectl("delete", "namespace", APP_NS, PLUGIN_NS, "--wait=false", check=False),
         ]
         for step in steps:

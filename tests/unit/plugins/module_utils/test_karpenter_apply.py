@@ -32,11 +32,18 @@ class FakeModule(object):
 
 
 class FakeKube(object):
-    def __init__(self, served=("NodePool", "EC2NodeClass", "NodeOverlay"), deployments=()):
+    def __init__(self, served=("NodePool", "EC2NodeClass", "NodeOverlay"), deployments=(), rejects=()):
         self.served = set(served)
         self.objects = {}
         self.deployments = list(deployments)
         self.writes = []
+        self.rejects = set(rejects)  # kinds the "API server" refuses (as CEL would)
+        self.dry_runs = []
+
+    def dry_run_apply(self, definition):
+        self.dry_runs.append(definition["kind"])
+        if definition["kind"] in self.rejects:
+            raise ValueError("%s rejected by a CEL rule" % definition["kind"])
 
     def resource(self, kind, api_version):
         return kind if kind in self.served else None
@@ -125,3 +132,16 @@ def test_absent_removes_only_owned(monkeypatch):
     module = FakeModule(state="absent", name="other")
     result = run(module, kube, monkeypatch)
     assert not result["changed"] and "left in place" in module.warnings[0]
+
+
+def test_api_rejection_in_dry_run_writes_nothing(monkeypatch):
+    """A NodePool the API server refuses must not leave the node class and overlays written."""
+    dep = {"metadata": {"name": "karpenter", "labels": {"app.kubernetes.io/name": "karpenter"}},
+           "spec": {"template": {"spec": {"containers": [
+               {"env": [{"name": "FEATURE_GATES", "value": "NodeOverlay=true"}]}]}}}}
+    kube = FakeKube(deployments=[dep], rejects={"NodePool"})
+    with pytest.raises(Failed) as info:
+        run(FakeModule(), kube, monkeypatch)
+    assert "rejects NodePool pool" in str(info.value) and "Nothing was written" in str(info.value)
+    assert kube.writes == []
+    assert kube.dry_runs == ["EC2NodeClass", "NodeOverlay", "NodePool"]
