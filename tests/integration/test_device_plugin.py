@@ -177,7 +177,7 @@ def test_device_plugin_install_idempotence_rollout_and_restore(local_cluster):
         t0 = time.monotonic()
         first = run_module("device_plugin", plugin_args(c), kubeconfig=kc)
         install_seconds = time.monotonic() - t0
-        assert not first.failed, first
+        assert not first.failed, first.get("msg")
         assert first.changed
         assert first["rollout"]["ready"] is True
         assert NODE in first["rollout"]["target_node_names"]

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -143,11 +144,26 @@ def leaked(c):
     return out
 
 
+@pytest.fixture
+def restart_cluster(local_cluster, tmp_path_factory):
+    """A cluster of its own: killing the apiserver leaves controllers of the shared session
+    cluster in a state later tests should not inherit."""
+    import localcluster
+
+    cluster = localcluster.LocalCluster(name="faults-restart-%d" % os.getpid(),
+                                        workdir=str(tmp_path_factory.mktemp("restart-cluster")))
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+
+
 @pytest.mark.xfail(strict=False, reason="first run (2 cores, loaded): the apiserver took ~44s to come back, "
                    "the module retried GET /apis/apps/v1 9 times (refused) then failed; the RE-RUN also failed "
                    "(changed=false, not ready) - not yet diagnosed: emulator/kwok after the restart, or the module")
-def test_apiserver_restart_during_device_plugin_rollout(local_cluster):
-    c = local_cluster
+def test_apiserver_restart_during_device_plugin_rollout(restart_cluster):
+    c = restart_cluster
     kc = str(c.kubeconfig)
     c.add_gpu_node(NODE, "g4dn.xlarge", zone="us-east-1a")
     c.start_emulator()

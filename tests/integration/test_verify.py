@@ -177,7 +177,9 @@ def test_forced_timeout_leaves_nothing_behind(sliced):
 
 def test_check_mode_creates_no_pods(sliced):
     before = sliced.kubectl_json("get", "pods", "-A")["items"]
-    result = verify(sliced, check=True, profile="ts-4")  # selection by the profile label
+    # Selection by the profile label: ts-4 is not the default profile here, so unlabelled nodes
+    # (which run the default config) are not selected with it.
+    result = verify(sliced, check=True, profile="ts-4", default_profile="ts-2")
     assert not result.failed, result.get("msg")
     assert [n["node"] for n in result["nodes"]] == [OK]
     assert result["run"]["check_mode"] is True and result["run"]["namespace"] is None
