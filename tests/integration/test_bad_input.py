@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 
 import pytest
@@ -125,7 +124,7 @@ def _cases(cluster, tmp):
                                   profiles=[{"name": "m", "strategy": "mps", "replicas": 49}]),
              ["profiles[0].replicas", "Fix"]),
             ("duplicate-names", m("device_plugin_config", cfg, profiles=[{"name": "a", "replicas": 2},
-                                                                        {"name": "a", "replicas": 4}]),
+                                                                         {"name": "a", "replicas": 4}]),
              ["profiles[1].name", "Fix"]),
             ("bad-profile-name", m("device_plugin_config", cfg, profiles=[{"name": "Bad Name!", "replicas": 2}]),
              ["profiles[0].name", "Fix"]),
@@ -225,7 +224,7 @@ def _cases(cluster, tmp):
             ("instance-info-bad-source", m("gpu_instance_info", {"source": "cache"}),
              ["source", "offline"]),
             ("cost-fraction-and-replicas", m("gpu_cost_info", {"instance_types": ["g4dn.xlarge"], "pods": 4},
-                                            fraction=0.25, replicas=4),
+                                             fraction=0.25, replicas=4),
              ["fraction", "replicas"]),
             ("cost-no-instance-types", m("gpu_cost_info", {"pods": 4, "replicas": 4}, instance_types=[]),
              ["instance_types"]),
@@ -313,7 +312,7 @@ def test_bad_input_group(local_cluster, group, tmp_path):
         c.kubectl("apply", "--server-side", "--force-conflicts", "-f", ec2)
         c.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/ec2nodeclasses.karpenter.k8s.aws")
     cases = [case for case in _cases(c, str(tmp_path))[group] if case[0] not in KNOWN_GAPS]
-    tasks = [dict(task, name=case_id, ignore_errors=True) for case_id, task, _ in cases]
+    tasks = [dict(task, name=case_id, ignore_errors=True) for case_id, task, dummy in cases]
     play = [{"name": "bad input: " + group, "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     path = tmp_path / "play.yml"
     path.write_text(yaml.safe_dump(play, sort_keys=False))
@@ -328,7 +327,7 @@ def test_bad_input_group(local_cluster, group, tmp_path):
     DUR[group] = time.monotonic() - t0
     results = dict(task_results(output))
     problems = []
-    for case_id, _, must in cases:
+    for case_id, dummy, must in cases:
         res = results.get(case_id)
         if res is None:
             problems.append("%s: no result (play aborted?)" % case_id)
@@ -340,7 +339,7 @@ def test_bad_input_group(local_cluster, group, tmp_path):
         missing = [s for s in must if s not in text]
         if missing:
             problems.append("%s: message lacks %s: %s" % (case_id, missing, text[:600]))
-    ALL_CASES.extend(case_id for case_id, _, _ in cases)
+    ALL_CASES.extend(case_id for case_id, dummy, dummy in cases)
     print("%s: %d cases in %.1fs" % (group, len(cases), DUR[group]))
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     if changed:
@@ -364,7 +363,7 @@ def test_known_gap(local_cluster, case_id, tmp_path, request):
     path.write_text(yaml.safe_dump(play, sort_keys=False))
     before = snapshot(c)
     try:
-        _, output = run_playbook(str(path), kubeconfig=str(c.kubeconfig), timeout=300)
+        dummy, output = run_playbook(str(path), kubeconfig=str(c.kubeconfig), timeout=300)
         res = dict(task_results(output))[case_id]
         after = snapshot(c)
     finally:  # whatever the module wrote goes away, so later tests start clean

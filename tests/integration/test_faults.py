@@ -20,7 +20,6 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -45,7 +44,7 @@ def apiserver_component(c):
 
 
 def stop_apiserver(c):
-    base, _ = apiserver_component(c)
+    base, dummy = apiserver_component(c)
     pid = int((base / "pids" / "kube-apiserver.pid").read_text().strip())
     import os
     os.kill(pid, signal.SIGTERM)

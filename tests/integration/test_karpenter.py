@@ -433,7 +433,7 @@ RESULTS = {}
 def test_kwok_provider_node_counts(karpenter_sim, overlays):
     c = karpenter_sim
     args = sim_args() if overlays else sim_args(karpenter_feature_gates="NodeOverlay=false",
-                                               allow_without_node_overlay=True)
+                                                allow_without_node_overlay=True)
     launched, planned = {}, {}
     try:
         for pods in (4, 8, 17):

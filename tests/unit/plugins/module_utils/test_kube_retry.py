@@ -89,7 +89,7 @@ def test_429_honours_retry_after_then_succeeds_and_counts():
 
 def test_429_is_retried_for_create_posts_too_nothing_was_processed():
     call, calls = scripted(Resp(429, {"Retry-After": "0"}), Resp(201))
-    result, _ = run(call, method="POST")
+    result, dummy = run(call, method="POST")
     assert result.status == 201 and calls["n"] == 2
 
 
@@ -106,38 +106,38 @@ def test_backoff_is_exponential_with_jitter_and_capped():
 def test_5xx_retried_for_reads_applies_and_deletes(status):
     for method, headers in (("GET", None), ("PATCH", APPLY), ("DELETE", None)):
         call, calls = scripted(Resp(status), Resp(200))
-        result, _ = run(call, method=method, headers=headers)
+        result, dummy = run(call, method=method, headers=headers)
         assert result.status == 200 and calls["n"] == 2, method
 
 
 @pytest.mark.parametrize("method,headers", [("POST", None), ("PUT", None), ("PATCH", MERGE)])
 def test_5xx_not_retried_for_writes_that_may_not_repeat(method, headers):
     call, calls = scripted(Resp(503), Resp(200))
-    result, _ = run(call, method=method, headers=headers)
+    result, dummy = run(call, method=method, headers=headers)
     assert result.status == 503 and calls["n"] == 1
 
 
 def test_409_retried_only_for_server_side_apply():
     call, calls = scripted(Resp(409), Resp(409), Resp(200))
-    result, _ = run(call, method="PATCH", headers=APPLY)
+    result, dummy = run(call, method="PATCH", headers=APPLY)
     assert result.status == 200 and calls["n"] == 3
     for method in ("POST", "PUT"):
         call, calls = scripted(Resp(409), Resp(201))
-        result, _ = run(call, method=method)
+        result, dummy = run(call, method=method)
         assert result.status == 409 and calls["n"] == 1, "409 on %s is the caller's to judge" % method
 
 
 def test_non_retryable_statuses_return_at_once():
     for status in (400, 401, 403, 404, 422, 501):
         call, calls = scripted(Resp(status), Resp(200))
-        result, _ = run(call)
+        result, dummy = run(call)
         assert result.status == status and calls["n"] == 1
 
 
 def test_connection_refused_retried_for_every_method():
     for method in ("GET", "POST", "PUT"):
         call, calls = scripted(refused(), refused(), Resp(200))
-        result, _ = run(call, method=method)
+        result, dummy = run(call, method=method)
         assert result.status == 200 and calls["n"] == 3
 
 
@@ -260,7 +260,7 @@ def test_report_retries_adds_counts_to_results_only_when_retried():
 
 def test_helm_read_only_commands_retried_on_transient_errors():
     outcomes = [(1, "", "Error: Kubernetes cluster unreachable: Get \"https://127.0.0.1:1/version\": dial tcp: "
-                         "connect: connection refused"), (0, "[]", "")]
+                 "connect: connection refused"), (0, "[]", "")]
     seen = []
 
     def run_(args):
@@ -268,8 +268,8 @@ def test_helm_read_only_commands_retried_on_transient_errors():
         return outcomes[min(len(seen) - 1, 1)]
 
     c, stats = Clock(), kube.RetryStats()
-    rc, out, _ = kube.helm_with_retries(run_, ["list", "-n", "x"], stats=stats, sleep=c.sleep, clock=c.clock,
-                                        rng=lambda: 0.5)
+    rc, out, dummy = kube.helm_with_retries(run_, ["list", "-n", "x"], stats=stats, sleep=c.sleep, clock=c.clock,
+                                            rng=lambda: 0.5)
     assert rc == 0 and len(seen) == 2 and stats.by_reason == {"helm_transient": 1}
 
 
@@ -294,6 +294,6 @@ def test_helm_writes_and_real_errors_run_once():
 
 def test_helm_budget_spent_says_so():
     c = Clock()
-    rc, _, err = kube.helm_with_retries(lambda a: (1, "", "dial tcp: connect: connection refused"), ["status", "r"],
-                                        budget=3.0, sleep=c.sleep, clock=c.clock, rng=lambda: 1.0)
+    rc, dummy, err = kube.helm_with_retries(lambda a: (1, "", "dial tcp: connect: connection refused"), ["status", "r"],
+                                            budget=3.0, sleep=c.sleep, clock=c.clock, rng=lambda: 1.0)
     assert rc == 1 and "retry budget 3s spent" in err and c.now <= 3.0
