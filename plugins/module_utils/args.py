@@ -14,6 +14,11 @@ __metaclass__ = type
 import copy
 import re
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
+    SharingError,
+    build_plan,
+)
+
 PROFILE_OPTIONS = {
     "name": {"type": "str", "required": True},
     "strategy": {"type": "str", "default": "time-slicing", "choices": ["time-slicing", "mps", "none"]},
@@ -72,3 +77,11 @@ def name_errors(labels=None, subdomains=None, max_label=63):
                           "Fix: use lowercase letters, digits, '-' and '.' (e.g. nvidia-device-plugin-configs)"
                           % (option, value))
     return errors
+
+
+def plan_from_params(module):
+    """The validated sharing plan from the module's profiles, or fail_json naming field, value and fix."""
+    try:
+        return build_plan(sharing_spec_from_params(module.params))
+    except SharingError as err:
+        module.fail_json(msg=str(err), error=err.to_dict())

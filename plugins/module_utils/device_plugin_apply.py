@@ -18,7 +18,7 @@ import tempfile
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     name_errors,
-    sharing_spec_from_params,
+    plan_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
     CHART_NAME,
@@ -35,21 +35,9 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     helm_environment,
     helm_with_retries,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
-    SharingError,
-    build_plan,
-)
 
 # DaemonSets of the chart that must run on every GPU node (NFD's own are not ours to wait on).
 PLUGIN_APP_NAMES = ("nvidia-device-plugin", "gpu-feature-discovery")
-
-
-def plan_from_params(module):
-    """The validated sharing plan, or fail_json naming field, value and fix."""
-    try:
-        return build_plan(sharing_spec_from_params(module.params))
-    except SharingError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
 
 
 def check_names(module, labels=None, subdomains=None, max_label=63):

@@ -98,18 +98,14 @@ totals:
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    plan_from_params,
     sharing_arg_spec,
-    sharing_spec_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     connection_arg_spec,
     new_module,
     KubeAccess,
     error_message,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
-    SharingError,
-    build_plan,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import (
     slicing_report,
@@ -125,12 +121,7 @@ def main():
         fail_on_mismatch=dict(type="bool", default=False),
     )
     module = new_module(argument_spec=argument_spec, supports_check_mode=True)
-    plan = None
-    if module.params.get("profiles"):
-        try:
-            plan = build_plan(sharing_spec_from_params(module.params))
-        except SharingError as err:
-            module.fail_json(msg=str(err), error=err.to_dict())
+    plan = plan_from_params(module) if module.params.get("profiles") else None
     try:
         kube = KubeAccess(module)
         nodes = kube.list_raw("Node", "v1", label_selector=module.params["label_selector"])
