@@ -129,13 +129,47 @@ def merge_values(base, override):
 MPS_CAPABLE_LABEL = "nvidia.com/mps.capable"
 
 
+# Karpenter puts this taint on a node it is about to drain and delete (consolidation, expiry,
+# drift); the DaemonSet controller then places no new pod there.
+KARPENTER_DISRUPTED_TAINT_KEY = "karpenter.sh/disrupted"
+
+
+def leaving_reason(node):
+    """Why a GPU node is on its way out of the cluster (so no new plugin pod will land), or None."""
+    meta = node.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return "being deleted"
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("key") == KARPENTER_DISRUPTED_TAINT_KEY and taint.get("effect") in ("NoSchedule", "NoExecute"):
+            return "tainted %s:%s (Karpenter is draining it)" % (taint["key"], taint["effect"])
+    return None
+
+
+def split_leaving_nodes(gpu_nodes):
+    """(staying, leaving): GPU nodes the plugin must run on, and those being deleted or drained.
+
+    A node that is being deleted or drained by Karpenter gets no new DaemonSet pod, so waiting
+    for the plugin there would fail every rollout that overlaps a scale-down. ``leaving`` is a
+    list of ``{"name", "reason"}`` for the report.
+    """
+    staying, leaving = [], []
+    for node in gpu_nodes:
+        reason = leaving_reason(node)
+        if reason:
+            leaving.append({"name": node["metadata"]["name"], "reason": reason})
+        else:
+            staying.append(node)
+    return staying, leaving
+
+
 def required_nodes(daemonset, gpu_nodes):
     """Names of the GPU nodes a DaemonSet of the chart must run on.
 
     The plugin and GFD must run on every GPU node. The MPS control daemon is meant only for
     nodes that GFD marked MPS-capable (the chart selects them with a nodeSelector), so it is
     held to those. Any other nodeSelector (a user's values) does not shrink the set: a plugin
-    that skips GPU nodes is a failed rollout.
+    that skips GPU nodes is a failed rollout. Callers pass the staying nodes
+    (``split_leaving_nodes``).
     """
     selector = (((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
     if MPS_CAPABLE_LABEL in selector:
@@ -147,10 +181,13 @@ def required_nodes(daemonset, gpu_nodes):
 def daemonset_rollout(daemonsets, gpu_nodes):
     """Summarise DaemonSet readiness against the GPU nodes that should run it.
 
-    ``daemonsets``: DaemonSet dicts; ``gpu_nodes``: Node dicts of the GPU nodes.
+    ``daemonsets``: DaemonSet dicts; ``gpu_nodes``: Node dicts of the GPU nodes (nodes being
+    deleted or drained are left out and listed under ``leaving_nodes``).
     Returns a dict with ``ready`` (bool) and the counts that explain it.
     """
-    summary = {"ready": bool(daemonsets), "daemonsets": [], "target_nodes": len(gpu_nodes)}
+    gpu_nodes, leaving = split_leaving_nodes(gpu_nodes)
+    summary = {"ready": bool(daemonsets), "daemonsets": [], "target_nodes": len(gpu_nodes),
+               "leaving_nodes": leaving}
     for ds in daemonsets:
         status = ds.get("status") or {}
         meta = ds.get("metadata") or {}
@@ -174,3 +211,36 @@ def daemonset_rollout(daemonsets, gpu_nodes):
         summary["ready"] = summary["ready"] and item["rolled_out"]
         summary["daemonsets"].append(item)
     return summary
+
+
+def _pod_ready(pod):
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def nodes_missing_pods(daemonsets, gpu_nodes, pods):
+    """Per DaemonSet, the required GPU nodes that have no Ready pod of it, with each node's
+    taints: what a failed rollout message names so an SRE knows where to look.
+
+    ``pods``: the chart's pods (any DaemonSet of the release); a pod belongs to a DaemonSet by
+    its ownerReference uid.
+    """
+    staying, dummy = split_leaving_nodes(gpu_nodes)
+    taints = {n["metadata"]["name"]: ["%s:%s" % (t.get("key"), t.get("effect"))
+                                      for t in (n.get("spec") or {}).get("taints") or []]
+              for n in staying}
+    missing = {}
+    for ds in daemonsets:
+        uid = (ds.get("metadata") or {}).get("uid")
+        ready_on = set()
+        for pod in pods:
+            owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+            if any(o.get("uid") == uid for o in owners) and _pod_ready(pod):
+                ready_on.add((pod.get("spec") or {}).get("nodeName"))
+        names = [name for name in required_nodes(ds, staying) if name not in ready_on]
+        if names:
+            missing[ds["metadata"]["name"]] = [{"name": name, "taints": taints.get(name, [])} for name in names]
+    return missing
+

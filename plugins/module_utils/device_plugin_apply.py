@@ -28,6 +28,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin impo
     config_map_definition,
     daemonset_rollout,
     namespace_definition,
+    nodes_missing_pods,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     KubeAccess,
@@ -219,7 +220,13 @@ def wait_for_rollout(kube, release, namespace, timeout):
     dummy, elapsed = kube.wait_for(check, timeout=timeout, interval=1.0)
     summary = state["summary"]
     summary["waited_seconds"] = round(elapsed, 2)
-    summary["target_node_names"] = sorted(n["metadata"]["name"] for n in state["nodes"])
+    leaving = set(n["name"] for n in summary["leaving_nodes"])
+    summary["target_node_names"] = sorted(n["metadata"]["name"] for n in state["nodes"]
+                                          if n["metadata"]["name"] not in leaving)
+    if not summary["ready"]:
+        pods = kube.list_raw("Pod", "v1", namespace=namespace, label_selector="app.kubernetes.io/instance=%s" % release)
+        summary["nodes_missing_pods"] = nodes_missing_pods(
+            _plugin_daemonsets(kube, release, namespace), state["nodes"], pods)
     return summary
 
 
@@ -328,6 +335,9 @@ def _rollout_reason(rollout):
                      % (ds["name"], ds["required"], ds["desired"], ds["updated"], ds["ready"], ds["available"]))
     if not rollout["daemonsets"]:
         parts.append("no device-plugin DaemonSet found")
+    for ds_name, nodes in sorted((rollout.get("nodes_missing_pods") or {}).items()):
+        parts.append("%s has no Ready pod on %s" % (ds_name, ", ".join(
+            "%s (taints: %s)" % (n["name"], ", ".join(n["taints"]) or "none") for n in nodes)))
     return "; ".join(parts)
 
 

@@ -257,6 +257,80 @@ class KubeAccess(object):
             if not token:
                 return items
 
+    def create(self, definition):
+        """Create one object (POST). Returns the created object as a dict."""
+        resource = self.client.resource(definition["kind"], definition["apiVersion"])
+        namespace = (definition.get("metadata") or {}).get("namespace")
+        return self.client.create(resource, definition, namespace=namespace).to_dict()
+
+    def create_many(self, definitions, workers=8):
+        """Create objects concurrently (verification creates thousands of test pods).
+
+        Returns one ``(definition, error)`` per definition, in order; ``error`` is None on
+        success. The API resources are resolved once up front: discovery is not thread-safe.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        resources = {}
+        for definition in definitions:
+            key = (definition["kind"], definition["apiVersion"])
+            if key not in resources:
+                resources[key] = self.client.resource(*key)
+
+        def one(definition):
+            resource = resources[(definition["kind"], definition["apiVersion"])]
+            namespace = (definition.get("metadata") or {}).get("namespace")
+            try:
+                # serialize=False: the created object is not needed, and decoding it costs more than the POST.
+                self.client.create(resource, definition, namespace=namespace, serialize=False)
+                return definition, None
+            except Exception as exc:  # pylint: disable=broad-except
+                return definition, exc
+
+        if len(definitions) <= 1:
+            return [one(d) for d in definitions]
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(definitions)))) as pool:
+            return list(pool.map(one, definitions))
+
+    def delete(self, kind, api_version, name, namespace=None, grace_period_seconds=None):
+        """Delete one object; True when a delete was issued, False when it was already gone."""
+        resource = self.client.resource(kind, api_version)
+        kwargs = {"name": name}
+        if namespace:
+            kwargs["namespace"] = namespace
+        if grace_period_seconds is not None:
+            kwargs["body"] = _delete_options(grace_period_seconds)
+        try:
+            self.client.delete(resource, **kwargs)
+            return True
+        except NotFoundError:
+            return False
+
+    def delete_collection(self, kind, api_version, namespace, label_selector, grace_period_seconds=None):
+        """Delete every object of a kind in ``namespace`` matching ``label_selector``: one request."""
+        resource = self.client.resource(kind, api_version)
+        kwargs = {"namespace": namespace, "label_selector": label_selector, "serialize": False}
+        if grace_period_seconds is not None:
+            kwargs["body"] = _delete_options(grace_period_seconds)
+        try:
+            self.client.delete(resource, **kwargs)
+        except NotFoundError:
+            pass
+
+    def pod_log(self, name, namespace, container=None, tail_lines=None):
+        """A pod's log as text, or None when it cannot be read."""
+        resource = self.client.resource("Pod", "v1")
+        query = []  # a list: the dynamic client appends its own parameters to it
+        if container:
+            query.append(("container", container))
+        if tail_lines:
+            query.append(("tailLines", tail_lines))
+        try:
+            response = resource.log.get(name=name, namespace=namespace, serialize=False, query_params=query)
+            return response.data.decode("utf-8", "replace")
+        except Exception:  # pylint: disable=broad-except
+            return None
+
     def wait_for(self, predicate, timeout, interval=1.0, what="condition"):
         """Poll ``predicate()`` until it returns a truthy value or ``timeout`` seconds pass.
 
@@ -270,6 +344,11 @@ class KubeAccess(object):
             if value or elapsed >= timeout:
                 return value, elapsed
             time.sleep(min(interval, max(0.0, timeout - elapsed)))
+
+
+def _delete_options(grace_period_seconds):
+    return {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": grace_period_seconds,
+            "propagationPolicy": "Background"}
 
 
 def error_message(exc):
@@ -327,52 +406,6 @@ def helm_environment(module, kube):
     }
 
 
-# --------------------------------------------------------------------------- generic additions
-# Small generic helpers added for the verify module (plain create/delete/log, no apply
-# machinery). They do not change anything above.
-
-
-def _kube_create(self, definition):
-    """Create one object (POST). Returns the created object as a dict."""
-    resource = self.client.resource(definition["kind"], definition["apiVersion"])
-    namespace = (definition.get("metadata") or {}).get("namespace")
-    return self.client.create(resource, definition, namespace=namespace).to_dict()
-
-
-def _kube_delete(self, kind, api_version, name, namespace=None, grace_period_seconds=None):
-    """Delete one object; True when a delete was issued, False when it was already gone."""
-    resource = self.client.resource(kind, api_version)
-    kwargs = {"name": name}
-    if namespace:
-        kwargs["namespace"] = namespace
-    if grace_period_seconds is not None:
-        kwargs["body"] = {"kind": "DeleteOptions", "apiVersion": "v1",
-                          "gracePeriodSeconds": grace_period_seconds, "propagationPolicy": "Background"}
-    try:
-        self.client.delete(resource, **kwargs)
-        return True
-    except NotFoundError:
-        return False
-
-
-def _kube_pod_log(self, name, namespace, container=None, tail_lines=None):
-    """A pod's log as text, or None when it cannot be read."""
-    resource = self.client.resource("Pod", "v1")
-    query = []  # a list: the dynamic client appends its own parameters to it
-    if container:
-        query.append(("container", container))
-    if tail_lines:
-        query.append(("tailLines", tail_lines))
-    try:
-        response = resource.log.get(name=name, namespace=namespace, serialize=False, query_params=query)
-        return response.data.decode("utf-8", "replace")
-    except Exception:  # pylint: disable=broad-except
-        return None
-
-
-KubeAccess.create = _kube_create
-KubeAccess.delete = _kube_delete
-KubeAccess.pod_log = _kube_pod_log
 
 
 # =========================================================================== retry layer

@@ -553,10 +553,68 @@ def check_gpu_uuids(node, exp, logs):
                   % (len(distinct), len(per_pod), expected), expected, len(distinct), details)
 
 
-def karpenter_not_implemented(nodepool):
-    return not_available(CHECK_KARPENTER,
-                         "not implemented in this version: the Karpenter launch check (M pending slice pods for "
-                         "NodePool %s -> ceil(M / slices per node) nodes) is not run" % nodepool, None, None)
+# --------------------------------------------------------------------------- Karpenter launch check
+# M pending one-slice pods pinned to one NodePool and one instance type must make Karpenter launch
+# ceil((M - free slices on the pool's existing nodes of that type) / (GPUs x replicas)) nodes: the
+# number it launches only when it knows a GPU holds `replicas` slices (NodeOverlay).
+
+LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
+
+
+def nodepool_instance_types(nodepool):
+    """The instance types a NodePool admits through ``node.kubernetes.io/instance-type In [...]``,
+    or None when it does not restrict them that way."""
+    spec = ((nodepool.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for req in spec.get("requirements") or []:
+        if req.get("key") == LABEL_INSTANCE_TYPE and req.get("operator") == "In":
+            return list(req.get("values") or [])
+    return None
+
+
+def karpenter_instance_type(nodepool, requested=None):
+    """(instance type, None) the launch check pins its pods to, or (None, reason) when there is
+    no single answer: ``requested`` when given (it must be admitted by the NodePool), else the
+    NodePool's only instance type."""
+    admitted = nodepool_instance_types(nodepool)
+    if requested:
+        if admitted is not None and requested not in admitted:
+            return None, ("karpenter_instance_type %s is not admitted by the NodePool (it admits %s)"
+                          % (requested, ", ".join(admitted)))
+        return requested, None
+    if admitted and len(admitted) == 1:
+        return admitted[0], None
+    return None, ("the NodePool admits %s; give karpenter_instance_type so the expected node count is defined"
+                  % ("instance types " + ", ".join(admitted) if admitted else "any instance type"))
+
+
+def karpenter_expected_nodes(pods, slices_per_node, free_slices=0):
+    """Nodes Karpenter needs for ``pods`` one-slice pods: ceil((pods - free) / slices per node)."""
+    missing = max(0, int(pods) - max(0, int(free_slices)))
+    return -(-missing // int(slices_per_node))
+
+
+def check_karpenter_launch(nodepool, instance_type, pods, slices_per_node, free_slices, launched,
+                           running, timed_out=False, waited=None):
+    """Verdict of the launch check. ``launched``: names of the NodeClaims created during the check;
+    ``running``: how many of the ``pods`` test pods ran."""
+    expected = karpenter_expected_nodes(pods, slices_per_node, free_slices)
+    details = {"nodepool": nodepool, "instance_type": instance_type, "pods": pods,
+               "slices_per_node": slices_per_node, "free_slices_before": free_slices,
+               "nodeclaims_launched": sorted(launched), "pods_running": running,
+               "waited_seconds": None if waited is None else round(waited, 3)}
+    observed = len(launched)
+    if timed_out and running < pods:
+        return failed(CHECK_KARPENTER, "timed out: %d of %d pods Running after %s s, %d NodeClaim(s) launched"
+                      % (running, pods, details["waited_seconds"], observed), expected, observed, details)
+    if observed == expected:
+        return passed(CHECK_KARPENTER, "%d pods -> %d node(s) (%d slices per %s, %d free before): the minimum"
+                      % (pods, observed, slices_per_node, instance_type, free_slices), expected, observed, details)
+    hint = ""
+    if observed > expected:
+        hint = (": Karpenter over-provisions; it does not know a GPU holds %d slices (is the NodeOverlay feature "
+                "gate on and the NodeOverlay for %s in place?)" % (slices_per_node, instance_type))
+    return failed(CHECK_KARPENTER, "%d pods -> %d node(s), expected %d%s" % (pods, observed, expected, hint),
+                  expected, observed, details)
 
 
 def skipped_pod_checks(reason, names=POD_CHECKS):
@@ -579,9 +637,10 @@ def restricted_security_context():
 
 
 def test_pod(name, namespace, node_name, resource, slices_requested, image, command, run_id, role,
-             resources=None, extra_tolerations=None, labels=None):
+             resources=None, extra_tolerations=None, labels=None, node_selector=None):
     """A one-container pod pinned to ``node_name`` through the scheduler (node affinity on
-    metadata.name, as DaemonSets do), so kube-scheduler still counts the node's slices."""
+    metadata.name, as DaemonSets do), so kube-scheduler still counts the node's slices.
+    With ``node_name`` None it goes wherever ``node_selector`` allows (the Karpenter check)."""
     res = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
     for key in ("requests", "limits"):
         res[key].update((resources or {}).get(key) or {})
@@ -596,14 +655,14 @@ def test_pod(name, namespace, node_name, resource, slices_requested, image, comm
         "gpu-slicing.eks/verify-role": role,
     }
     meta_labels.update(labels or {})
-    return {
+    pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
             "namespace": namespace,
             "labels": meta_labels,
-            "annotations": {"gpu-slicing.eks/node": node_name},
+            "annotations": {"gpu-slicing.eks/node": node_name} if node_name else {},
         },
         "spec": {
             "restartPolicy": "Never",
@@ -616,9 +675,6 @@ def test_pod(name, namespace, node_name, resource, slices_requested, image, comm
                 "runAsGroup": 1000,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchFields": [
-                    {"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}}},
             "tolerations": tolerations,
             "containers": [{
                 "name": "cuda",
@@ -630,6 +686,13 @@ def test_pod(name, namespace, node_name, resource, slices_requested, image, comm
             }],
         },
     }
+    if node_name:
+        pod["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchFields": [
+                {"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}}}
+    if node_selector:
+        pod["spec"]["nodeSelector"] = dict(node_selector)
+    return pod
 
 
 def default_command(hold_seconds):

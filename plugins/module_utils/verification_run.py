@@ -28,10 +28,13 @@ import uuid
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import verification as V
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import error_message
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import GPU_PRESENT_LABEL
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.instance_types import InstanceTypeError, lookup
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import PROFILE_LABEL
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import requested_by_node
 
 NAMESPACE_PREFIX = "gpu-slicing-verify-"
 RUN_LABEL = "gpu-slicing.eks/verify-run"
+ROLE_LABEL = "gpu-slicing.eks/verify-role"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "gpu_slicing.eks"
 PLUGIN_POD_SELECTOR = "app.kubernetes.io/name=nvidia-device-plugin"
@@ -137,16 +140,26 @@ class Verifier(object):
     def _remaining(self):
         return max(0.0, self.deadline - time.monotonic())
 
-    def _list_run_pods(self):
-        return self.kube.list("Pod", "v1", namespace=self.namespace, label_selector="%s=%s" % (RUN_LABEL, self.run_id))
+    def _selector(self, role=None):
+        selector = "%s=%s" % (RUN_LABEL, self.run_id)
+        return selector + (",%s=%s" % (ROLE_LABEL, role) if role else "")
 
-    def _create_pod(self, node_name, name, slices, role):
-        pod = V.test_pod(
+    def _list_run_pods(self, role=None):
+        # Raw JSON: with hundreds of nodes this list is polled with thousands of pods in it.
+        return self.kube.list_raw("Pod", "v1", namespace=self.namespace, label_selector=self._selector(role))
+
+    def _pod(self, node_name, name, slices, role):
+        return V.test_pod(
             name, self.namespace, node_name, self.exps[node_name]["resource"], slices,
             self.opts["image"], self.command, self.run_id, role,
             resources=self.opts.get("pod_resources"), extra_tolerations=self.opts.get("tolerations"),
         )
-        return self.kube.create(pod)
+
+    def _create_pods(self, pods):
+        """Create test pods concurrently; the first error (after all were tried) aborts the run."""
+        for dummy, exc in self.kube.create_many(pods):
+            if exc is not None:
+                raise exc
 
     @property
     def command(self):
@@ -169,8 +182,7 @@ class Verifier(object):
             return
         t0 = time.monotonic()
         try:
-            for pod in self._list_run_pods():
-                self.kube.delete("Pod", "v1", pod["metadata"]["name"], self.namespace, grace_period_seconds=0)
+            self.kube.delete_collection("Pod", "v1", self.namespace, self._selector(), grace_period_seconds=0)
         except Exception as exc:  # pylint: disable=broad-except
             self.cleanup["errors"].append("deleting pods: %s" % error_message(exc))
         try:
@@ -222,10 +234,8 @@ class Verifier(object):
         if not todo:
             return
         t0 = time.monotonic()
-        names = {}
-        for i, v in enumerate(todo):
-            names[v.node] = "multi-%d" % self.node_index[v.node]
-            self._create_pod(v.node, names[v.node], 2, "multi-slice")
+        names = dict((v.node, "multi-%d" % self.node_index[v.node]) for v in todo)
+        self._create_pods([self._pod(v.node, names[v.node], 2, "multi-slice") for v in todo])
         budget = min(self._remaining(), float(self.opts["multi_slice_wait"]))
         cut = self._remaining() < float(self.opts["multi_slice_wait"])
         end = time.monotonic() + budget
@@ -247,8 +257,7 @@ class Verifier(object):
             return False
 
         while True:
-            pods = {p["metadata"]["name"]: p for p in self._list_run_pods()
-                    if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "multi-slice"}
+            pods = {p["metadata"]["name"]: p for p in self._list_run_pods("multi-slice")}
             done = [decided(pods.get(names[v.node])) for v in todo]
             if all(done) or time.monotonic() >= end:
                 break
@@ -256,25 +265,21 @@ class Verifier(object):
         for v in todo:
             pod = pods.get(names[v.node])
             v.add(V.check_multi_slice(pod, timed_out=not decided(pod), run_timed_out=cut))
-            try:
-                self.kube.delete("Pod", "v1", names[v.node], self.namespace, grace_period_seconds=0)
-            except Exception:  # pylint: disable=broad-except
-                pass
+        try:
+            self.kube.delete_collection("Pod", "v1", self.namespace, self._selector("multi-slice"), grace_period_seconds=0)
+        except Exception:  # pylint: disable=broad-except
+            pass  # the namespace goes at the end in any case
         # The pods must be gone before the slice pods go in, or a wrongly admitted one holds 2 slices.
-        self.kube.wait_for(lambda: not [p for p in self._list_run_pods()
-                                        if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "multi-slice"],
-                           min(self._remaining(), 30), interval=POLL)
+        self.kube.wait_for(lambda: not self._list_run_pods("multi-slice"), min(self._remaining(), 30), interval=POLL)
         self.timings["multi_slice_seconds"] = round(time.monotonic() - t0, 3)
 
     def slice_phase(self, verdicts):
         """N one-slice pods per node, all Running at once; then one more must be Unschedulable."""
         t0 = time.monotonic()
-        created_at = {}
-        for v in verdicts:
-            idx = self.node_index[v.node]
-            for i in range(self.exps[v.node]["slice_pods"]):
-                self._create_pod(v.node, "slice-%d-%d" % (idx, i), 1, "slice")
-            created_at[v.node] = time.monotonic()
+        self._create_pods([self._pod(v.node, "slice-%d-%d" % (self.node_index[v.node], i), 1, "slice")
+                           for v in verdicts for i in range(self.exps[v.node]["slice_pods"])])
+        created = time.monotonic()
+        created_at = dict((v.node, created) for v in verdicts)
         self.timings["slice_pods_created_seconds"] = round(time.monotonic() - t0, 3)
 
         open_nodes = {v.node: v for v in verdicts}
@@ -282,8 +287,7 @@ class Verifier(object):
         grace = float(self.opts["unschedulable_grace"])
         full_nodes = []
         while open_nodes:
-            pods = [p for p in self._list_run_pods()
-                    if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "slice"]
+            pods = self._list_run_pods("slice")
             observed_at = _now()
             by_node = {}
             for p in pods:
@@ -326,13 +330,12 @@ class Verifier(object):
                                       % self.exps[v.node]["slice_pods"]))
         for name in full_nodes:
             extra[name] = "extra-%d" % self.node_index[name]
-            self._create_pod(name, extra[name], 1, "extra")
+        self._create_pods([self._pod(name, extra[name], 1, "extra") for name in full_nodes])
         pending = dict(extra)
         budget_end = time.monotonic() + max(self._remaining(), 0)
         pods = {}
         while pending:
-            pods = {p["metadata"]["name"]: p for p in self._list_run_pods()
-                    if p["metadata"]["labels"].get("gpu-slicing.eks/verify-role") == "extra"}
+            pods = {p["metadata"]["name"]: p for p in self._list_run_pods("extra")}
             for name, pod_name in list(pending.items()):
                 pod = pods.get(pod_name)
                 if pod is not None and (V.pod_unschedulable(pod) or pod["spec"].get("nodeName")):
@@ -370,6 +373,90 @@ class Verifier(object):
                 time.sleep(1.0)
             v.add(V.check_gpu_uuids(None, exp, logs))
 
+    def karpenter_phase(self):
+        """M pending one-slice pods for one NodePool: Karpenter must launch the minimum number of nodes.
+
+        The pods live in the run's namespace (removed with it). The NodeClaims launched for them
+        are deleted afterwards (karpenter_cleanup_nodes) so the check leaves no GPU node running.
+        """
+        pool = self.opts["karpenter_nodepool"]
+        verdict = V.NodeVerdict("nodepool/%s" % pool, self.profile.name)
+        self.verdicts.append(verdict)
+        t0 = time.monotonic()
+        nodepool = self.kube.get("NodePool", "karpenter.sh/v1", pool)
+        if nodepool is None:
+            verdict.add(V.failed(V.CHECK_KARPENTER, "NodePool %s not found" % pool, None, None))
+            return
+        itype, why = V.karpenter_instance_type(nodepool, self.opts.get("karpenter_instance_type"))
+        if itype is None:
+            verdict.add(V.not_available(V.CHECK_KARPENTER, why))
+            return
+        try:
+            gpus = lookup(itype).gpu_count
+        except InstanceTypeError as err:
+            verdict.add(V.not_available(V.CHECK_KARPENTER, "GPU count of %s unknown: %s" % (itype, err)))
+            return
+        # The node checks' pods still hold slices: remove them first, so the free slices counted
+        # below are the ones Karpenter sees.
+        self.kube.delete_collection("Pod", "v1", self.namespace, self._selector(), grace_period_seconds=0)
+        self.kube.wait_for(lambda: not self._list_run_pods(), min(self._remaining() + 30, 60), interval=POLL)
+        resource = self.plan.advertised_resource(self.profile)
+        slices_per_node = gpus * self.profile.replicas
+        pods = int(self.opts.get("karpenter_pods") or slices_per_node + 1)
+        selector = {V.LABEL_NODEPOOL: pool, V.LABEL_INSTANCE_TYPE: itype}
+        label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
+        claims_before = set(c["metadata"]["name"] for c in self.kube.list_raw(
+            "NodeClaim", "karpenter.sh/v1", label_selector="%s=%s" % (V.LABEL_NODEPOOL, pool)))
+        # Free slices on the pool's existing nodes of that type take pods before any launch.
+        existing = self.kube.list_raw("Node", "v1", label_selector=label_selector)
+        requested = requested_by_node(self.kube.list_raw(
+            "Pod", "v1", field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"), [resource])
+        free = 0
+        for node in existing:
+            have = int(((node.get("status") or {}).get("allocatable") or {}).get(resource, "0") or 0)
+            free += max(0, have - requested.get(node["metadata"]["name"], {}).get(resource, 0))
+
+        self._create_pods([
+            V.test_pod("karpenter-%d" % i, self.namespace, None, resource, 1, self.opts["image"], self.command,
+                       self.run_id, "karpenter", resources=self.opts.get("pod_resources"),
+                       extra_tolerations=self.opts.get("tolerations"), node_selector=selector)
+            for i in range(pods)])
+        budget = float(self.opts.get("karpenter_timeout") or 600)
+        settle = float(self.opts.get("karpenter_settle") or 10)
+        end = time.monotonic() + budget
+        launched, running, stable_since, last = set(), 0, None, None
+        while True:
+            launched = set(c["metadata"]["name"] for c in self.kube.list_raw(
+                "NodeClaim", "karpenter.sh/v1", label_selector="%s=%s" % (V.LABEL_NODEPOOL, pool))) - claims_before
+            running = len([p for p in self._list_run_pods("karpenter") if V.pod_running_ready(p)])
+            state = (running, tuple(sorted(launched)))
+            if state != last:
+                last, stable_since = state, time.monotonic()
+            # Done when every pod runs and no NodeClaim appeared for `settle` seconds (late launches count).
+            if running == pods and time.monotonic() - stable_since >= settle:
+                break
+            if time.monotonic() >= end:
+                break
+            time.sleep(1.0)
+        waited = time.monotonic() - t0
+        verdict.add(V.check_karpenter_launch(pool, itype, pods, slices_per_node, free, launched, running,
+                                             timed_out=running < pods, waited=waited))
+        verdict.timings["karpenter_seconds"] = round(waited, 3)
+        try:
+            self.kube.delete_collection("Pod", "v1", self.namespace, self._selector("karpenter"), grace_period_seconds=0)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.cleanup["errors"].append("deleting the Karpenter check's pods: %s" % error_message(exc))
+        removed = []
+        if self.opts.get("karpenter_cleanup_nodes", True):
+            for name in sorted(launched):
+                try:
+                    self.kube.delete("NodeClaim", "karpenter.sh/v1", name)
+                    removed.append(name)
+                except Exception as exc:  # pylint: disable=broad-except
+                    self.cleanup["errors"].append("deleting NodeClaim %s: %s" % (name, error_message(exc)))
+        self.cleanup["karpenter_nodeclaims_removed"] = removed
+        self.timings["karpenter_seconds"] = round(time.monotonic() - t0, 3)
+
     def node_timing(self, node, key, value):
         for v in self.verdicts:
             if v.node == node:
@@ -401,8 +488,11 @@ class Verifier(object):
                 full = self.slice_phase(verdicts)
                 self.uuid_phase(verdicts, full)
             if self.opts.get("karpenter_nodepool"):
-                for v in self.verdicts:
-                    v.add(V.karpenter_not_implemented(self.opts["karpenter_nodepool"]))
+                if self.check_mode:
+                    self.verdicts.append(V.NodeVerdict("nodepool/%s" % self.opts["karpenter_nodepool"], self.profile.name, [
+                        V.not_available(V.CHECK_KARPENTER, "check mode: no test pods were created")]))
+                else:
+                    self.karpenter_phase()
         except VerifyInterrupted:
             error = "interrupted by SIGTERM"
             raise

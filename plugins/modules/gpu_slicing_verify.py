@@ -105,9 +105,36 @@ options:
     default: 120
   karpenter_nodepool:
     description:
-      - Request the Karpenter launch check for this NodePool. It is B(not implemented) in this version and is
-        reported as C(not-available) with that reason; it never passes.
+      - Run the Karpenter launch check for this NodePool (reported as the pseudo-node C(nodepool/<name>)).
+        I(karpenter_pods) one-slice pods pinned to the NodePool and one instance type are created at once;
+        once all of them run and no NodeClaim appeared for I(karpenter_settle) seconds, the NodeClaims
+        launched meanwhile must equal ceil((pods - free slices on the pool's existing nodes of that type) /
+        (GPUs x replicas)). More means Karpenter does not know about the slices (no NodeOverlay).
+      - The check's pods are deleted afterwards, and so are the NodeClaims it launched (I(karpenter_cleanup_nodes)).
+      - It launches real nodes on EKS, which cost money while the check runs.
+      - With I(karpenter_nodepool) set, the verification may select no node at all (a NodePool scaled to zero).
     type: str
+  karpenter_instance_type:
+    description:
+      - Instance type the Karpenter check pins its pods to (C(node.kubernetes.io/instance-type)). Needed when the
+        NodePool admits more than one; by default its only instance type. Its GPU count comes from the
+        collection's instance-type table.
+    type: str
+  karpenter_pods:
+    description: Pods the Karpenter check creates. Default GPUs x replicas + 1 (the minimum is then 2 new nodes on an empty pool).
+    type: int
+  karpenter_timeout:
+    description: Seconds the Karpenter check waits for all its pods to run (node launch included).
+    type: int
+    default: 600
+  karpenter_settle:
+    description: Seconds without a new NodeClaim, after all pods run, before the NodeClaims are counted (late launches count too).
+    type: int
+    default: 10
+  karpenter_cleanup_nodes:
+    description: Delete the NodeClaims launched during the Karpenter check when it ends (Karpenter drains and terminates them).
+    type: bool
+    default: true
   report_json:
     description: Write the full report as JSON to this path on the controller's host running the module.
     type: path
@@ -146,6 +173,15 @@ EXAMPLES = r"""
     nodes: [ip-10-0-1-23.ec2.internal, ip-10-0-2-7.ec2.internal]
     image: nvcr.io/nvidia/k8s/cuda-sample@sha256:<digest you checked>
   check_mode: true
+
+- name: Prove Karpenter launches the minimum number of nodes for 5 one-slice pods (ts-4 on g4dn.xlarge -> 2)
+  gpu_slicing.eks.gpu_slicing_verify:
+    profiles: "{{ gpu_sharing_profiles }}"
+    profile: ts-4
+    nodepool: gpu-ts-4
+    karpenter_nodepool: gpu-ts-4
+    karpenter_instance_type: g4dn.xlarge
+    karpenter_pods: 5
 """
 
 RETURN = r"""
@@ -217,6 +253,11 @@ def main():
         log_wait=dict(type="int", default=60),
         cleanup_timeout=dict(type="int", default=120),
         karpenter_nodepool=dict(type="str"),
+        karpenter_instance_type=dict(type="str"),
+        karpenter_pods=dict(type="int"),
+        karpenter_timeout=dict(type="int", default=600),
+        karpenter_settle=dict(type="int", default=10),
+        karpenter_cleanup_nodes=dict(type="bool", default=True),
         report_json=dict(type="path"),
         report_junit=dict(type="path"),
     )
@@ -232,7 +273,11 @@ def main():
         profile = plan.profile(params.get("profile"))
     except SharingError as err:
         module.fail_json(msg=str(err), error=err.to_dict())
-    for key in ("timeout", "multi_slice_wait", "unschedulable_grace", "log_wait", "cleanup_timeout"):
+    if params.get("karpenter_pods") is not None and params["karpenter_pods"] < 1:
+        module.fail_json(msg="karpenter_pods: %r is invalid: at least one pod is needed. Fix: leave it unset "
+                         "(GPUs x replicas + 1) or give a count such as 5" % params["karpenter_pods"])
+    for key in ("timeout", "multi_slice_wait", "unschedulable_grace", "log_wait", "cleanup_timeout",
+                "karpenter_timeout", "karpenter_settle"):
         if params[key] < 0:
             module.fail_json(msg="%s: %r is invalid: must be 0 or more. Fix: give seconds, e.g. 300" % (key, params[key]))
     if "@sha256:" not in params["image"]:
@@ -247,7 +292,7 @@ def main():
     if missing:
         module.fail_json(msg="nodes: %s not found in the cluster. Fix: give existing node names (kubectl get nodes)"
                          % ", ".join(missing))
-    if not nodes:
+    if not nodes and not params.get("karpenter_nodepool"):
         module.fail_json(msg="No node matches %s. Fix: label the nodes, or pass nodes or nodepool" % how)
 
     verifier = Verifier(kube, plan, profile, params, check_mode=module.check_mode)

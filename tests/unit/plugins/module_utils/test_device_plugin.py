@@ -106,3 +106,46 @@ def test_user_node_selector_does_not_shrink_the_plugin_targets():
     ds["spec"] = {"template": {"spec": {"nodeSelector": {"pool": "none"}}}}
     assert dp.required_nodes(ds, AB) == ["a", "b"]
     assert dp.daemonset_rollout([ds], AB)["ready"] is False
+
+
+def _leaving(name, how):
+    node = _node(name)
+    if how == "deleting":
+        node["metadata"]["deletionTimestamp"] = "2026-12-01T00:00:00Z"
+    else:
+        node["spec"] = {"taints": [{"key": "karpenter.sh/disrupted", "effect": "NoSchedule"}]}
+    return node
+
+
+@pytest.mark.parametrize("how", ["deleting", "disrupted"])
+def test_nodes_being_deleted_or_drained_are_not_waited_for(how):
+    nodes = [_node("a"), _leaving("b", how)]
+    summary = dp.daemonset_rollout([_ds("dp", 1, 1, 1, 1)], nodes)
+    assert summary["ready"] is True
+    assert summary["target_nodes"] == 1
+    assert [n["name"] for n in summary["leaving_nodes"]] == ["b"]
+    # The same node without the deletion / drain is a GPU node the plugin skipped.
+    assert dp.daemonset_rollout([_ds("dp", 1, 1, 1, 1)], AB)["ready"] is False
+
+
+def test_an_unrelated_taint_does_not_excuse_a_missing_plugin():
+    tainted = _node("b")
+    tainted["spec"] = {"taints": [{"key": "dedicated", "value": "ml", "effect": "NoSchedule"}]}
+    assert dp.daemonset_rollout([_ds("dp", 1, 1, 1, 1)], [_node("a"), tainted])["ready"] is False
+
+
+def _pod(node, owner_uid, ready=True):
+    return {"metadata": {"ownerReferences": [{"uid": owner_uid}]}, "spec": {"nodeName": node},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_nodes_missing_pods_names_each_node_and_its_taints():
+    ds = _ds("dp", 2, 2, 1, 1)
+    ds["metadata"]["uid"] = "u1"
+    tainted = _node("b")
+    tainted["spec"] = {"taints": [{"key": "dedicated", "effect": "NoSchedule"}]}
+    nodes = [_node("a"), tainted, _leaving("c", "deleting")]
+    missing = dp.nodes_missing_pods([ds], nodes, [_pod("a", "u1"), _pod("b", "other-ds")])
+    assert missing == {"dp": [{"name": "b", "taints": ["dedicated:NoSchedule"]}]}
+    assert dp.nodes_missing_pods([ds], nodes, [_pod("a", "u1"), _pod("b", "u1")]) == {}
+    assert dp.nodes_missing_pods([ds], nodes, [_pod("a", "u1"), _pod("b", "u1", ready=False)])["dp"][0]["name"] == "b"

@@ -245,6 +245,18 @@ class FakeKube(object):
         self._reconcile()
         return [p for (ns, dummy), p in sorted(self.pods.items()) if ns == namespace]
 
+    def list_raw(self, kind, api_version, namespace=None, label_selector=None, field_selector=None):
+        wanted = dict(term.split("=", 1) for term in (label_selector or "").split(",") if "=" in term)
+        return [p for p in self.list(kind, api_version, namespace=namespace)
+                if all(p["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
+
+    def create_many(self, objs):
+        return [(self.create(obj), None) for obj in objs]
+
+    def delete_collection(self, kind, api_version, namespace, label_selector, grace_period_seconds=None):
+        for pod in self.list_raw(kind, api_version, namespace=namespace, label_selector=label_selector):
+            self.delete(kind, api_version, pod["metadata"]["name"], namespace)
+
     def create(self, obj):
         if obj["kind"] == "Namespace":
             self.namespaces[obj["metadata"]["name"]] = obj
@@ -384,13 +396,15 @@ def test_runner_removes_leftover_namespaces():
     assert list(kube.namespaces) == ["nvidia-device-plugin"]
 
 
-def test_karpenter_check_is_reported_not_implemented():
+def test_karpenter_check_creates_nothing_in_check_mode():
     p = plan()
     kube = FakeKube([node("a")], [ready_plugin_pod("a")])
     opts = dict(OPTS, karpenter_nodepool="gpu")
     report = R.Verifier(kube, p, p.profile("ts-4"), opts, check_mode=True).run([node("a")])
-    c = checks_of(report)[V.CHECK_KARPENTER]
-    assert c["status"] == V.NOT_AVAILABLE and "not implemented" in c["reason"]
+    pool = [n for n in report["nodes"] if n["node"] == "nodepool/gpu"][0]
+    assert pool["checks"][0]["name"] == V.CHECK_KARPENTER
+    assert pool["checks"][0]["status"] == V.NOT_AVAILABLE and "check mode" in pool["checks"][0]["reason"]
+    assert kube.created_pods == 0
 
 
 def test_write_reports(tmp_path):
@@ -399,3 +413,53 @@ def test_write_reports(tmp_path):
     assert json.loads((tmp_path / "r" / "v.json").read_text())["passed"] is True
     ET.parse(str(tmp_path / "v.xml"))
     assert set(written) == {"report_json", "report_junit"}
+
+
+# --------------------------------------------------------------------------- Karpenter launch check
+
+
+def _pool(*types):
+    reqs = [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]}]
+    if types:
+        reqs.append({"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(types)})
+    return {"spec": {"template": {"spec": {"requirements": reqs}}}}
+
+
+def test_karpenter_instance_type_needs_one_answer():
+    assert V.karpenter_instance_type(_pool("g4dn.xlarge")) == ("g4dn.xlarge", None)
+    assert V.karpenter_instance_type(_pool("g4dn.xlarge", "g5.xlarge"), "g5.xlarge") == ("g5.xlarge", None)
+    itype, why = V.karpenter_instance_type(_pool("g4dn.xlarge", "g5.xlarge"))
+    assert itype is None and "karpenter_instance_type" in why and "g5.xlarge" in why
+    itype, why = V.karpenter_instance_type(_pool("g4dn.xlarge"), "p4d.24xlarge")
+    assert itype is None and "not admitted" in why
+    itype, why = V.karpenter_instance_type(_pool())
+    assert itype is None and "any instance type" in why
+    assert V.karpenter_instance_type(_pool(), "g5.12xlarge") == ("g5.12xlarge", None)
+
+
+@pytest.mark.parametrize("pods,per_node,free,expected", [
+    (5, 4, 0, 2), (4, 4, 0, 1), (17, 4, 0, 5), (17, 16, 0, 2), (5, 4, 3, 1), (3, 4, 3, 0), (3, 4, 9, 0)])
+def test_karpenter_expected_nodes(pods, per_node, free, expected):
+    assert V.karpenter_expected_nodes(pods, per_node, free) == expected
+
+
+def test_check_karpenter_launch_verdicts():
+    ok = V.check_karpenter_launch("gpu", "g4dn.xlarge", 5, 4, 0, {"a", "b"}, 5, waited=12.3)
+    assert ok.status == V.PASSED and ok.expected == 2 and ok.observed == 2
+    assert ok.details["nodeclaims_launched"] == ["a", "b"]
+    over = V.check_karpenter_launch("gpu", "g4dn.xlarge", 5, 4, 0, set("abcde"), 5)
+    assert over.status == V.FAILED and over.expected == 2 and over.observed == 5
+    assert "over-provisions" in over.reason and "NodeOverlay" in over.reason
+    under = V.check_karpenter_launch("gpu", "g4dn.xlarge", 5, 4, 0, {"a"}, 5)
+    assert under.status == V.FAILED and "over-provisions" not in under.reason
+    late = V.check_karpenter_launch("gpu", "g4dn.xlarge", 5, 4, 0, {"a"}, 3, timed_out=True, waited=600)
+    assert late.status == V.FAILED and "timed out: 3 of 5" in late.reason
+
+
+def test_karpenter_pod_goes_by_node_selector_not_node_name():
+    pod = V.test_pod("k", "ns", None, "nvidia.com/gpu", 1, "img", ["sleep", "1"], "abc", "karpenter",
+                     node_selector={"karpenter.sh/nodepool": "gpu"})
+    assert pod["spec"]["nodeSelector"] == {"karpenter.sh/nodepool": "gpu"}
+    assert "affinity" not in pod["spec"] and pod["metadata"]["annotations"] == {}
+    pinned = V.test_pod("p", "ns", "node-a", "nvidia.com/gpu", 1, "img", ["sleep", "1"], "abc", "slice")
+    assert pinned["spec"]["affinity"]["nodeAffinity"] and "nodeSelector" not in pinned["spec"]
