@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -228,39 +227,7 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 
 POOL = "bench-pool"
 APP_NS = "bench-slices"
-PENDING_TAINT = "gpu-slicing.eks/device-plugin-pending"
 KWOK_CLASS = {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"}
-
-
-class PluginRegistration(threading.Thread):
-    """Removes the startup taint from a launched node once the (emulated) plugin registered its slices.
-
-    On EKS a fresh GPU node has no nvidia.com/gpu until the plugin runs; Karpenter's KWOK provider
-    creates nodes with the physical count already set. A startup taint removed once the node
-    advertises GPUs x replicas (from its GFD labels) restores EKS's order of events. Same for every
-    setup compared here (tests/integration/test_karpenter.py does the same).
-    """
-
-    def __init__(self, c):
-        super().__init__(daemon=True)
-        self.c, self.stop = c, threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                for node in self.c.kubectl_json("get", "nodes", "-l", "karpenter.sh/nodepool=%s" % POOL)["items"]:
-                    taints = [t["key"] for t in node["spec"].get("taints") or []]
-                    if PENDING_TAINT not in taints:
-                        continue
-                    labels = node["metadata"].get("labels", {})
-                    gpus, reps = labels.get("nvidia.com/gpu.count"), labels.get("nvidia.com/gpu.replicas")
-                    alloc = node["status"].get("allocatable", {}).get("nvidia.com/gpu")
-                    if gpus and reps and alloc == str(int(gpus) * int(reps)):
-                        self.c.kubectl("taint", "nodes", node["metadata"]["name"], PENDING_TAINT + ":NoSchedule-",
-                                       check=False)
-            except Exception:
-                pass
-            self.stop.wait(0.3)
 
 
 def slice_pod(i, itype):
@@ -284,10 +251,7 @@ def _names(c, resource, selector):
 def packing_clean(c):
     c.kubectl("delete", "pods", "-n", APP_NS, "--all", "--grace-period=0", "--force", "--wait=false", check=False)
     wait(lambda: not c.kubectl_json("get", "pods", "-n", APP_NS)["items"], 120, "pods gone")
-    sel = "karpenter.sh/nodepool=%s" % POOL
-    c.kubectl("delete", "nodeclaims.karpenter.sh", "-l", sel, "--wait=false", check=False)
-    wait(lambda: not _names(c, "nodeclaims.karpenter.sh", sel) and not _names(c, "nodes", sel), 180,
-         "nodeclaims and nodes gone", interval=1)
+    c.remove_karpenter_nodes("karpenter.sh/nodepool=%s" % POOL, timeout=180)
 
 
 def packing_case(c, n, itype, stable_for=6.0, timeout=300):
@@ -328,7 +292,6 @@ def bench_packing(wd, quick):
     results = {"instance_types": {}, "cases": [], "errors": []}
     tmp = wd.root / "packing-files"
     tmp.mkdir(parents=True, exist_ok=True)
-    registration = None
     try:
         c.start_karpenter()
         chart_ref, chart_version = chart_info(c)
@@ -337,15 +300,11 @@ def bench_packing(wd, quick):
             "release_name": "nvdp", "release_namespace": "nvidia-device-plugin",
             "chart_ref": chart_ref, "chart_version": chart_version, "binary_path": str(c.bin / "helm"),
             "profiles": [PROFILE_TS4, PROFILE_WHOLE], "default_profile": "ts-4", "wait_timeout": 120,
-            "values": {"tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}, GPU_TOLERATION,
-                                       {"key": PENDING_TAINT, "operator": "Exists", "effect": "NoSchedule"}]},
         }, c.kubeconfig, tmp)
         if res.get("failed"):
             raise RuntimeError("device_plugin failed: %s" % res.get("msg"))
         c.start_emulator("--namespace", "nvidia-device-plugin")
         c.kubectl("create", "namespace", APP_NS, check=False)
-        registration = PluginRegistration(c)
-        registration.start()
         setups = [
             ("collection", "this collection: ts-4 + NodeOverlays (karpenter_gpu_nodepool)",
              {"profiles": [PROFILE_TS4]}),
@@ -360,8 +319,7 @@ def bench_packing(wd, quick):
             for key, desc, over in setups:
                 args = {"name": POOL, "instance_types": [itype], "manage_node_class": False,
                         "node_class_ref": KWOK_CLASS, "consolidation_policy": "WhenEmpty",
-                        "consolidate_after": "Never", "karpenter_feature_gates": "NodeOverlay=true",
-                        "startup_taints": [{"key": PENDING_TAINT, "effect": "NoSchedule"}]}
+                        "consolidate_after": "Never", "karpenter_feature_gates": "NodeOverlay=true"}
                 args.update(over)
                 res, secs, _ = run_module_timed("karpenter_gpu_nodepool", args, c.kubeconfig, tmp)
                 if res.get("failed"):
@@ -387,8 +345,6 @@ def bench_packing(wd, quick):
                 packing_clean(c)
                 run_module_timed("karpenter_gpu_nodepool", {"name": POOL, "state": "absent"}, c.kubeconfig, tmp)
     finally:
-        if registration:
-            registration.stop.set()
         c.down()
     coll = [x for x in results["cases"] if x["setup"] == "collection"]
     results["target"] = {"name": "packing equals the theoretical minimum (this collection)",

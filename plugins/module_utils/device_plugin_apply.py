@@ -27,6 +27,8 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin impo
     config_hash,
     config_map_definition,
     daemonset_rollout,
+    helm_release_selector,
+    latest_helm_release,
     namespace_definition,
     nodes_missing_pods,
 )
@@ -117,6 +119,7 @@ class Helm(object):
         )
 
         self.module = module
+        self.kube = kube
         params = helm_environment(module, kube)
         params["binary_path"] = module.params.get("binary_path")
         params["release_namespace"] = module.params["release_namespace"]
@@ -137,6 +140,16 @@ class Helm(object):
         return rc, out, err
 
     def chart_metadata(self, chart_ref, version=None):
+        chart_file = os.path.join(chart_ref, "Chart.yaml")
+        if os.path.isfile(chart_file):
+            # A chart directory: its Chart.yaml is what `helm show chart` would print.
+            import yaml
+
+            try:
+                with open(chart_file) as handle:
+                    return yaml.safe_load(handle), None
+            except (IOError, OSError, yaml.YAMLError) as exc:
+                return None, "%s: %s" % (chart_file, exc)
         args = ["show", "chart", chart_ref]
         if version and not os.path.isdir(chart_ref):
             args += ["--version", version]
@@ -146,6 +159,20 @@ class Helm(object):
         import yaml
 
         return yaml.safe_load(out), None
+
+    def release_and_values(self, name, namespace):
+        """(summary as `helm list -o json` gives it, user-supplied values) of the latest revision,
+        or (None, None). Read from Helm's release Secret (one API request) when Helm uses its
+        default secret storage and the Secrets can be read; else from the helm CLI."""
+        if os.environ.get("HELM_DRIVER", "secret").lower() in ("secret", "secrets", ""):
+            try:
+                secrets = self.kube.list_raw("Secret", "v1", namespace=namespace,
+                                             label_selector=helm_release_selector(name))
+                return latest_helm_release(secrets)
+            except Exception:  # pylint: disable=broad-except
+                pass  # RBAC without Secret reads, or a release Helm wrote differently: ask helm
+        existing = self.release(name, namespace)
+        return existing, (self.values(name, namespace) if existing else None)
 
     def release(self, name, namespace):
         rc, out, err = self.run(["list", "-n", namespace, "--filter", "^%s$" % name, "-a", "-o", "json"])
@@ -264,7 +291,7 @@ def ensure_device_plugin(module):
     plan = plan_from_params(module) if params["state"] == "present" else None
     kube = connect(module)
     helm = Helm(module, kube)
-    existing = helm.release(release, namespace)
+    existing, current_values = helm.release_and_values(release, namespace)
 
     if params["state"] == "absent":
         if existing:
@@ -285,7 +312,6 @@ def ensure_device_plugin(module):
     result["config_hash"] = values["podAnnotations"]["checksum/config"]
 
     previous_cm = kube.get("ConfigMap", "v1", cm_name, namespace) if params["manage_config_map"] else None
-    current_values = helm.values(release, namespace) if existing else None
     release_current = (
         bool(existing)
         and existing.get("status") == "deployed"
@@ -303,14 +329,15 @@ def ensure_device_plugin(module):
     if module._diff:
         result["diff"] = {"before": {"values": current_values or {}}, "after": {"values": values}}
 
+    after = existing
     if not release_current:
         result["changed"] = True
         if not module.check_mode:
             helm.upgrade_install(release, namespace, params["chart_ref"], params["chart_version"], values,
                                  params["wait_timeout"])
+            after = helm.release(release, namespace)
     result["release_revision"] = None
     if not module.check_mode:
-        after = helm.release(release, namespace)
         result["release_revision"] = int(after["revision"]) if after else None
 
     if params["wait"] and not module.check_mode:

@@ -118,10 +118,12 @@ build_helm() {
 }
 
 build_karpenter() {
+  # Karpenter's KWOK provider with the AWS provider's NodeClaim capacity (see its main.go).
   local d="$GO_DIR/karpenter"
   # shellcheck disable=SC2046
-  run_component karpenter "$(hash_inputs "karpenter -s -w" $(mod_dir_files "$d"))" "$BIN/karpenter-kwok" -- \
-    gobuild "$d" "-s -w" "$BIN/karpenter-kwok" sigs.k8s.io/karpenter/kwok
+  run_component karpenter "$(hash_inputs "karpenter-kwok-eks -s -w" $(mod_dir_files "$d") "$d"/cmd/karpenter-kwok-eks/*.go)" \
+    "$BIN/karpenter-kwok-eks" -- \
+    gobuild "$d" "-s -w" "$BIN/karpenter-kwok-eks" ./cmd/karpenter-kwok-eks
 }
 
 build_nvidia() {

@@ -544,7 +544,7 @@ class LocalCluster:
 
     def start_karpenter(self, feature_gates: str = "NodeOverlay=true", extra_env: dict | None = None) -> int:
         """Karpenter's KWOK provider as a plain process, with the GPU instance types of the fixture."""
-        self._check_binaries(["karpenter-kwok"])
+        self._check_binaries(["karpenter-kwok-eks"])
         self.apply_karpenter_crds()
         self.apply([
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": KARPENTER_NAMESPACE}},
@@ -566,7 +566,7 @@ class LocalCluster:
             LOG_LEVEL="info",
             **(extra_env or {}),
         )
-        return self.start_process("karpenter", [self.bin / "karpenter-kwok", "--disable-leader-election"], env=env)
+        return self.start_process("karpenter", [self.bin / "karpenter-kwok-eks", "--disable-leader-election"], env=env)
 
     # ---- nodes
     def add_gpu_node(self, name: str, instance_type: str, zone: str | None = None,
@@ -591,6 +591,27 @@ class LocalCluster:
 
     def delete_node(self, name: str) -> None:
         self.kubectl("delete", "node", name, "--ignore-not-found", "--wait=false")
+
+    def remove_karpenter_nodes(self, selector: str, timeout: float = 90) -> list[str]:
+        """Delete the NodeClaims (and so the Nodes) matching ``selector`` while Karpenter still runs,
+        and wait until both are gone. What is still there after ``timeout`` (a node Karpenter could
+        not drain) loses its finalizers and is deleted, so no GPU node outlives its test: a stopped
+        Karpenter never lifts its termination finalizer. Returns the names that had to be forced."""
+        def left() -> list[str]:
+            p = self.kubectl("get", "nodeclaims.karpenter.sh,nodes", "-l", selector, "-o", "name", check=False)
+            return p.stdout.split() if p.returncode == 0 else []
+        self.kubectl("delete", "nodeclaims.karpenter.sh", "-l", selector, "--ignore-not-found", "--wait=false",
+                     check=False)
+        deadline = time.monotonic() + timeout
+        while left() and time.monotonic() < deadline:
+            time.sleep(1)
+        forced = left()
+        for obj in forced:
+            self.kubectl("patch", obj, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
+            self.kubectl("delete", obj, "--ignore-not-found", "--wait=false", check=False)
+        if forced:
+            self.wait_for(lambda: not left(), 30, f"forced removal of {forced}")
+        return forced
 
 
 # --------------------------------------------------------------------------- CLI

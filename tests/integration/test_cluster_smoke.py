@@ -154,11 +154,17 @@ NODEPOOL = {
 }
 
 
-def test_karpenter_kwok_launches_gpu_node(local_cluster):
-    """A pending GPU pod makes Karpenter's KWOK provider launch a simulated g4dn.xlarge."""
+def test_karpenter_kwok_launches_gpu_node(local_cluster, tmp_path):
+    """A pending GPU pod makes Karpenter's KWOK provider launch a simulated g4dn.xlarge, which
+    (like a fresh EKS GPU node) has no nvidia.com/gpu until the device plugin runs on it."""
     c = local_cluster
     ns = "smoke-karpenter"
     try:
+        values_file = tmp_path / "values.yaml"
+        values_file.write_text(yaml.safe_dump({"gfd": {"enabled": True}}))  # no sharing config: physical GPUs
+        c.helm("install", RELEASE, c.artifacts / "nvidia-device-plugin", "--namespace", PLUGIN_NS,
+               "--create-namespace", "-f", values_file)
+        c.start_emulator()
         c.start_karpenter()
         c.apply(NODEPOOL)
         c.create_namespace(ns)
@@ -177,16 +183,23 @@ def test_karpenter_kwok_launches_gpu_node(local_cluster):
         assert labels["karpenter.k8s.aws/instance-gpu-count"] == "1"
         assert labels["nvidia.com/gpu.present"] == "true"
         assert labels["topology.kubernetes.io/zone"].startswith("us-east-1")
+        claims = c.kubectl_json("get", "nodeclaims.karpenter.sh", "-l", "karpenter.sh/nodepool=smoke-gpu")["items"]
+        assert [cl["status"]["allocatable"].get("nvidia.com/gpu") for cl in claims] == ["1"], claims
 
         def pod_running():
             p = c.kubectl_json("get", "pod", "-n", ns, "wants-gpu")
             return p["status"].get("phase") == "Running" and p["spec"].get("nodeName") == node["metadata"]["name"]
         wait(c, pod_running, 90, "the GPU pod Running on Karpenter's node")
+        # The GPU came from the (emulated) device plugin, not from the node's creation.
+        assert allocatable_of(c, node["metadata"]["name"]) == "1"
     finally:
         c.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
+        c.remove_karpenter_nodes("karpenter.sh/nodepool=smoke-gpu")
         c.kubectl("delete", "nodepool", "smoke-gpu", "--ignore-not-found", "--timeout=60s", check=False, timeout=90)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and c.kubectl(
-                "get", "nodeclaims,nodes", "-l", "karpenter.sh/nodepool=smoke-gpu", "-o", "name", check=False).stdout.strip():
-            time.sleep(1)
         c.stop_process("karpenter")
+        c.stop_process("gpu-plugin-emulator")
+        c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, "--no-hooks", check=False)
+
+
+def allocatable_of(cluster, name):
+    return cluster.kubectl_json("get", "node", name)["status"].get("allocatable", {}).get("nvidia.com/gpu")

@@ -8,12 +8,18 @@ change rolls the pods; a rollout that never becomes ready restores the previous 
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 import yaml
 
 from ansible_runner import run_module
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
+    helm_release_selector,
+    latest_helm_release,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -185,6 +191,14 @@ def test_device_plugin_install_idempotence_rollout_and_restore(local_cluster):
         labels = c.kubectl_json("get", "node", NODE)["metadata"]["labels"]
         assert labels["nvidia.com/gpu.replicas"] == "4"
         assert labels["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+
+        # The module reads the release from Helm's own storage; it must say what helm says.
+        secrets = c.kubectl_json("get", "secrets", "-n", NS, "-l", helm_release_selector(RELEASE))["items"]
+        summary, values = latest_helm_release(secrets)
+        listed = json.loads(c.helm("list", "-n", NS, "-a", "-o", "json").stdout)
+        listed = [r for r in listed if r["name"] == RELEASE][0]
+        assert {k: listed[k] for k in summary} == summary
+        assert values == json.loads(c.helm("get", "values", RELEASE, "-n", NS, "-o", "json").stdout)
 
         t0 = time.monotonic()
         second = run_module("device_plugin", plugin_args(c), kubeconfig=kc)

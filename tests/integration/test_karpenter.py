@@ -11,7 +11,6 @@ gate from a Deployment.
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
@@ -243,13 +242,9 @@ def test_absent_leaves_foreign_objects(karpenter_crds):
 
 
 POOL = "it-sim"
-# On EKS a fresh GPU node has no nvidia.com/gpu until the device plugin registers the slices, and
-# Karpenter keeps the node "not initialized" (planning with the slices it expected) until then.
-# Karpenter's KWOK provider instead creates the node with the physical nvidia.com/gpu of the
-# instance type already set, so Karpenter initializes it at once with 1 GPU and launches more
-# nodes in the 1-2 s before the emulated plugin turns it into 4 slices. A startup taint, removed
-# by the test once the node advertises its slices, restores EKS's order of events.
-PENDING_TAINT = "gpu-slicing.eks/device-plugin-pending"
+# Karpenter runs as karpenter-kwok-eks: the upstream KWOK provider with the AWS provider's
+# NodeClaim capacity (overlaid) and EKS's fresh-node order of events (no nvidia.com/gpu until the
+# device plugin registers; here the emulator). See tests/cluster/go/karpenter/cmd/karpenter-kwok-eks.
 APP_NS = "it-karpenter-pods"
 PLUGIN_NS = "it-karpenter-dp"
 RELEASE = "nvdp-karp"
@@ -265,32 +260,9 @@ def sim_args(**over):
         "consolidation_policy": "WhenEmpty",
         "consolidate_after": "Never",
         "karpenter_feature_gates": GATE_ON,
-        "startup_taints": [{"key": PENDING_TAINT, "effect": "NoSchedule"}],
     }
     args.update(over)
     return args
-
-
-class PluginRegistration(threading.Thread):
-    """Removes PENDING_TAINT from a launched node once it advertises its slices (EKS's 'registered')."""
-
-    def __init__(self, c, slices="4"):
-        super().__init__(daemon=True)
-        self.c, self.slices, self.stop = c, slices, threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                items = self.c.kubectl_json("get", "nodes", "-l", "karpenter.sh/nodepool=%s" % POOL)["items"]
-                for node in items:
-                    taints = [t["key"] for t in node["spec"].get("taints") or []]
-                    alloc = node["status"].get("allocatable", {}).get("nvidia.com/gpu")
-                    if PENDING_TAINT in taints and alloc == self.slices:
-                        self.c.kubectl("taint", "nodes", node["metadata"]["name"], PENDING_TAINT + ":NoSchedule-",
-                                       check=False)
-            except Exception:  # a node deleted under us: try again
-                pass
-            self.stop.wait(0.3)
 
 
 def slice_pod(i):
@@ -327,8 +299,8 @@ def wait(pred, timeout, what, interval=1.0):
 def clean(c):
     c.kubectl("delete", "pods", "-n", APP_NS, "--all", "--grace-period=0", "--force", "--wait=false", check=False)
     wait(lambda: not c.kubectl_json("get", "pods", "-n", APP_NS)["items"], 60, "pods gone")
-    c.kubectl("delete", "nodeclaims.karpenter.sh", "-l", "karpenter.sh/nodepool=%s" % POOL, "--wait=false", check=False)
-    wait(lambda: not nodeclaims(c) and not pool_nodes(c), 180, "nodeclaims and nodes gone")
+    forced = c.remove_karpenter_nodes("karpenter.sh/nodepool=%s" % POOL, timeout=180)
+    assert not forced, "Karpenter did not remove its nodes: %s" % forced
     absent(c, POOL)
 
 
@@ -386,20 +358,16 @@ def karpenter_sim(karpenter_crds, tmp_path_factory):
     plan = build_plan({"profiles": PROFILES})
     values = {"gfd": {"enabled": True}, "config": {"default": "ts-4", "map": render_config_map_data(plan)},
               "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"},
-                              {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
-                              {"key": PENDING_TAINT, "operator": "Exists", "effect": "NoSchedule"}]}
+                              {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
     values_file = tmp_path_factory.mktemp("karp") / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
     c.helm("install", RELEASE, c.artifacts / "nvidia-device-plugin", "--namespace", PLUGIN_NS,
            "--create-namespace", "-f", values_file)
     c.start_emulator()
     c.create_namespace(APP_NS)
-    registration = PluginRegistration(c)
-    registration.start()
     try:
         yield c
     finally:
-        registration.stop.set()
         steps = [
             lambda: clean(c),
             lambda: c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, "--no-hooks", check=False, timeout=120),
@@ -414,17 +382,8 @@ def karpenter_sim(karpenter_crds, tmp_path_factory):
         c.stop_process("karpenter")
 
 
-EXPECTED_WITH_OVERLAYS = {4: 1, 8: 2, 17: 5}
-RESULTS = {}
-
-
-# Karpenter's KWOK provider (v1.14.1) fills an in-flight NodeClaim's allocatable from the raw instance
-# type (nvidia.com/gpu: 1 on g4dn.xlarge), not the overlaid one, and Karpenter re-plans pending pods
-# about once a second: while the first node is still launching, the pods nominated to it look as if
-# they did not fit, and it launches extra nodes. On EKS the AWS provider and the device plugin's
-# registration (see PENDING_TAINT) do not have that gap. So the test asserts Karpenter's first plan
-# (the decision NodeOverlay changes) and records the nodes actually launched, asserting only that
-# overlays launch fewer nodes than no overlays.
+# With overlays: the theoretical minimum ceil(N / (1 GPU x 4 replicas)), in Karpenter's first plan
+# and in the nodes it finally launched. Without overlays Karpenter plans one node per pod.
 EXPECTED_FIRST_PLAN = {True: {4: 1, 8: 2, 17: 5}, False: {4: 4, 8: 8, 17: 17}}
 RESULTS = {}
 
@@ -450,5 +409,41 @@ def test_kwok_provider_node_counts(karpenter_sim, overlays):
               % (overlays, json.dumps(planned), json.dumps(launched)))
         clean(c)
     assert planned == EXPECTED_FIRST_PLAN[overlays]
+    if overlays:
+        assert launched == EXPECTED_FIRST_PLAN[True], launched
     if True in RESULTS and False in RESULTS:
         assert all(RESULTS[True][p] < RESULTS[False][p] for p in (4, 8, 17)), RESULTS
+
+
+@pytest.mark.parametrize("overlays", [True, False], ids=["with-overlays", "without-overlays"])
+def test_verify_karpenter_launch_check(karpenter_sim, overlays):
+    """gpu_slicing_verify's Karpenter check: 5 one-slice pods for the pool must launch 2 nodes
+    (ceil(5 / (1 GPU x 4))). With overlays it passes; without, Karpenter launches 5 and it fails
+    with expected vs observed. Its pods and the NodeClaims it launched are gone afterwards."""
+    c = karpenter_sim
+    args = sim_args() if overlays else sim_args(karpenter_feature_gates="NodeOverlay=false",
+                                                allow_without_node_overlay=True)
+    clean(c)
+    try:
+        assert not run(c, args).failed
+        time.sleep(3)  # Karpenter's NodeOverlay controller takes up the overlays
+        res = run_module("gpu_slicing_verify", {
+            "profiles": PROFILES, "plugin_namespace": PLUGIN_NS, "nodepool": POOL,
+            "karpenter_nodepool": POOL, "karpenter_pods": 5, "karpenter_timeout": 240, "karpenter_settle": 10,
+            "image": "cuda-sample@sha256:" + "0" * 64,
+        }, kubeconfig=str(c.kubeconfig))
+        pool = [n for n in res["nodes"] if n["node"] == "nodepool/%s" % POOL][0]
+        check = pool["checks"][0]
+        print("verify Karpenter check, overlays=%s: %s" % (overlays, check["reason"]))
+        assert check["name"] == "karpenter_node_count" and check["expected"] == 2, check
+        if overlays:
+            assert not res.failed, res.get("msg")
+            assert check["status"] == "passed" and check["observed"] == 2, check
+        else:
+            assert res.failed and "karpenter_node_count" in res["msg"], res.get("msg")
+            assert check["status"] == "failed" and check["observed"] == 5 and "over-provisions" in check["reason"]
+        assert sorted(res["run"]["cleanup"]["karpenter_nodeclaims_removed"]) == check["details"]["nodeclaims_launched"]
+        wait(lambda: not nodeclaims(c), 120, "the check's NodeClaims gone")
+        assert not [ns for ns in names(c, "namespaces", "gpu-slicing.eks/verify-run")], "verify namespace left"
+    finally:
+        clean(c)

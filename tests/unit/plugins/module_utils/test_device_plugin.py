@@ -149,3 +149,31 @@ def test_nodes_missing_pods_names_each_node_and_its_taints():
     assert missing == {"dp": [{"name": "b", "taints": ["dedicated:NoSchedule"]}]}
     assert dp.nodes_missing_pods([ds], nodes, [_pod("a", "u1"), _pod("b", "u1")]) == {}
     assert dp.nodes_missing_pods([ds], nodes, [_pod("a", "u1"), _pod("b", "u1", ready=False)])["dp"][0]["name"] == "b"
+
+
+def _release_secret(version, status="deployed", gzipped=True, values=None):
+    import base64
+    import gzip
+    import json
+
+    release = {"name": "nvdp", "namespace": "nvidia-device-plugin", "version": version,
+               "info": {"status": status}, "config": values if values is not None else {"gfd": {"enabled": True}},
+               "chart": {"metadata": {"name": "nvidia-device-plugin", "version": "0.19.3", "appVersion": "0.19.3"}}}
+    raw = json.dumps(release).encode()
+    if gzipped:
+        raw = gzip.compress(raw)
+    return {"type": "helm.sh/release.v1",
+            "metadata": {"name": "sh.helm.release.v1.nvdp.v%d" % version, "labels": {"version": str(version)}},
+            "data": {"release": base64.b64encode(base64.b64encode(raw)).decode()}}
+
+
+def test_latest_helm_release_reads_the_newest_revision():
+    secrets = [_release_secret(1, "superseded"), _release_secret(3, "failed", values={}),
+               _release_secret(2, "superseded", gzipped=False), {"type": "Opaque", "metadata": {"labels": {}}}]
+    summary, values = dp.latest_helm_release(secrets)
+    assert summary == {"name": "nvdp", "namespace": "nvidia-device-plugin", "revision": "3", "status": "failed",
+                       "chart": "nvidia-device-plugin-0.19.3", "app_version": "0.19.3"}
+    assert values == {}
+    assert dp.latest_helm_release(secrets[:1])[1] == {"gfd": {"enabled": True}}
+    assert dp.latest_helm_release([]) == (None, None)
+    assert dp.helm_release_selector("nvdp") == "owner=helm,name=nvdp"
