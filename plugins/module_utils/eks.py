@@ -32,6 +32,8 @@ import tempfile
 import threading
 import traceback
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils import eks_options as _eks_options
+
 try:
     import boto3
     import botocore
@@ -58,15 +60,6 @@ except ImportError:  # pragma: no cover - exercised only without boto3
     ClientError = EndpointConnectionError = NoCredentialsError = BotoCoreError  # type: ignore
     NoRegionError = PartialCredentialsError = ProfileNotFound = BotoCoreError  # type: ignore
 
-try:
-    from ansible.module_utils.basic import env_fallback
-except ImportError:  # pragma: no cover - ansible is always there when modules run
-
-    def env_fallback(*args, **kwargs):  # type: ignore[misc]
-        for name in args:
-            if name in os.environ:
-                return os.environ[name]
-        raise ValueError("no fallback")
 
 
 TOKEN_PREFIX = "k8s-aws-v1."
@@ -573,22 +566,9 @@ def connection_mode(params, environ=None):
 # ---------------------------------------------------------------------------
 # shared module options (mirrors plugins/doc_fragments/eks_connection.py)
 # ---------------------------------------------------------------------------
-def eks_connection_argument_spec():
-    """The argument spec of the ``gpu_slicing.eks.eks_connection`` doc fragment."""
-    return dict(
-        eks_cluster_name=dict(type="str", fallback=(env_fallback, ["EKS_CLUSTER_NAME"])),
-        aws_region=dict(type="str", fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
-        aws_role_arn=dict(type="str"),
-        aws_profile=dict(type="str", fallback=(env_fallback, ["AWS_PROFILE"])),
-        aws_access_key=dict(type="str", no_log=True, fallback=(env_fallback, ["AWS_ACCESS_KEY_ID"])),
-        aws_secret_key=dict(type="str", no_log=True, fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY"])),
-        aws_session_token=dict(type="str", no_log=True,
-                               fallback=(env_fallback, ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"])),
-    )
-
-
-#: The shared options as a constant (kube.py merges it beside kubernetes.core's auth options).
-EKS_CONNECTION_ARG_SPEC = eks_connection_argument_spec()
+# The options live in eks_options.py (so declaring them imports no boto3); eks.py re-exports them.
+EKS_CONNECTION_ARG_SPEC = _eks_options.EKS_CONNECTION_ARG_SPEC
+eks_connection_argument_spec = _eks_options.eks_connection_argument_spec
 
 
 def kube_configuration_from_params(params, clock=None):

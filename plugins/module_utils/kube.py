@@ -24,7 +24,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import json
 import os
+import re
 import time
 
 from ansible.module_utils.common.text.converters import to_native
@@ -83,12 +85,10 @@ class ConnectionError_(CoreException):
 def connection_arg_spec():
     """kubernetes.core's auth options plus the EKS connection options, for argument_spec."""
     spec = copy.deepcopy(AUTH_ARG_SPEC)
-    try:
-        from ansible_collections.gpu_slicing.eks.plugins.module_utils.eks import (
-            EKS_CONNECTION_ARG_SPEC,
-        )
-    except ImportError:
-        EKS_CONNECTION_ARG_SPEC = {}
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.eks_options import (
+        EKS_CONNECTION_ARG_SPEC,
+    )
+
     spec.update(copy.deepcopy(EKS_CONNECTION_ARG_SPEC))
     return spec
 
@@ -230,17 +230,20 @@ class KubeAccess(object):
             kwargs["field_selector"] = field_selector
         return [item.to_dict() for item in resource.get(**kwargs).items]
 
-    def list_raw(self, kind, api_version, namespace=None, label_selector=None, field_selector=None, page_size=5000):
+    def list_raw(self, kind, api_version, namespace=None, label_selector=None, field_selector=None, page_size=2000):
         """Items as plain dicts straight from the JSON, page by page.
 
         The dynamic client's ResourceInstance wrapping costs more than the request itself on
-        large lists (20,000 pods), so reports read the raw JSON instead.
+        large lists (20,000 pods), so reports read the raw JSON instead. Decoding a page and
+        fetching the next one overlap: the continue token is read from the head of the page
+        (the list's metadata comes before its items), so the API server serves page N+1 while
+        page N is decoded here.
         """
-        import json
+        from concurrent.futures import ThreadPoolExecutor
 
         resource = self.client.resource(kind, api_version)
-        items, token = [], None
-        while True:
+
+        def fetch(token):
             kwargs = {"limit": page_size, "serialize": False}
             if namespace:
                 kwargs["namespace"] = namespace
@@ -250,12 +253,30 @@ class KubeAccess(object):
                 kwargs["field_selector"] = field_selector
             if token:
                 kwargs["_continue"] = token
-            response = self.client.client.get(resource, **kwargs)
-            body = json.loads(response.data)
-            items.extend(body.get("items") or [])
-            token = (body.get("metadata") or {}).get("continue")
-            if not token:
-                return items
+            return self.client.client.get(resource, **kwargs).data
+
+        items = []
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            data = fetch(None)
+            while True:
+                token = _continue_token(data)
+                upcoming = prefetch.submit(fetch, token) if token else None
+                body = json.loads(data)
+                items.extend(body.get("items") or [])
+                if upcoming is None:
+                    return items
+                data = upcoming.result()
+
+    def list_raw_together(self, *requests):
+        """Several ``list_raw`` calls at the same time (each a dict of its keyword arguments);
+        their results in order. The API server works on one while this process decodes another."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        for request in requests:  # discovery once, outside the threads
+            self.client.resource(request["kind"], request["api_version"])
+        with ThreadPoolExecutor(max_workers=len(requests) or 1) as pool:
+            futures = [pool.submit(self.list_raw, **request) for request in requests]
+            return [f.result() for f in futures]
 
     def create(self, definition):
         """Create one object (POST). Returns the created object as a dict."""
@@ -344,6 +365,17 @@ class KubeAccess(object):
             if value or elapsed >= timeout:
                 return value, elapsed
             time.sleep(min(interval, max(0.0, timeout - elapsed)))
+
+
+_CONTINUE_RE = re.compile(rb'"continue"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _continue_token(data):
+    """The ``metadata.continue`` token of a list response, read from its first bytes (the API
+    server writes kind, apiVersion and metadata before items), or None on the last page."""
+    head = data[:data.find(b'"items"')] if b'"items"' in data[:65536] else data[:65536]
+    match = _CONTINUE_RE.search(head)
+    return (json.loads(b'"' + match.group(1) + b'"') or None) if match else None
 
 
 def _delete_options(grace_period_seconds):

@@ -124,11 +124,13 @@ def main():
     plan = plan_from_params(module) if module.params.get("profiles") else None
     try:
         kube = KubeAccess(module)
-        nodes = kube.list_raw("Node", "v1", label_selector=module.params["label_selector"])
+        nodes, pods = kube.list_raw_together(
+            {"kind": "Node", "api_version": "v1", "label_selector": module.params["label_selector"]},
+            {"kind": "Pod", "api_version": "v1",
+             "field_selector": "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"})
         wanted = set(module.params["node_names"])
         if wanted:
             nodes = [n for n in nodes if n["metadata"]["name"] in wanted]
-        pods = kube.list_raw("Pod", "v1", field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed")
     except Exception as exc:
         module.fail_json(msg="Reading nodes and pods failed: %s" % error_message(exc))
     report = slicing_report(nodes, pods, plan)
