@@ -94,17 +94,17 @@ def select_nodes(kube, profile_name=None, node_names=None, nodepool=None, is_def
         selector = "%s=%s" % (V.LABEL_NODEPOOL, nodepool)
     else:
         selector = "%s=%s" % (PROFILE_LABEL, profile_name)
-    nodes = kube.list("Node", "v1", label_selector=selector)
+    nodes = kube.list_raw("Node", "v1", label_selector=selector)
     how = "label %s" % selector
     if is_default and not nodepool:
         unlabelled = "%s=true,!%s" % (GPU_PRESENT_LABEL, PROFILE_LABEL)
-        nodes += kube.list("Node", "v1", label_selector=unlabelled)
+        nodes += kube.list_raw("Node", "v1", label_selector=unlabelled)
         how += " or (default profile) %s" % unlabelled
     return sorted(nodes, key=lambda n: n["metadata"]["name"]), how, []
 
 
 def plugin_pods_by_node(kube, namespace):
-    pods = kube.list("Pod", "v1", namespace=namespace, label_selector=PLUGIN_POD_SELECTOR)
+    pods = kube.list_raw("Pod", "v1", namespace=namespace, label_selector=PLUGIN_POD_SELECTOR)
     by_node = {}
     for pod in pods:
         node = (pod.get("spec") or {}).get("nodeName")

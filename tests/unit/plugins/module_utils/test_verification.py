@@ -246,9 +246,13 @@ class FakeKube(object):
         return [p for (ns, dummy), p in sorted(self.pods.items()) if ns == namespace]
 
     def list_raw(self, kind, api_version, namespace=None, label_selector=None, field_selector=None):
+        if kind == "Node":
+            return self.list(kind, api_version, label_selector=label_selector)
+        if namespace == "nvidia-device-plugin":
+            return list(self.plugin_pods)
         wanted = dict(term.split("=", 1) for term in (label_selector or "").split(",") if "=" in term)
         return [p for p in self.list(kind, api_version, namespace=namespace)
-                if all(p["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
+                if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
 
     def create_many(self, objs):
         return [(self.create(obj), None) for obj in objs]
