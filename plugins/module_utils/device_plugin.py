@@ -293,3 +293,33 @@ def latest_helm_release(secrets):
     }
     return summary, release.get("config") or {}
 
+
+# --------------------------------------------------------------------------- option checks
+# Helm values this module derives from the profiles; a user value there would silently fight them.
+OWNED_VALUE_KEYS = ("config",)
+
+
+def plugin_option_errors(image_tag, values):
+    """SharingErrors for device_plugin options that Helm or the cluster would only reject (or
+    silently accept) after something was written: checked before the first request."""
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import SharingError
+
+    errors = []
+    if not isinstance(image_tag, str) or "@sha256:" not in image_tag:
+        errors.append(SharingError(
+            "image_tag", image_tag,
+            "pin the plugin image by digest, e.g. the default %s" % IMAGE_TAG,
+            "not pinned by an @sha256: digest (a tag can be moved under a running cluster)"))
+    if not isinstance(values, dict):
+        errors.append(SharingError(
+            "values", values, "give a dict (YAML mapping) of chart values, e.g. {nodeSelector: {pool: gpu}}",
+            "must be a dict of Helm values"))
+        return errors
+    for key in OWNED_VALUE_KEYS:
+        if key in values:
+            errors.append(SharingError(
+                "values.%s" % key, values[key],
+                "remove values.%s; the module sets the chart's config from profiles (one named config per "
+                "profile, the default from default_profile)" % key,
+                "the device plugin's config is managed by this module"))
+    return errors

@@ -31,6 +31,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin impo
     latest_helm_release,
     namespace_definition,
     nodes_missing_pods,
+    plugin_option_errors,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     KubeAccess,
@@ -113,7 +114,7 @@ def ensure_config_map(module):
 class Helm(object):
     """helm run through kubernetes.core's AnsibleHelmModule with our resolved connection."""
 
-    def __init__(self, module, kube):
+    def __init__(self, module, kube, binary):
         from ansible_collections.kubernetes.core.plugins.module_utils.helm import (
             AnsibleHelmModule,
         )
@@ -121,7 +122,7 @@ class Helm(object):
         self.module = module
         self.kube = kube
         params = helm_environment(module, kube)
-        params["binary_path"] = module.params.get("binary_path")
+        params["binary_path"] = binary
         params["release_namespace"] = module.params["release_namespace"]
         self._helm = AnsibleHelmModule(module=_ParamsView(module._module, params))
         self.binary = self._helm.get_helm_binary()
@@ -230,6 +231,21 @@ def _plugin_daemonsets(kube, release, namespace):
     ]
 
 
+def _helm_binary(module):
+    """The helm binary to run, or a failure naming binary_path (before anything is written)."""
+    path = module.params.get("binary_path")
+    if path:
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            module.fail_json(msg="binary_path: %r is invalid: no executable helm there. Fix: install helm >= 3.10 "
+                             "or point binary_path at it (or leave it unset to use helm from PATH)" % path)
+        return path
+    found = getattr(module, "_module", module).get_bin_path("helm")  # AnsibleK8SModule wraps AnsibleModule
+    if not found:
+        module.fail_json(msg="binary_path: None is invalid: helm is not on PATH. Fix: install helm >= 3.10 "
+                         "(the execution environment's bindep.txt lists it) or set binary_path")
+    return found
+
+
 def gpu_nodes(kube):
     return kube.list_raw("Node", "v1", label_selector="%s=true" % GPU_PRESENT_LABEL)
 
@@ -289,8 +305,13 @@ def ensure_device_plugin(module):
     check_names(module, labels={"release_name": release}, max_label=53)  # Helm's own limit
 
     plan = plan_from_params(module) if params["state"] == "present" else None
+    if params["state"] == "present":
+        problems = plugin_option_errors(params["image_tag"], params["values"])
+        if problems:
+            module.fail_json(msg="; ".join(str(e) for e in problems), error=problems[0].to_dict())
+    helm_binary = _helm_binary(module)  # before connecting: a missing helm must not leave half a change
     kube = connect(module)
-    helm = Helm(module, kube)
+    helm = Helm(module, kube, helm_binary)
     existing, current_values = helm.release_and_values(release, namespace)
 
     if params["state"] == "absent":

@@ -379,6 +379,11 @@ def normalize_options(options, plan):
         extra = sorted(set(ref) - {"group", "kind", "name"})
         if extra:
             raise _err("node_class_ref.%s" % extra[0], ref[extra[0]], "keep only group, kind and name", "unknown key")
+        if not _NAME_RE.match(ref["group"]) or len(ref["group"]) > 253:
+            fix = "give the API group alone, e.g. karpenter.k8s.aws (EC2NodeClass) or karpenter.kwok.sh"
+            if "/" in ref["group"]:
+                fix = "drop the version: %s" % ref["group"].split("/", 1)[0]
+            raise _err("node_class_ref.group", ref["group"], fix, "not an API group (a lower-case DNS name, no version)")
         if opts["manage_node_class"] and (ref["group"], ref["kind"], ref["name"]) != (
                 NODECLASS_GROUP, NODECLASS_KIND, opts["node_class_name"]):
             raise _err("node_class_ref", ref,

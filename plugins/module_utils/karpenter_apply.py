@@ -136,6 +136,13 @@ def check_api(module, kube, docs):
         _fail(module, "The cluster does not serve %s %s. Fix: install Karpenter's AWS provider CRDs, or set "
               "manage_node_class: false with node_class_ref naming the node class to use."
               % (NODECLASS_KIND, NODECLASS_API))
+    if docs["ec2nodeclass"] is None:
+        ref = docs["nodepool"]["spec"]["template"]["spec"]["nodeClassRef"]
+        if not kube.serves_kind(ref["group"], ref["kind"]):
+            _fail(module, "node_class_ref: %s (group %s) is not served by the cluster: no CRD defines that kind, so "
+                  "Karpenter could never launch nodes from this NodePool. Nothing was written. Fix: install the "
+                  "provider's CRDs, or point node_class_ref at a served node class kind (EC2NodeClass in "
+                  "karpenter.k8s.aws on EKS)." % (ref["kind"], ref["group"]))
     return kube.resource(OVERLAY_KIND, OVERLAY_API) is not None
 
 

@@ -196,6 +196,13 @@ class KubeAccess(object):
         except CoreException:
             return None
 
+    def serves_kind(self, group, kind):
+        """True when the API server serves ``kind`` in API ``group`` (any version)."""
+        try:
+            return bool(self.client.client.resources.search(group=group, kind=kind))
+        except (ResourceNotFoundError, NotFoundError):
+            return False
+
     def ensure(self, definition, state="present", wait=False, wait_timeout=120):
         """Make one object match ``definition`` (or be absent). kubernetes.core's result dict."""
         svc, params = self._service(state=state, wait=wait, wait_timeout=wait_timeout)
@@ -436,8 +443,6 @@ def helm_environment(module, kube):
         "ca_cert": auth.get("ssl_ca_cert"),
         "validate_certs": auth.get("verify_ssl"),
     }
-
-
 
 
 # =========================================================================== retry layer

@@ -63,7 +63,7 @@ options:
     type: bool
     default: true
   image_tag:
-    description: Image tag with digest for the plugin; the repository is the chart's default.
+    description: Image tag with digest (C(<tag>@sha256:<digest>)) for the plugin; the repository is the chart's default. A tag without digest is refused.
     type: str
     default: v0.20.0@sha256:a61ba9fd8efb82f3a79f877f7580e02c1e8e7593f62473644bc9c79e315c3312
   gfd:
@@ -71,8 +71,10 @@ options:
     type: bool
     default: true
   values:
-    description: Extra Helm values merged over the ones this module computes.
-    type: dict
+    description:
+      - Extra Helm values merged over the ones this module computes, as a dict.
+      - C(config) cannot be set here; the plugin's config comes from I(profiles).
+    type: raw
     default: {}
   wait:
     description: Wait until the plugin and GFD DaemonSets are ready on every GPU node.
@@ -214,7 +216,7 @@ def main():
         manage_config_map=dict(type="bool", default=True),
         image_tag=dict(type="str", default=IMAGE_TAG),
         gfd=dict(type="bool", default=True),
-        values=dict(type="dict", default={}),
+        values=dict(type="raw", default={}),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=300),
         binary_path=dict(type="path"),

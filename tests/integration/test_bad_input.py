@@ -265,22 +265,6 @@ def result_text(result):
     return "\n".join(parts)
 
 
-# Cases where the module does NOT yet fail cleanly before writing (found by this suite; the
-# modules are not this file's to change). Each runs alone as a strict xfail: when the module is
-# fixed the test XPASSes and fails, so the entry must then move back into its group.
-KNOWN_GAPS = {
-    "values-not-dict": "device_plugin: values='k=v' string becomes a dict, helm fails to render AFTER the "
-                       "namespace and ConfigMap were written; message does not name 'values'",
-    "values-fight-config": "device_plugin: values.config.name (conflicts with the managed ConfigMap) is accepted",
-    "image-tag-unpinned": "device_plugin: image_tag 'latest' (no @sha256 digest) is accepted without error",
-    "helm-missing": "device_plugin: a binary_path that does not exist fails with 'Error executing command.' "
-                    "without naming binary_path",
-    "node-class-wrong-api": "karpenter_gpu_nodepool: node_class_ref.group with a version is only caught by the "
-                            "CRD's CEL at apply time; message names spec...nodeClassRef.group, not the option",
-    "crd-missing-node-class-kind": "karpenter_gpu_nodepool: node_class_ref to a kind whose CRD is absent is "
-                                   "accepted and the NodePool (+ overlays) written",
-}
-
 GROUPS = ["device_plugin_config", "device_plugin", "karpenter_without_crds", "karpenter_gpu_nodepool", "gpu_slicing_verify",
           "info_modules", "roles_and_filters"]
 ALL_CASES = []
@@ -311,7 +295,7 @@ def test_bad_input_group(local_cluster, group, tmp_path):
         ec2 = c.artifacts / "karpenter-aws-crds" / "karpenter.k8s.aws_ec2nodeclasses.yaml"
         c.kubectl("apply", "--server-side", "--force-conflicts", "-f", ec2)
         c.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/ec2nodeclasses.karpenter.k8s.aws")
-    cases = [case for case in _cases(c, str(tmp_path))[group] if case[0] not in KNOWN_GAPS]
+    cases = _cases(c, str(tmp_path))[group]
     tasks = [dict(task, name=case_id, ignore_errors=True) for case_id, task, dummy in cases]
     play = [{"name": "bad input: " + group, "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     path = tmp_path / "play.yml"
@@ -345,37 +329,6 @@ def test_bad_input_group(local_cluster, group, tmp_path):
     if changed:
         problems.append("bad input changed the cluster: %s" % json.dumps(changed)[:2000])
     assert not problems, "\n".join(problems)
-
-
-GAP_GROUP = {"values-not-dict": "device_plugin", "values-fight-config": "device_plugin",
-             "image-tag-unpinned": "device_plugin", "helm-missing": "device_plugin",
-             "node-class-wrong-api": "karpenter_gpu_nodepool", "crd-missing-node-class-kind": "karpenter_gpu_nodepool"}
-
-
-@pytest.mark.parametrize("case_id", sorted(KNOWN_GAPS))
-def test_known_gap(local_cluster, case_id, tmp_path, request):
-    request.node.add_marker(pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case_id]))
-    c = local_cluster
-    case = next(x for x in _cases(c, str(tmp_path))[GAP_GROUP[case_id]] if x[0] == case_id)
-    play = [{"name": "gap", "hosts": "localhost", "gather_facts": False,
-             "tasks": [dict(case[1], name=case_id, ignore_errors=True)]}]
-    path = tmp_path / "play.yml"
-    path.write_text(yaml.safe_dump(play, sort_keys=False))
-    before = snapshot(c)
-    try:
-        dummy, output = run_playbook(str(path), kubeconfig=str(c.kubeconfig), timeout=300)
-        res = dict(task_results(output))[case_id]
-        after = snapshot(c)
-    finally:  # whatever the module wrote goes away, so later tests start clean
-        c.helm("uninstall", "bi-nvdp", "-n", "gse-bad-input", "--no-hooks", check=False)
-        c.kubectl("delete", "namespace", "gse-bad-input", "--ignore-not-found", "--wait=false", check=False)
-        for kind in ("nodepools.karpenter.sh", "ec2nodeclasses.karpenter.k8s.aws", "nodeoverlays.karpenter.sh"):
-            c.kubectl("delete", kind, "-l", "app.kubernetes.io/managed-by=gpu_slicing.eks", "--ignore-not-found",
-                      check=False)
-            c.kubectl("delete", kind, "bi-pool", "--ignore-not-found", check=False)
-    assert res.get("failed"), "accepted: %s" % json.dumps(res)[:300]
-    assert all(x in result_text(res) for x in case[2]), result_text(res)[:500]
-    assert before == after, "the failed run changed the cluster"
 
 
 def test_case_count(local_cluster, tmp_path):

@@ -48,6 +48,9 @@ class FakeKube(object):
     def resource(self, kind, api_version):
         return kind if kind in self.served else None
 
+    def serves_kind(self, group, kind):
+        return kind in self.served
+
     def get(self, kind, api_version, name, namespace=None):
         return copy.deepcopy(self.objects.get((kind, name)))
 
@@ -145,3 +148,16 @@ def test_api_rejection_in_dry_run_writes_nothing(monkeypatch):
     assert "rejects NodePool pool" in str(info.value) and "Nothing was written" in str(info.value)
     assert kube.writes == []
     assert kube.dry_runs == ["EC2NodeClass", "NodeOverlay", "NodePool"]
+
+
+def test_node_class_kind_not_served_fails_before_any_write(monkeypatch):
+    kube = FakeKube()
+    module = FakeModule(manage_node_class=False,
+                        node_class_ref={"group": "example.com", "kind": "NoSuchNodeClass", "name": "x"},
+                        karpenter_feature_gates="NodeOverlay=true")
+    with pytest.raises(Failed) as info:
+        run(module, kube, monkeypatch)
+    msg = str(info.value)
+    assert "NoSuchNodeClass" in msg and "CRD" in msg and "node_class_ref" in msg
+    assert kube.writes == [] and kube.dry_runs == []
+
