@@ -61,7 +61,6 @@ except ImportError:  # pragma: no cover - exercised only without boto3
     NoRegionError = PartialCredentialsError = ProfileNotFound = BotoCoreError  # type: ignore
 
 
-
 TOKEN_PREFIX = "k8s-aws-v1."
 K8S_AWS_ID_HEADER = "x-k8s-aws-id"
 #: Seconds the presigned URL itself carries (X-Amz-Expires), as `aws eks get-token` does.

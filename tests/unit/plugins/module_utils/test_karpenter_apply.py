@@ -160,4 +160,3 @@ def test_node_class_kind_not_served_fails_before_any_write(monkeypatch):
     msg = str(info.value)
     assert "NoSuchNodeClass" in msg and "CRD" in msg and "node_class_ref" in msg
     assert kube.writes == [] and kube.dry_runs == []
-
