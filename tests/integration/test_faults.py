@@ -158,9 +158,6 @@ def restart_cluster(local_cluster, tmp_path_factory):
         cluster.down()
 
 
-@pytest.mark.xfail(strict=False, reason="first run (2 cores, loaded): the apiserver took ~44s to come back, "
-                   "the module retried GET /apis/apps/v1 9 times (refused) then failed; the RE-RUN also failed "
-                   "(changed=false, not ready) - not yet diagnosed: emulator/kwok after the restart, or the module")
 def test_apiserver_restart_during_device_plugin_rollout(restart_cluster):
     c = restart_cluster
     kc = str(c.kubeconfig)
