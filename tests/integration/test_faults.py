@@ -1,4 +1,4 @@
-"""Faults on the local cluster: apiserver restarts mid-converge, 409/429 from a proxy.
+"""Faults on the local cluster: apiserver restarts mid-converge and mid-verification, 409/429 from a proxy.
 
 * 409 Conflict / 429 Too Many Requests (with Retry-After) are injected by fault_proxy.py (a
   plain-HTTP proxy on 127.0.0.1 in front of the real apiserver, see its docstring): the module
@@ -7,7 +7,8 @@
   device_plugin converge while the module waits for the rollout, and restarted a few seconds
   later with the exact command line kwokctl recorded in ``kwok.yaml`` (``kwokctl start cluster``
   does not restart a single component). The module must retry and succeed or fail clearly, a
-  re-run must converge, and nothing may be left half-written.
+  re-run must converge, and nothing may be left half-written. The same for a verification that
+  is waiting for its test pods: its namespace must be gone afterwards and a re-run must pass.
 * A rollout that never becomes ready (previous ConfigMap + Helm revision restored) is covered in
   test_device_plugin.py::test_device_plugin_install_idempotence_rollout_and_restore.
 """
@@ -36,37 +37,77 @@ NODE = "faults-g4dn"
 LEAKS = {}
 
 
-def apiserver_component(c):
+def control_plane_component(c, name):
     base = c.kwok_workdir / "clusters" / c.name
     docs = list(yaml.safe_load_all((base / "kwok.yaml").read_text()))
-    comp = next(x for d in docs if d for x in (d.get("components") or []) if x["name"] == "kube-apiserver")
+    comp = next(x for d in docs if d for x in (d.get("components") or []) if x["name"] == name)
     return base, comp
+
+
+def apiserver_component(c):
+    return control_plane_component(c, "kube-apiserver")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _launch(c, name):
+    """Start a control-plane component with the command line kwokctl recorded in kwok.yaml."""
+    base, comp = control_plane_component(c, name)
+    log = open(base / "logs" / ("%s.log" % name), "a")
+    proc = subprocess.Popen([comp["binary"]] + list(comp.get("args") or []), cwd=comp.get("workDir") or str(base),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (base / "pids" / ("%s.pid" % name)).write_text(str(proc.pid))  # kwokctl delete cluster stops it
+    return proc.pid
+
+
+# kube-scheduler and kube-controller-manager exit when they cannot renew their leader lease
+# ("Leaderelection lost") while the apiserver is away. On EKS (and any kubeadm or systemd control
+# plane) a supervisor starts them again; kwokctl's binary runtime does not, so this helper plays
+# that supervisor after an apiserver restart.
+SUPERVISED = ("kube-controller-manager", "kube-scheduler")
+
+
+def restart_exited_components(c, settle=5.0):
+    """Start again the supervised components that exited; look twice, ``settle`` seconds apart,
+    for one that was still on its way out when the apiserver came back."""
+    restarted = []
+    for attempt in range(2):
+        for name in SUPERVISED:
+            base, dummy = control_plane_component(c, name)
+            if not _alive(int((base / "pids" / ("%s.pid" % name)).read_text().strip())):
+                _launch(c, name)
+                restarted.append(name)
+        if attempt == 0:
+            time.sleep(settle)
+    return restarted
 
 
 def stop_apiserver(c):
     base, dummy = apiserver_component(c)
     pid = int((base / "pids" / "kube-apiserver.pid").read_text().strip())
-    import os
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return
         time.sleep(0.2)
     os.kill(pid, signal.SIGKILL)
 
 
 def start_apiserver(c, timeout=60):
-    base, comp = apiserver_component(c)
-    log = open(base / "logs" / "kube-apiserver.log", "a")
-    proc = subprocess.Popen([comp["binary"]] + list(comp.get("args") or []), cwd=comp.get("workDir") or str(base),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    (base / "pids" / "kube-apiserver.pid").write_text(str(proc.pid))  # kwokctl delete cluster stops it
+    _launch(c, "kube-apiserver")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if c.is_up():
+            restarted = restart_exited_components(c)
+            if restarted:
+                print("supervisor: restarted %s after the apiserver came back" % ", ".join(restarted))
             return
         time.sleep(0.3)
     raise AssertionError("kube-apiserver did not come back within %ss" % timeout)
@@ -210,6 +251,72 @@ def test_apiserver_restart_during_device_plugin_rollout(restart_cluster):
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
         c.stop_process("gpu-plugin-emulator")
         c.delete_node(NODE)
+
+
+def test_apiserver_restart_during_verification(restart_cluster):
+    """The apiserver goes away while gpu_slicing_verify waits for its test pods: the module rides
+    it out (or fails clearly), its namespace and pods are gone afterwards, and a re-run passes."""
+    c = restart_cluster
+    kc = str(c.kubeconfig)
+    node = NODE + "-verify"
+    c.add_gpu_node(node, "g4dn.xlarge", zone="us-east-1a", labels={"nvidia.com/device-plugin.config": "ts-4"})
+    c.start_emulator()
+    verify_args = {"profiles": [{"name": "ts-4", "replicas": 4}], "plugin_namespace": NS, "timeout": 240,
+                   "image": "cuda-sample@sha256:" + "0" * 64}
+    box = {}
+    try:
+        installed = run_module("device_plugin", plugin_args(c), kubeconfig=kc)
+        assert not installed.failed, installed.get("msg")
+        c.wait_for(lambda: c.kubectl_json("get", "node", node)["status"].get("allocatable", {}).get(
+            "nvidia.com/gpu") == "4", 60, "4 slices on %s" % node)
+
+        def verify():
+            t0 = time.monotonic()
+            box["result"] = run_module("gpu_slicing_verify", verify_args, kubeconfig=kc)
+            box["seconds"] = time.monotonic() - t0
+
+        worker = threading.Thread(target=verify)
+        worker.start()
+        # Kill the apiserver once the run's test pods exist (the module is then polling them).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and worker.is_alive():
+            p = c.kubectl("get", "pods", "-A", "-l", "gpu-slicing.eks/verify-role=slice", "-o", "name",
+                          check=False, timeout=10)
+            if p.returncode == 0 and p.stdout.strip():
+                break
+            time.sleep(0.2)
+        else:
+            worker.join()
+            pytest.fail("the verification's slice pods never appeared: %s" % box.get("result"))
+        t_stop = time.monotonic()
+        stop_apiserver(c)
+        time.sleep(6)
+        start_apiserver(c)
+        downtime = time.monotonic() - t_stop
+        worker.join(timeout=600)
+        result = box["result"]
+        print("apiserver down %.1fs during the verification; module took %.1fs; failed=%s api_retries=%s msg=%s"
+              % (downtime, box["seconds"], result.failed, result.get("api_retries"), result.get("msg")))
+        if result.failed:
+            assert "budget" in result["msg"] or "FAILED" in result["msg"] or "Verification stopped" in result["msg"]
+        else:
+            assert result["passed"] is True and result["api_retries"]["count"] >= 1
+        if not result.failed:  # a run that gave up may not have reached the apiserver to clean up
+            assert result["run"]["cleanup"]["namespace_removed"] is True, result["run"]["cleanup"]
+        # The re-run removes whatever an interrupted run left, then passes; afterwards nothing is left.
+        again = run_module("gpu_slicing_verify", verify_args, kubeconfig=kc)
+        assert not again.failed and again["passed"] is True, again.get("msg")
+        c.wait_for(lambda: not c.kubectl_json("get", "namespaces", "-l", "gpu-slicing.eks/verify-run")["items"],
+                   120, "every verification namespace gone")
+        LEAKS["verify_restart"] = leaked(c)
+        assert LEAKS["verify_restart"] == {"verify_namespaces": [], "pending_releases": []}
+    finally:
+        if not c.is_up():
+            start_apiserver(c)
+        c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
+        c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
+        c.stop_process("gpu-plugin-emulator")
+        c.delete_node(node)
 
 
 def test_retry_budget_spent_is_a_clear_failure(local_cluster, tmp_path):
