@@ -267,9 +267,13 @@ def wait_for_rollout(kube, release, namespace, timeout):
     summary["target_node_names"] = sorted(n["metadata"]["name"] for n in state["nodes"]
                                           if n["metadata"]["name"] not in leaving)
     if not summary["ready"]:
-        pods = kube.list_raw("Pod", "v1", namespace=namespace, label_selector="app.kubernetes.io/instance=%s" % release)
-        summary["nodes_missing_pods"] = nodes_missing_pods(
-            _plugin_daemonsets(kube, release, namespace), state["nodes"], pods)
+        try:  # only to explain the failure: an API error here must not hide it
+            pods = kube.list_raw("Pod", "v1", namespace=namespace,
+                                 label_selector="app.kubernetes.io/instance=%s" % release)
+            summary["nodes_missing_pods"] = nodes_missing_pods(
+                _plugin_daemonsets(kube, release, namespace), state["nodes"], pods)
+        except Exception as exc:  # pylint: disable=broad-except
+            summary["nodes_missing_pods_error"] = error_message(exc)
     return summary
 
 
