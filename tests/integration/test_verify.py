@@ -166,9 +166,11 @@ def test_forced_timeout_leaves_nothing_behind(sliced):
     stale_labels = {RUN_LABEL: "stale1", "app.kubernetes.io/managed-by": "gpu_slicing.eks"}
     sliced.apply({"apiVersion": "v1", "kind": "Namespace",
                   "metadata": {"name": "gpu-slicing-verify-stale1", "labels": stale_labels}})
-    result = verify(sliced, nodes=[OK], timeout=0)
+    # The unsliced node's 4 one-slice pods cannot all run (1 slice), so the run is still waiting
+    # when its zero timeout is checked: concurrent pod creation makes a sliced node finish first.
+    result = verify(sliced, nodes=[UNSLICED], timeout=0)
     assert result.failed
-    ch = checks(result, OK)
+    ch = checks(result, UNSLICED)
     assert any("timed out" in x["reason"] or "timeout" in x["reason"] for x in ch.values() if x["status"] == "failed")
     assert "gpu-slicing-verify-stale1" in result["run"]["cleanup"]["leftover_namespaces_removed"]
     assert result["run"]["cleanup"]["namespace_removed"] is True

@@ -98,11 +98,9 @@ func (c nodeWithoutDevicePluginResources) Create(ctx context.Context, obj client
 				}
 			}
 		}
-		if err := c.Client.Create(ctx, stripped, opts...); err != nil {
-			return err
-		}
-		stripped.DeepCopyInto(node)
-		return nil
+		// The server's answer stays in the copy: KWOK reads the Node it passed in concurrently
+		// (toNodeClaim), so that object is never written here.
+		return c.Client.Create(ctx, stripped, opts...)
 	}
 	return c.Client.Create(ctx, obj, opts...)
 }
