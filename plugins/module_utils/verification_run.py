@@ -137,6 +137,12 @@ class Verifier(object):
 
     # ------------------------------------------------------------------ helpers
 
+    def _option(self, key, default):
+        """The option's value, or ``default`` only when it is unset: 0 is a value (a zero timeout
+        fails at once, a zero settle time judges at once), not a request for the default."""
+        value = self.opts.get(key)
+        return default if value is None else value
+
     def _remaining(self):
         return max(0.0, self.deadline - time.monotonic())
 
@@ -163,7 +169,7 @@ class Verifier(object):
 
     @property
     def command(self):
-        return self.opts.get("command") or V.default_command(self.opts.get("hold_seconds") or 3600)
+        return self.opts.get("command") or V.default_command(self._option("hold_seconds", 3600))
 
     # ------------------------------------------------------------------ cleanup
 
@@ -189,7 +195,7 @@ class Verifier(object):
             self.kube.delete("Namespace", "v1", self.namespace)
         except Exception as exc:  # pylint: disable=broad-except
             self.cleanup["errors"].append("deleting namespace: %s" % error_message(exc))
-        wait = float(self.opts.get("cleanup_timeout") or 0)
+        wait = float(self._option("cleanup_timeout", 0))
         gone, dummy = self.kube.wait_for(lambda: self.kube.get("Namespace", "v1", self.namespace) is None,
                                          wait, interval=POLL, what="namespace gone")
         self.cleanup["namespace_removed"] = bool(gone)
@@ -402,7 +408,7 @@ class Verifier(object):
         self.kube.wait_for(lambda: not self._list_run_pods(), min(self._remaining() + 30, 60), interval=POLL)
         resource = self.plan.advertised_resource(self.profile)
         slices_per_node = gpus * self.profile.replicas
-        pods = int(self.opts.get("karpenter_pods") or slices_per_node + 1)
+        pods = int(self._option("karpenter_pods", slices_per_node + 1))
         selector = {V.LABEL_NODEPOOL: pool, V.LABEL_INSTANCE_TYPE: itype}
         label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
         claims_before = set(c["metadata"]["name"] for c in self.kube.list_raw(
@@ -421,8 +427,8 @@ class Verifier(object):
                        self.run_id, "karpenter", resources=self.opts.get("pod_resources"),
                        extra_tolerations=self.opts.get("tolerations"), node_selector=selector)
             for i in range(pods)])
-        budget = float(self.opts.get("karpenter_timeout") or 600)
-        settle = float(self.opts.get("karpenter_settle") or 10)
+        budget = float(self._option("karpenter_timeout", 600))
+        settle = float(self._option("karpenter_settle", 10))
         end = time.monotonic() + budget
         launched, running, stable_since, last = set(), 0, None, None
         while True:

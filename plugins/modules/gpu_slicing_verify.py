@@ -276,6 +276,9 @@ def main():
     if params.get("karpenter_pods") is not None and params["karpenter_pods"] < 1:
         module.fail_json(msg="karpenter_pods: %r is invalid: at least one pod is needed. Fix: leave it unset "
                          "(GPUs x replicas + 1) or give a count such as 5" % params["karpenter_pods"])
+    if params["hold_seconds"] < 1:
+        module.fail_json(msg="hold_seconds: %r is invalid: each test pod must hold its slice while the others start. "
+                         "Fix: give seconds, e.g. 3600 (the pods are deleted when the run ends)" % params["hold_seconds"])
     for key in ("timeout", "multi_slice_wait", "unschedulable_grace", "log_wait", "cleanup_timeout",
                 "karpenter_timeout", "karpenter_settle"):
         if params[key] < 0:
