@@ -113,6 +113,32 @@ def start_apiserver(c, timeout=60):
     raise AssertionError("kube-apiserver did not come back within %ss" % timeout)
 
 
+def restart_apiserver(c, down_seconds=6):
+    """Stop the apiserver, keep it down ``down_seconds``, start it again; return the downtime."""
+    t_stop = time.monotonic()
+    stop_apiserver(c)
+    time.sleep(down_seconds)
+    start_apiserver(c)
+    return time.monotonic() - t_stop
+
+
+def wait_for_marker(c, worker, box, what, kubectl_args, seen, timeout=120):
+    """Wait until ``kubectl kubectl_args`` prints what ``seen`` accepts (the module under test is
+    then where the fault should hit it); fail if the module ended first or nothing appeared."""
+    deadline = time.monotonic() + timeout
+    appeared = False
+    while not appeared and time.monotonic() < deadline and worker.is_alive():
+        p = c.kubectl(*kubectl_args, check=False, timeout=10)
+        appeared = p.returncode == 0 and seen(p.stdout)
+        if not appeared:
+            time.sleep(0.2)
+    if not worker.is_alive():
+        worker.join()
+        pytest.fail("the module ended before the fault (%s appeared: %s): %s" % (what, appeared, box.get("result")))
+    if not appeared:
+        pytest.fail("%s never appeared within %ss" % (what, timeout))
+
+
 def chart(c):
     path = c.artifacts / "nvidia-device-plugin"
     return str(path), str(yaml.safe_load((path / "Chart.yaml").read_text())["version"])
@@ -224,21 +250,9 @@ def test_apiserver_restart_during_device_plugin_rollout(restart_cluster):
         worker = threading.Thread(target=converge)
         worker.start()
         # Wait for the chart's DaemonSet (helm upgrade done, module now waiting), then kill the apiserver.
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            p = c.kubectl("get", "daemonsets", "-n", NS, "-o", "name", check=False, timeout=10)
-            if p.returncode == 0 and "nvidia-device-plugin" in p.stdout:
-                break
-            time.sleep(0.2)
-        else:
-            worker.join()
-            pytest.fail("the chart's DaemonSet never appeared: %s" % box.get("result"))
-        assert worker.is_alive(), "the module ended before the fault: %s" % box.get("result")
-        t_stop = time.monotonic()
-        stop_apiserver(c)
-        time.sleep(6)
-        start_apiserver(c)
-        downtime = time.monotonic() - t_stop
+        wait_for_marker(c, worker, box, "the chart's DaemonSet", ["get", "daemonsets", "-n", NS, "-o", "name"],
+                        lambda out: "nvidia-device-plugin" in out)
+        downtime = restart_apiserver(c)
         # The held node gets room for pods: its plugin pod is scheduled and the rollout can finish.
         c.kubectl("patch", "node", NODE + "-held", "--subresource=status", "--type=merge",
                   "-p", json.dumps({"status": {"capacity": {"pods": room}, "allocatable": {"pods": room}}}))
@@ -296,21 +310,10 @@ def test_apiserver_restart_during_verification(restart_cluster):
         worker = threading.Thread(target=verify)
         worker.start()
         # Kill the apiserver once the run's test pods exist (the module is then polling them).
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and worker.is_alive():
-            p = c.kubectl("get", "pods", "-A", "-l", "gpu-slicing.eks/verify-role=slice", "-o", "name",
-                          check=False, timeout=10)
-            if p.returncode == 0 and p.stdout.strip():
-                break
-            time.sleep(0.2)
-        else:
-            worker.join()
-            pytest.fail("the verification's slice pods never appeared: %s" % box.get("result"))
-        t_stop = time.monotonic()
-        stop_apiserver(c)
-        time.sleep(6)
-        start_apiserver(c)
-        downtime = time.monotonic() - t_stop
+        wait_for_marker(c, worker, box, "the verification's slice pods",
+                        ["get", "pods", "-A", "-l", "gpu-slicing.eks/verify-role=slice", "-o", "name"],
+                        lambda out: bool(out.strip()))
+        downtime = restart_apiserver(c)
         worker.join(timeout=600)
         result = box["result"]
         print("apiserver down %.1fs during the verification; module took %.1fs; failed=%s api_retries=%s msg=%s"
