@@ -60,9 +60,9 @@ except ImportError as exc:  # pragma: no cover - reported by the module at run t
     CoreException = Exception
 
 try:
-    from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+    from kubernetes.dynamic.exceptions import ForbiddenError, NotFoundError, ResourceNotFoundError
 except ImportError:  # pragma: no cover - handled by AnsibleK8SModule's requires()
-    NotFoundError = ResourceNotFoundError = Exception
+    ForbiddenError = NotFoundError = ResourceNotFoundError = Exception
 
 FIELD_MANAGER = "gpu-slicing-eks"
 
@@ -334,16 +334,32 @@ class KubeAccess(object):
         except NotFoundError:
             return False
 
-    def delete_collection(self, kind, api_version, namespace, label_selector, grace_period_seconds=None):
-        """Delete every object of a kind in ``namespace`` matching ``label_selector``: one request."""
+    def delete_collection(self, kind, api_version, namespace, label_selector, grace_period_seconds=None, workers=8):
+        """Delete every object of a kind in ``namespace`` matching ``label_selector``.
+
+        One request (``deletecollection``), or, when the identity may ``delete`` but not
+        ``deletecollection`` (a ClusterRole written before this collection used it), one
+        DELETE per object, concurrently. Returns how: ``"collection"`` or ``"each"``.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         resource = self.client.resource(kind, api_version)
         kwargs = {"namespace": namespace, "label_selector": label_selector, "serialize": False}
         if grace_period_seconds is not None:
             kwargs["body"] = _delete_options(grace_period_seconds)
         try:
             self.client.delete(resource, **kwargs)
+            return "collection"
         except NotFoundError:
+            return "collection"
+        except ForbiddenError:
             pass
+        names = [o["metadata"]["name"] for o in self.list_raw(kind, api_version, namespace=namespace,
+                                                                label_selector=label_selector)]
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
+            list(pool.map(lambda name: self.delete(kind, api_version, name, namespace=namespace,
+                                                   grace_period_seconds=grace_period_seconds), names))
+        return "each"
 
     def pod_log(self, name, namespace, container=None, tail_lines=None):
         """A pod's log as text, or None when it cannot be read."""

@@ -130,7 +130,9 @@ class Verifier(object):
         self.namespace = NAMESPACE_PREFIX + self.run_id
         self.namespace_created = False
         self.timings = {}
-        self.cleanup = {"leftover_namespaces_removed": [], "namespace_removed": None, "errors": []}
+        self.cleanup = {"leftover_namespaces_removed": [], "leftover_namespaces_terminating": [],
+                        "pods_removed": None, "namespace_deletion_requested": False,
+                        "namespace_removed": None, "errors": []}
         self.verdicts = []
         self.exps = {}
         self.deadline = None
@@ -178,26 +180,39 @@ class Verifier(object):
         for ns in self.kube.list("Namespace", "v1", label_selector=selector):
             name = ns["metadata"]["name"]
             if name.startswith(NAMESPACE_PREFIX) and name != self.namespace:
-                if (ns.get("status") or {}).get("phase") != "Terminating":
-                    self.kube.delete("Namespace", "v1", name)
+                if (ns.get("status") or {}).get("phase") == "Terminating":
+                    # Already being removed (an earlier run asked and did not wait): nothing to do.
+                    self.cleanup["leftover_namespaces_terminating"].append(name)
+                    continue
+                self.kube.delete("Namespace", "v1", name)
                 self.cleanup["leftover_namespaces_removed"].append(name)
 
     def remove_namespace(self):
-        """Delete the run's pods (grace 0) and namespace; wait (bounded) until they are gone."""
+        """Delete the run's pods (grace 0) and then its namespace.
+
+        The pods are gone when the collection delete returns (grace 0 removes them at once), so
+        their slices are free. Removing the namespace itself is the namespace controller's work
+        (about 5 s even for an empty one, much longer with thousands of pods' events); it is
+        waited for only up to ``cleanup_timeout`` seconds (0: the deletion is requested, not
+        waited for; a later run removes a namespace that is still there).
+        """
         if not self.namespace_created:
             return
         t0 = time.monotonic()
         try:
             self.kube.delete_collection("Pod", "v1", self.namespace, self._selector(), grace_period_seconds=0)
+            self.cleanup["pods_removed"] = not self._list_run_pods()
         except Exception as exc:  # pylint: disable=broad-except
+            self.cleanup["pods_removed"] = False
             self.cleanup["errors"].append("deleting pods: %s" % error_message(exc))
         try:
             self.kube.delete("Namespace", "v1", self.namespace)
+            self.cleanup["namespace_deletion_requested"] = True
         except Exception as exc:  # pylint: disable=broad-except
             self.cleanup["errors"].append("deleting namespace: %s" % error_message(exc))
         wait = float(self._option("cleanup_timeout", 0))
         gone, dummy = self.kube.wait_for(lambda: self.kube.get("Namespace", "v1", self.namespace) is None,
-                                         wait, interval=POLL, what="namespace gone")
+                                         wait, interval=POLL, what="namespace gone")  # 0: one look
         self.cleanup["namespace_removed"] = bool(gone)
         self.cleanup["namespace_gone_seconds"] = round(time.monotonic() - t0, 3) if gone else None
         self.timings["cleanup_seconds"] = round(time.monotonic() - t0, 3)

@@ -100,9 +100,14 @@ options:
     type: int
     default: 60
   cleanup_timeout:
-    description: Seconds to wait for the run's namespace to disappear at the end (it is deleted in any case).
+    description:
+      - Seconds to wait for the run's namespace to disappear at the end.
+      - The test pods are deleted (grace period 0) before the module returns in any case, so their slices are
+        free; the namespace is then deleted, and removing it is the namespace controller's work (seconds for an
+        empty namespace, tens of seconds after thousands of pods). C(0) requests the deletion without waiting
+        for it (C(run.cleanup.namespace_deletion_requested)); a later run removes a namespace still left.
     type: int
-    default: 120
+    default: 0
   karpenter_nodepool:
     description:
       - Run the Karpenter launch check for this NodePool (reported as the pseudo-node C(nodepool/<name>)).
@@ -203,7 +208,11 @@ timings:
   returned: always
   type: dict
 run:
-  description: The run's namespace, run id, image, profile, check mode flag and what cleanup did.
+  description:
+    - The run's namespace, run id, image, profile, check mode flag and what cleanup did.
+    - C(cleanup.pods_removed) (the test pods are gone), C(cleanup.namespace_deletion_requested),
+      C(cleanup.namespace_removed) (seen gone within I(cleanup_timeout)), C(cleanup.leftover_namespaces_removed)
+      (namespaces of earlier runs deleted first) and C(cleanup.errors).
   returned: always
   type: dict
 reports:
@@ -251,7 +260,7 @@ def main():
         multi_slice_wait=dict(type="int", default=30),
         unschedulable_grace=dict(type="int", default=10),
         log_wait=dict(type="int", default=60),
-        cleanup_timeout=dict(type="int", default=120),
+        cleanup_timeout=dict(type="int", default=0),
         karpenter_nodepool=dict(type="str"),
         karpenter_instance_type=dict(type="str"),
         karpenter_pods=dict(type="int"),
@@ -302,8 +311,9 @@ def main():
     try:
         report = verifier.run(nodes)
     except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="Verification stopped: %s (the run's namespace %s was removed: %s)"
-                         % (error_message(exc), verifier.namespace, verifier.cleanup.get("namespace_removed")),
+        module.fail_json(msg="Verification stopped: %s (the run's pods were removed: %s; deletion of its namespace %s "
+                         "requested: %s)" % (error_message(exc), verifier.cleanup.get("pods_removed"), verifier.namespace,
+                                             verifier.cleanup.get("namespace_deletion_requested")),
                          timings=verifier.timings, run={"cleanup": verifier.cleanup})
     report["run"]["selected_by"] = how
     try:

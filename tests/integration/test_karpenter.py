@@ -444,6 +444,7 @@ def test_verify_karpenter_launch_check(karpenter_sim, overlays):
             assert check["status"] == "failed" and check["observed"] == 5 and "over-provisions" in check["reason"]
         assert sorted(res["run"]["cleanup"]["karpenter_nodeclaims_removed"]) == check["details"]["nodeclaims_launched"]
         wait(lambda: not nodeclaims(c), 120, "the check's NodeClaims gone")
-        assert not names(c, "namespaces", "gpu-slicing.eks/verify-run"), "verify namespace left"
+        assert res["run"]["cleanup"]["pods_removed"] is True, res["run"]["cleanup"]
+        c.wait_for(lambda: not names(c, "namespaces", "gpu-slicing.eks/verify-run"), 60, "verify namespace gone")
     finally:
         clean(c)

@@ -53,10 +53,18 @@ def allocatable(c, node):
 
 
 def leftovers(c):
-    """Namespaces and pods any verify run created (by its label)."""
-    ns = [n["metadata"]["name"] for n in c.kubectl_json("get", "namespaces", "-l", RUN_LABEL)["items"]]
+    """What verify runs left that nothing is removing: their namespaces that are not being deleted
+    (a run requests the deletion and by default does not wait for the namespace controller), and
+    any of their pods (a run deletes those before it returns)."""
+    ns = [n["metadata"]["name"] for n in c.kubectl_json("get", "namespaces", "-l", RUN_LABEL)["items"]
+          if n.get("status", {}).get("phase") != "Terminating"]
     pods = [p["metadata"]["name"] for p in c.kubectl_json("get", "pods", "-A", "-l", RUN_LABEL)["items"]]
     return ns, pods
+
+
+def run_namespaces(c):
+    """Every namespace of a verify run, Terminating or not."""
+    return [n["metadata"]["name"] for n in c.kubectl_json("get", "namespaces", "-l", RUN_LABEL)["items"]]
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +120,13 @@ def checks(result, node):
 
 def test_sliced_node_passes(sliced, tmp_path):
     c = sliced
-    result = verify(c, nodes=[OK], report_json=str(tmp_path / "v.json"), report_junit=str(tmp_path / "v.xml"))
+    # cleanup_timeout: this run waits until its namespace is gone (the default only requests it).
+    result = verify(c, nodes=[OK], report_json=str(tmp_path / "v.json"), report_junit=str(tmp_path / "v.xml"),
+                    cleanup_timeout=60)
     assert not result.failed, result.get("msg")
     assert result["passed"] is True
+    assert result["run"]["cleanup"]["namespace_removed"] is True, result["run"]["cleanup"]
+    assert result["run"]["namespace"] not in run_namespaces(c)
     ch = checks(result, OK)
     for name in ("profile_label", "allocatable", "gfd_replicas_label", "gfd_sharing_strategy_label",
                  "gfd_product_label", "device_plugin_pod_ready", "slices_running_concurrently",
@@ -173,8 +185,35 @@ def test_forced_timeout_leaves_nothing_behind(sliced):
     ch = checks(result, UNSLICED)
     assert any("timed out" in x["reason"] or "timeout" in x["reason"] for x in ch.values() if x["status"] == "failed")
     assert "gpu-slicing-verify-stale1" in result["run"]["cleanup"]["leftover_namespaces_removed"]
-    assert result["run"]["cleanup"]["namespace_removed"] is True
-    wait_until(lambda: leftovers(sliced) == ([], []), 60, "stale namespace gone too")
+    cleanup = result["run"]["cleanup"]
+    assert cleanup["pods_removed"] is True and cleanup["namespace_deletion_requested"] is True, cleanup
+    assert leftovers(sliced) == ([], [])
+    wait_until(lambda: not run_namespaces(sliced), 60, "the run's and the stale namespace gone")
+
+
+def test_pods_removed_one_by_one_when_deletecollection_is_forbidden(sliced, tmp_path):
+    """An identity that may delete pods but not deletecollection them (a ClusterRole from before the
+    collection used it): every pod of the run is still removed, one DELETE each, and no phase waits
+    on a pod that stayed."""
+    from fault_proxy import FaultProxy
+
+    with FaultProxy(sliced.kubeconfig) as proxy:
+        kc = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig")
+        proxy.inject(403, method="DELETE", path=r"/namespaces/gpu-slicing-verify-[^/]+/pods$", count=1000)
+        result = run_module("gpu_slicing_verify", {"profiles": PROFILES, "plugin_namespace": NS, "timeout": 60,
+                                                   "unschedulable_grace": 3, "multi_slice_wait": 15, "nodes": [OK]},
+                            env={"KUBECONFIG": kc, "K8S_AUTH_KUBECONFIG": kc})
+        refused = proxy.injected
+        single = [r for r in proxy.requests if r[0] == "DELETE" and "/pods/" in r[1]]
+    assert not result.failed, result.get("msg")
+    assert result["passed"] is True
+    assert refused >= 2, refused  # the multi-slice pod, then the run's pods at the end
+    assert len(single) >= 6, single  # multi-0, slice-0-0..3 and extra-0, each by name
+    cleanup = result["run"]["cleanup"]
+    assert cleanup["pods_removed"] is True and cleanup["errors"] == [], cleanup
+    print("\ndeletecollection forbidden: timings %s" % json.dumps(result["timings"]))
+    assert result["timings"]["multi_slice_seconds"] < 15, result["timings"]
+    assert leftovers(sliced) == ([], [])
 
 
 def test_check_mode_creates_no_pods(sliced):
@@ -233,7 +272,12 @@ def test_verify_playbook_and_role(sliced, tmp_path):
     assert rc == 0, verify_result.get("msg")
     assert verify_result["passed"] is True
     assert ET.parse(str(junit)).getroot().get("failures") == "0"
+    # The role's default: the pods are gone when the run ends, the namespace is being deleted.
+    cleanup = verify_result["run"]["cleanup"]
+    assert cleanup["pods_removed"] is True and cleanup["namespace_deletion_requested"] is True, cleanup
     assert leftovers(sliced) == ([], [])
+    wait_until(lambda: verify_result["run"]["namespace"] not in run_namespaces(sliced), 60,
+               "the run's namespace removed by the namespace controller")
 
 
 def test_verify_role_runs_as_least_privilege_service_account(sliced, tmp_path, monkeypatch):

@@ -389,6 +389,39 @@ def test_runner_timeout_and_exception_still_clean_up():
     assert kube.namespaces == {} and kube.pods == {}
 
 
+def test_runner_by_default_removes_pods_and_does_not_wait_for_the_namespace():
+    p = plan()
+    kube = FakeKube([node("a")], [ready_plugin_pod("a")])
+    looks = []
+    get = kube.get
+
+    def counting_get(kind, api_version, name, namespace=None):
+        if kind == "Namespace" and name.startswith(R.NAMESPACE_PREFIX):
+            looks.append(name)
+        return get(kind, api_version, name, namespace)
+
+    kube.get = counting_get
+    opts = dict(OPTS, cleanup_timeout=0)
+    report = R.Verifier(kube, p, p.profile("ts-4"), opts).run([node("a")])
+    cleanup = report["run"]["cleanup"]
+    assert cleanup["pods_removed"] is True and cleanup["namespace_deletion_requested"] is True
+    assert kube.pods == {}
+    assert len(looks) == 1  # one look, no waiting: the fake removes it at once, so it is seen gone
+    assert cleanup["namespace_removed"] is True
+
+
+def test_runner_leaves_a_terminating_leftover_namespace_alone():
+    p = plan()
+    kube = FakeKube([node("a")], [ready_plugin_pod("a")])
+    old = R.namespace_definition("gpu-slicing-verify-old", "old")
+    old["status"] = {"phase": "Terminating"}
+    kube.create(old)
+    report = R.Verifier(kube, p, p.profile("ts-4"), dict(OPTS)).run([node("a")])
+    assert report["run"]["cleanup"]["leftover_namespaces_removed"] == []
+    assert report["run"]["cleanup"]["leftover_namespaces_terminating"] == ["gpu-slicing-verify-old"]
+    assert "gpu-slicing-verify-old" in kube.namespaces  # not deleted a second time
+
+
 def test_runner_removes_leftover_namespaces():
     p = plan()
     kube = FakeKube([node("a")], [ready_plugin_pod("a")])
