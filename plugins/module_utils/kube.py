@@ -350,12 +350,11 @@ class KubeAccess(object):
         try:
             self.client.delete(resource, **kwargs)
             return "collection"
-        except NotFoundError:
-            return "collection"
-        except ForbiddenError:
-            pass
-        names = [o["metadata"]["name"] for o in self.list_raw(kind, api_version, namespace=namespace,
-                                                                label_selector=label_selector)]
+        except (NotFoundError, ForbiddenError) as exc:
+            if getattr(exc, "status", None) != 403:
+                return "collection"  # nothing there to delete
+        listed = self.list_raw(kind, api_version, namespace=namespace, label_selector=label_selector)
+        names = [o["metadata"]["name"] for o in listed]
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
             list(pool.map(lambda name: self.delete(kind, api_version, name, namespace=namespace,
                                                    grace_period_seconds=grace_period_seconds), names))
