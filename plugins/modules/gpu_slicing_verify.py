@@ -84,7 +84,11 @@ options:
     type: list
     elements: dict
   timeout:
-    description: Seconds the pod checks may take in total before the remaining checks fail as timed out.
+    description:
+      - Seconds the pod checks may take in total before the remaining checks fail as timed out.
+      - It bounds waiting, not evidence. A check that is already complete when it is first looked at
+        (all slice pods Running at once) passes even when that look comes after the budget is spent, so
+        C(0) does not force a failure on a node that proves slicing at the first look.
     type: int
     default: 300
   multi_slice_wait:
