@@ -75,3 +75,42 @@ def test_create_many_reports_each_error_in_place():
     results = access(PagedClient([[]])).create_many(pods, workers=3)
     assert [d["metadata"]["name"] for d, dummy in results] == ["a", "bad", "c", "d"]
     assert [type(e).__name__ if e else None for dummy, e in results] == [None, "ValueError", None, None]
+
+
+class RawResponse(object):
+    """An unserialized urllib3 response: its connection goes back to the pool only once read."""
+
+    def __init__(self):
+        self.reads = 0
+
+    def read(self):
+        self.reads += 1
+        return b"{}"
+
+
+class RawClient(PagedClient):
+    def __init__(self):
+        super(RawClient, self).__init__([[]])
+        self.responses = []
+
+    def _raw(self):
+        response = RawResponse()
+        self.responses.append(response)
+        return response
+
+    def create(self, resource, definition, namespace=None, serialize=True):
+        assert serialize is False
+        return self._raw()
+
+    def delete(self, resource, **kwargs):
+        assert kwargs.get("serialize") is False
+        return self._raw()
+
+
+def test_raw_responses_are_read_so_their_connections_are_reused():
+    client = RawClient()
+    pods = [{"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p%d" % i, "namespace": "x"}} for i in range(5)]
+    access(client).create_many(pods, workers=2)
+    assert access(client).delete_collection("Pod", "v1", "x", "run=1", grace_period_seconds=0) == "collection"
+    assert len(client.responses) == 6
+    assert [r.reads for r in client.responses] == [1] * 6
