@@ -30,6 +30,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -109,23 +110,58 @@ func main() {
 			e.queue.Add(p.Spec.NodeName)
 		}
 	}
+	// A node's state depends on its device-plugin pod; any other pod only needs judging once
+	// (admission), after it is bound. Reconciling the node for every status change of every
+	// workload pod re-read the plugin config thousands of times in a large verification, CPU
+	// that a real cluster spends on its nodes, not next to its control plane.
+	matters := func(p *corev1.Pod) bool {
+		if (e.namespace == "" || p.Namespace == e.namespace) && e.selector.Matches(labels.Set(p.Labels)) {
+			return true
+		}
+		e.mu.Lock()
+		msg, judged := e.judged[p.UID]
+		e.mu.Unlock()
+		// A rejected pod that kwok sets Running again must be failed again.
+		return !judged || (msg != "" && p.Status.Phase != corev1.PodFailed)
+	}
 	podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueuePod,
 		DeleteFunc: func(o any) {
-			enqueuePod(o)
-			if p, ok := o.(*corev1.Pod); ok {
+			p, ok := o.(*corev1.Pod)
+			if t, tomb := o.(cache.DeletedFinalStateUnknown); tomb {
+				p, ok = t.Obj.(*corev1.Pod)
+			}
+			if ok && matters(p) {
+				enqueuePod(p)
+			}
+			if ok {
 				e.mu.Lock()
 				delete(e.judged, p.UID)
 				e.mu.Unlock()
 			}
 		},
-		UpdateFunc: func(_, n any) { enqueuePod(n) }})
+		UpdateFunc: func(o, n any) {
+			op, np := o.(*corev1.Pod), n.(*corev1.Pod)
+			if op.ResourceVersion == np.ResourceVersion || matters(np) { // a resync, or it can change something
+				enqueuePod(n)
+			}
+		}})
 	enqueueNode := func(o any) {
 		if n, ok := o.(*corev1.Node); ok {
 			e.queue.Add(n.Name)
 		}
 	}
 	factory.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueueNode,
-		UpdateFunc: func(_, n any) { enqueueNode(n) }})
+		UpdateFunc: func(o, n any) {
+			// kwok's heartbeats change only conditions; what this emulator reads and writes is
+			// labels, annotations and resources (and a resync is always looked at).
+			on, nn := o.(*corev1.Node), n.(*corev1.Node)
+			if on.ResourceVersion == nn.ResourceVersion || !equality.Semantic.DeepEqual(on.Labels, nn.Labels) ||
+				!equality.Semantic.DeepEqual(on.Annotations, nn.Annotations) ||
+				!equality.Semantic.DeepEqual(on.Status.Capacity, nn.Status.Capacity) ||
+				!equality.Semantic.DeepEqual(on.Status.Allocatable, nn.Status.Allocatable) {
+				enqueueNode(n)
+			}
+		}})
 	allNodes := func(any) {
 		ns, _ := e.nodes.List(labels.Everything())
 		for _, n := range ns {
