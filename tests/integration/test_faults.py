@@ -122,6 +122,17 @@ def restart_apiserver(c, down_seconds=6):
     return time.monotonic() - t_stop
 
 
+def clean_after_restart(c, *nodes):
+    """What a restart test leaves on its cluster, removed even when it failed mid-fault."""
+    if not c.is_up():
+        start_apiserver(c)
+    c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
+    c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
+    c.stop_process("gpu-plugin-emulator")
+    for node in nodes:
+        c.delete_node(node)
+
+
 def wait_for_marker(c, worker, box, what, kubectl_args, seen, timeout=120):
     """Wait until ``kubectl kubectl_args`` prints what ``seen`` accepts (the module under test is
     then where the fault should hit it); fail if the module ended first or nothing appeared."""
@@ -276,13 +287,7 @@ def test_apiserver_restart_during_device_plugin_rollout(restart_cluster):
         LEAKS["device_plugin_restart"] = leaked(c)
         assert LEAKS["device_plugin_restart"] == {"verify_namespaces": [], "pending_releases": []}
     finally:
-        if not c.is_up():
-            start_apiserver(c)
-        c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
-        c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
-        c.stop_process("gpu-plugin-emulator")
-        c.delete_node(NODE)
-        c.delete_node(NODE + "-held")
+        clean_after_restart(c, NODE, NODE + "-held")
 
 
 def test_apiserver_restart_during_verification(restart_cluster):
@@ -332,12 +337,7 @@ def test_apiserver_restart_during_verification(restart_cluster):
         LEAKS["verify_restart"] = leaked(c)
         assert LEAKS["verify_restart"] == {"verify_namespaces": [], "pending_releases": []}
     finally:
-        if not c.is_up():
-            start_apiserver(c)
-        c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
-        c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
-        c.stop_process("gpu-plugin-emulator")
-        c.delete_node(node)
+        clean_after_restart(c, node)
 
 
 def test_retry_budget_spent_is_a_clear_failure(local_cluster, tmp_path):

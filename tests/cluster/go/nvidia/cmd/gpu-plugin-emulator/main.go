@@ -102,10 +102,7 @@ func main() {
 	}
 	e.pods = podInf.GetIndexer()
 
-	enqueuePod := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
+	enqueuePod := func(o any) { // tombstones are unwrapped by DeleteFunc
 		if p, ok := o.(*corev1.Pod); ok && p.Spec.NodeName != "" {
 			e.queue.Add(p.Spec.NodeName)
 		}
@@ -115,7 +112,7 @@ func main() {
 	// workload pod re-read the plugin config thousands of times in a large verification, CPU
 	// that a real cluster spends on its nodes, not next to its control plane.
 	matters := func(p *corev1.Pod) bool {
-		if (e.namespace == "" || p.Namespace == e.namespace) && e.selector.Matches(labels.Set(p.Labels)) {
+		if e.chartPod(p) {
 			return true
 		}
 		e.mu.Lock()
@@ -206,6 +203,11 @@ func (e *emulator) next(ctx context.Context) bool {
 	return true
 }
 
+// chartPod tells whether a pod belongs to the device-plugin chart being emulated.
+func (e *emulator) chartPod(p *corev1.Pod) bool {
+	return (e.namespace == "" || p.Namespace == e.namespace) && e.selector.Matches(labels.Set(p.Labels))
+}
+
 // role tells which component of the chart a pod runs, by its main container's command.
 func role(p *corev1.Pod) string {
 	for _, c := range p.Spec.Containers {
@@ -250,7 +252,7 @@ func (e *emulator) reconcile(ctx context.Context, nodeName string) error {
 	for _, o := range objs {
 		p := o.(*corev1.Pod)
 		nodePods = append(nodePods, p)
-		if (e.namespace == "" || p.Namespace == e.namespace) && e.selector.Matches(labels.Set(p.Labels)) &&
+		if e.chartPod(p) &&
 			role(p) == "nvidia-device-plugin" && running(p) {
 			plugin = p
 		}
