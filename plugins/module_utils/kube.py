@@ -31,6 +31,8 @@ import time
 
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils import kube_protobuf
+
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
         AUTH_ARG_SPEC,
@@ -237,18 +239,24 @@ class KubeAccess(object):
             kwargs["field_selector"] = field_selector
         return [item.to_dict() for item in resource.get(**kwargs).items]
 
-    def list_raw(self, kind, api_version, namespace=None, label_selector=None, field_selector=None, page_size=2000):
-        """Items as plain dicts straight from the JSON, page by page.
+    def list_raw(self, kind, api_version, namespace=None, label_selector=None, field_selector=None, page_size=2000,
+                 fields_only=False):
+        """Items as plain dicts straight from the response, page by page.
 
         The dynamic client's ResourceInstance wrapping costs more than the request itself on
-        large lists (20,000 pods), so reports read the raw JSON instead. Decoding a page and
+        large lists (20,000 pods), so reports read the raw response instead. Decoding a page and
         fetching the next one overlap: the continue token is read from the head of the page
         (the list's metadata comes before its items), so the API server serves page N+1 while
         page N is decoded here.
+
+        ``fields_only`` (Pods and Nodes): ask for protobuf and keep only the fields that
+        kube_protobuf's reader for the kind names. A server that answers JSON all the same
+        (a proxy in between) is read as JSON, whole objects.
         """
         from concurrent.futures import ThreadPoolExecutor
 
         resource = self.client.resource(kind, api_version)
+        reader = kube_protobuf.READERS[kind] if fields_only else None
 
         def fetch(token):
             kwargs = {"limit": page_size, "serialize": False}
@@ -260,19 +268,27 @@ class KubeAccess(object):
                 kwargs["field_selector"] = field_selector
             if token:
                 kwargs["_continue"] = token
-            return self.client.client.get(resource, **kwargs).data
+            if reader:
+                kwargs["header_params"] = {"Accept": kube_protobuf.ACCEPT_PROTOBUF_OR_JSON}
+            response = self.client.client.get(resource, **kwargs)
+            return response.data, kube_protobuf.is_protobuf(_response_header(response, "Content-Type"))
+
+        def token_and_items(page):
+            data, protobuf = page
+            if protobuf:
+                return kube_protobuf.continue_token(data), lambda: kube_protobuf.list_items(data, reader)
+            return _continue_token(data), lambda: json.loads(data).get("items") or []
 
         items = []
         with ThreadPoolExecutor(max_workers=1) as prefetch:
-            data = fetch(None)
+            page = fetch(None)
             while True:
-                token = _continue_token(data)
+                token, decode = token_and_items(page)
                 upcoming = prefetch.submit(fetch, token) if token else None
-                body = json.loads(data)
-                items.extend(body.get("items") or [])
+                items.extend(decode())
                 if upcoming is None:
                     return items
-                data = upcoming.result()
+                page = upcoming.result()
 
     def list_raw_together(self, *requests):
         """Several ``list_raw`` calls at the same time (each a dict of its keyword arguments);

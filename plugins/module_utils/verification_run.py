@@ -431,7 +431,8 @@ class Verifier(object):
         # Free slices on the pool's existing nodes of that type take pods before any launch.
         existing = self.kube.list_raw("Node", "v1", label_selector=label_selector)
         requested = requested_by_node(self.kube.list_raw(
-            "Pod", "v1", field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"), [resource])
+            "Pod", "v1", field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed",
+            fields_only=True), [resource])
         free = 0
         for node in existing:
             have = int(((node.get("status") or {}).get("allocatable") or {}).get(resource, "0") or 0)
