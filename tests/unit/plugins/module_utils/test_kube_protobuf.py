@@ -9,8 +9,9 @@ import json
 
 import pytest
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils import kube
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import kube_protobuf as kp
+
+from test_kube_lists import PagedClient, access  # this folder has no __init__.py: pytest puts it on sys.path
 
 
 def varint(n):
@@ -152,18 +153,13 @@ class Response(object):
         self.headers = {"Content-Type": content_type}
 
 
-class ProtobufServer(object):
-    """kubernetes.core's K8SClient surface list_raw uses; answers protobuf when asked, or JSON
-    always (``json_only``), as a proxy that does not pass protobuf would."""
+class ProtobufServer(PagedClient):
+    """Answers protobuf when asked, or JSON always (``json_only``), as a proxy that does not
+    pass protobuf would."""
 
     def __init__(self, pages, json_only=False):
-        self.pages = pages
+        PagedClient.__init__(self, pages)
         self.json_only = json_only
-        self.client = self
-        self.calls = []
-
-    def resource(self, kind, api_version):
-        return (kind, api_version)
 
     def get(self, resource, **kwargs):
         self.calls.append(kwargs)
@@ -177,12 +173,6 @@ class ProtobufServer(object):
         items = [{"metadata": {"name": "p", "managedFields": [{}]}, "spec": {"nodeName": n}} for n in node_names]
         body = {"kind": "PodList", "metadata": {"continue": token} if token else {}, "items": items}
         return Response(json.dumps(body).encode(), "application/json")
-
-
-def access(client):
-    obj = kube.KubeAccess.__new__(kube.KubeAccess)  # no module: only the client is used here
-    obj.client = client
-    return obj
 
 
 def test_list_raw_fields_only_reads_protobuf_pages_in_order():
