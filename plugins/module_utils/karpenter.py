@@ -23,6 +23,9 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import difflib
 import re
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    sharing_spec_from_params,
+)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.instance_types import (
     INSTANCE_TYPES,
     InstanceTypeError,
@@ -36,6 +39,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     SharingError,
     parse_int,
     parse_quantity,
+    build_plan,
     resolve_profile,
     render_bottlerocket_settings,
 )
@@ -746,6 +750,25 @@ def render(plan, options):
             "options": opts}
 
 
+#: Module options that are passed to karpenter.render() as they are.
+RENDER_OPTIONS = (
+    "name", "profile", "cluster_name", "instance_types", "instance_families", "gpu_names",
+    "gpu_manufacturer", "gpu_count", "min_gpu_memory", "capacity_types", "architectures", "zones",
+    "limit_slices", "limit_gpus", "limits", "consolidation_policy", "consolidate_after", "budgets",
+    "expire_after", "weight", "manage_node_class", "node_class_name", "node_class_ref", "ami_alias",
+    "role", "instance_profile", "subnet_selector_terms", "security_group_selector_terms",
+    "root_volume_size", "root_volume_type", "root_volume_encrypted", "node_class_tags",
+    "overlay_key", "overlay_weight", "gpu_counts", "labels", "startup_taints",
+)
+
+
+def render_from_params(params):
+    """render() from karpenter_gpu_nodepool's validated parameters: ``profiles``,
+    ``default_profile`` and the RENDER_OPTIONS. Raises SharingError (KarpenterError)."""
+    plan = build_plan(sharing_spec_from_params(params))
+    return render(plan, {key: params.get(key) for key in RENDER_OPTIONS})
+
+
 __all__ = [
     "KarpenterError",
     "MANAGED_BY",
@@ -755,6 +778,7 @@ __all__ = [
     "normalize_options",
     "owner_labels",
     "render",
+    "render_from_params",
     "render_ec2nodeclass",
     "render_nodepool",
     "render_overlays",

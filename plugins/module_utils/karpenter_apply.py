@@ -13,9 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
-    sharing_spec_from_params,
-)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.karpenter import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -26,7 +23,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.karpenter import (
     OVERLAY_API,
     OVERLAY_KIND,
     OWNER_LABEL,
-    render,
+    render_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     KubeAccess,
@@ -34,18 +31,6 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     SharingError,
-    build_plan,
-)
-
-#: Module options that are passed to karpenter.render() as they are.
-RENDER_OPTIONS = (
-    "name", "profile", "cluster_name", "instance_types", "instance_families", "gpu_names",
-    "gpu_manufacturer", "gpu_count", "min_gpu_memory", "capacity_types", "architectures", "zones",
-    "limit_slices", "limit_gpus", "limits", "consolidation_policy", "consolidate_after", "budgets",
-    "expire_after", "weight", "manage_node_class", "node_class_name", "node_class_ref", "ami_alias",
-    "role", "instance_profile", "subnet_selector_terms", "security_group_selector_terms",
-    "root_volume_size", "root_volume_type", "root_volume_encrypted", "node_class_tags",
-    "overlay_key", "overlay_weight", "gpu_counts", "labels", "startup_taints",
 )
 
 GATE_FIX = ("set the Karpenter Helm value settings.featureGates.nodeOverlay=true (it sets "
@@ -112,10 +97,8 @@ def _fail(module, msg, **extra):
 
 
 def _render(module):
-    params = module.params
     try:
-        plan = build_plan(sharing_spec_from_params(params))
-        return render(plan, {key: params.get(key) for key in RENDER_OPTIONS})
+        return render_from_params(module.params)
     except SharingError as err:  # KarpenterError is a SharingError
         _fail(module, str(err), error=err.to_dict())
 

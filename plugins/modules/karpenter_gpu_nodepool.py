@@ -371,7 +371,10 @@ diff:
   elements: dict
 """
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    nodepool_arg_spec,
+    sharing_arg_spec,
+)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.karpenter_apply import (
     ensure_nodepool,
 )
@@ -384,58 +387,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
 def main():
     argument_spec = connection_arg_spec()
     argument_spec.update(sharing_arg_spec(required=False))
-    argument_spec.update(
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-        name=dict(type="str", required=True),
-        profile=dict(type="str"),
-        cluster_name=dict(type="str"),
-        instance_types=dict(type="list", elements="str"),
-        instance_families=dict(type="list", elements="str"),
-        gpu_names=dict(type="list", elements="str"),
-        gpu_manufacturer=dict(type="str", default="nvidia"),
-        gpu_count=dict(type="list", elements="raw"),
-        min_gpu_memory=dict(type="str"),
-        capacity_types=dict(type="list", elements="str", default=["on-demand"]),
-        architectures=dict(type="list", elements="str", default=["amd64"]),
-        zones=dict(type="list", elements="str"),
-        limit_slices=dict(type="raw"),
-        limit_gpus=dict(type="raw"),
-        limits=dict(type="dict"),
-        consolidation_policy=dict(type="str", default="WhenEmptyOrUnderutilized",
-                                  choices=["WhenEmpty", "WhenEmptyOrUnderutilized"]),
-        consolidate_after=dict(type="str", default="5m"),
-        budgets=dict(type="list", elements="dict"),
-        expire_after=dict(type="str", default="720h"),
-        weight=dict(type="raw"),
-        labels=dict(type="dict"),
-        startup_taints=dict(type="list", elements="dict", options=dict(
-            key=dict(type="str", required=True, no_log=False),
-            value=dict(type="str"),
-            effect=dict(type="str", default="NoSchedule", choices=["NoSchedule", "PreferNoSchedule", "NoExecute"]),
-        )),
-        manage_node_class=dict(type="bool", default=True),
-        node_class_name=dict(type="str"),
-        node_class_ref=dict(type="dict", options=dict(
-            group=dict(type="str", required=True),
-            kind=dict(type="str", required=True),
-            name=dict(type="str", required=True),
-        )),
-        ami_alias=dict(type="str", default="al2023@latest"),
-        role=dict(type="str"),
-        instance_profile=dict(type="str"),
-        subnet_selector_terms=dict(type="list", elements="dict"),
-        security_group_selector_terms=dict(type="list", elements="dict"),
-        root_volume_size=dict(type="str", default="100Gi"),
-        root_volume_type=dict(type="str", default="gp3"),
-        root_volume_encrypted=dict(type="bool", default=True),
-        node_class_tags=dict(type="dict"),
-        overlay_key=dict(type="str", choices=["instance-type", "gpu-count"], default="instance-type"),
-        overlay_weight=dict(type="int", default=10),
-        gpu_counts=dict(type="dict"),
-        karpenter_namespace=dict(type="str", default="kube-system"),
-        karpenter_feature_gates=dict(type="str"),
-        allow_without_node_overlay=dict(type="bool", default=False),
-    )
+    argument_spec.update(nodepool_arg_spec())
     module = new_module(
         argument_spec=argument_spec,
         supports_check_mode=True,

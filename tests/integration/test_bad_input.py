@@ -342,3 +342,39 @@ def test_case_count(local_cluster, tmp_path):
     n = sum(len(v) for v in _cases(local_cluster, str(tmp_path)).values())
     print("bad-input cases: %d" % n)
     assert n >= 40, n
+
+
+MAIN_JOB_CHECK = "Check the Karpenter GPU NodePool inputs before anything is written"
+
+
+@pytest.mark.parametrize("case, overrides, must", [
+    ("unknown-instance-type", {"gpu_slicing_instance_types": "g4dn.xlarge, p9.huge"},
+     ["instance_types[1]", "p9.huge", "Fix"]),
+    ("no-node-role", {"gpu_slicing_instance_types": "g4dn.xlarge", "karpenter_gpu_role": ""},
+     ["role", "instance_profile", "Fix"]),
+])
+def test_main_job_checks_the_nodepool_before_the_device_plugin(local_cluster, case, overrides, must):
+    """playbooks/enable.yml with a profile change for the plugin (8 replicas) and a bad NodePool
+    input: the run stops at the NodePool check, before the device plugin role, and nothing changed."""
+    c = local_cluster
+    ref, version = chart(c)
+    extra = {"gpu_slicing_replicas": 8, "device_plugin_chart_ref": ref, "device_plugin_chart_version": version,
+             "device_plugin_helm_binary": str(c.bin / "helm"), "device_plugin_namespace": "gse-bad-main",
+             "device_plugin_wait_timeout": 30, "karpenter_gpu_cluster_name": "c",
+             "karpenter_gpu_role": "KarpenterNodeRole-c"}
+    extra.update(overrides)
+    before = snapshot(c)
+    rc, output = run_playbook(os.path.join(REPO_ROOT, "playbooks", "enable.yml"), kubeconfig=str(c.kubeconfig),
+                              extra_vars=extra, timeout=600)
+    after = snapshot(c)
+    results = task_results(output)
+    failed = [(name, res) for name, res in results if res.get("failed")]
+    assert rc != 0 and failed, (case, output.get("_stderr"))
+    name, res = failed[0]
+    assert name.endswith("karpenter_gpu : " + MAIN_JOB_CHECK), (case, name, result_text(res))
+    text = result_text(res)
+    assert all(part in text for part in must), (case, text)
+    assert not any("device_plugin :" in n for n, dummy in results), [n for n, dummy in results]
+    assert c.helm("list", "-n", "gse-bad-main", "-q").stdout.strip() == ""
+    changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert not changed, json.dumps(changed)[:2000]
