@@ -344,7 +344,7 @@ def test_case_count(local_cluster, tmp_path):
     assert n >= 40, n
 
 
-MAIN_JOB_CHECK = "Check the Karpenter GPU NodePool inputs before anything is written"
+MAIN_JOB_CHECK = "Stop when the Karpenter GPU NodePool inputs are bad (nothing is written yet)"
 
 
 @pytest.mark.parametrize("case, overrides, must", [
