@@ -270,7 +270,15 @@ class KubeAccess(object):
                 kwargs["_continue"] = token
             if reader:
                 kwargs["header_params"] = {"Accept": kube_protobuf.ACCEPT_PROTOBUF_OR_JSON}
-            response = self.client.client.get(resource, **kwargs)
+            try:
+                response = self.client.client.get(resource, **kwargs)
+            except Exception as exc:
+                if not reader or not _refused_unreadably(exc):
+                    raise
+                # A refusal in protobuf reaches us without its message (the client reads error
+                # bodies as text): ask once more as JSON, for the error that says what is wrong.
+                del kwargs["header_params"]
+                response = self.client.client.get(resource, **kwargs)
             return response.data, kube_protobuf.is_protobuf(_response_header(response, "Content-Type"))
 
         def token_and_items(page):
@@ -403,6 +411,15 @@ class KubeAccess(object):
             if value or elapsed >= timeout:
                 return value, elapsed
             time.sleep(min(interval, max(0.0, timeout - elapsed)))
+
+
+def _refused_unreadably(exc):
+    """A 4xx answer (not 429, which the retries handle) whose body is not JSON text."""
+    status = getattr(exc, "status", None)
+    if not isinstance(status, int) or not 400 <= status < 500 or status == 429:
+        return False
+    body = getattr(exc, "body", None)
+    return not (isinstance(body, str) and body.lstrip().startswith("{"))
 
 
 _CONTINUE_RE = re.compile(rb'"continue"\s*:\s*"((?:[^"\\]|\\.)*)"')

@@ -184,8 +184,8 @@ def read_node(buf, start, end):
 READERS = {"Pod": read_pod, "Node": read_node}
 
 
-def _list_span(data):
-    """The list message inside the runtime.Unknown envelope, as (buffer, start, end)."""
+def _object_span(data):
+    """The message inside the runtime.Unknown envelope, as (buffer, start, end)."""
     buf = memoryview(data)
     if bytes(buf[:len(MAGIC)]) != MAGIC:
         raise ProtobufError("no Kubernetes protobuf prefix")
@@ -200,7 +200,7 @@ def continue_token(data):
     items, so this stops early and the next page can be asked for before this one is decoded.
     None on the last page."""
     try:
-        buf, start, end = _list_span(data)
+        buf, start, end = _object_span(data)
         for field, a, b in _fields(buf, start, end):
             if field == _LIST_METADATA:
                 for sub, c, d in _fields(buf, a, b):
@@ -215,7 +215,7 @@ def continue_token(data):
 def list_items(data, reader):
     """Every item of a protobuf list, each read by ``reader`` (``read_pod`` or ``read_node``)."""
     try:
-        buf, start, end = _list_span(data)
+        buf, start, end = _object_span(data)
         return [reader(buf, a, b) for field, a, b in _fields(buf, start, end) if field == _LIST_ITEMS]
     except IndexError:
         raise ProtobufError("the response ends inside a field")

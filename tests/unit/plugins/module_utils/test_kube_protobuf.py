@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils import kube
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import kube_protobuf as kp
 
 from test_kube_lists import PagedClient, access  # this folder has no __init__.py: pytest puts it on sys.path
@@ -151,6 +152,57 @@ class Response(object):
     def __init__(self, data, content_type):
         self.data = data
         self.headers = {"Content-Type": content_type}
+
+
+class ApiError(Exception):
+    """What the dynamic client raises: the HTTP status and the body as text, or None when the body
+    is not UTF-8 (a protobuf Status with a code of 128 or more)."""
+
+    def __init__(self, status, body):
+        Exception.__init__(self, "%d" % status)
+        self.status = status
+        self.body = body
+
+
+class RefusingServer(PagedClient):
+    """Refuses every request: when asked for protobuf with ``protobuf_body`` (None: unreadable),
+    else in JSON."""
+
+    def __init__(self, status, protobuf_body=None):
+        PagedClient.__init__(self, [[]])
+        self.status = status
+        self.protobuf_body = protobuf_body
+
+    def get(self, resource, **kwargs):
+        self.calls.append(kwargs)
+        if "header_params" in kwargs:
+            raise ApiError(self.status, self.protobuf_body)
+        raise ApiError(self.status, '{"kind":"Status","message":"found \'=\', expected: identifier"}')
+
+
+def test_a_refusal_in_protobuf_is_asked_again_as_json_for_its_message():
+    server = RefusingServer(400)
+    with pytest.raises(ApiError) as caught:
+        access(server).list_raw("Pod", "v1", label_selector="a=b=c!", fields_only=True)
+    assert "expected: identifier" in kube.error_message(caught.value)
+    assert ["header_params" in c for c in server.calls] == [True, False]
+    assert server.calls[1]["label_selector"] == "a=b=c!"
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_other_failures_are_not_asked_again(status):
+    server = RefusingServer(status)
+    with pytest.raises(ApiError):
+        access(server).list_raw("Pod", "v1", fields_only=True)
+    assert len(server.calls) == 1
+
+
+def test_a_readable_refusal_is_not_asked_again():
+    server = RefusingServer(403, protobuf_body=' {"kind":"Status","message":"forbidden"}')
+    with pytest.raises(ApiError) as caught:
+        access(server).list_raw("Pod", "v1", fields_only=True)
+    assert "forbidden" in kube.error_message(caught.value)
+    assert len(server.calls) == 1
 
 
 class ProtobufServer(PagedClient):
