@@ -21,7 +21,7 @@ description:
     C(nvidia.com/device-plugin.config) label (or the default profile); without them it only reports.
   - Read-only; the input for capacity planning.
   - Nodes and pods are read as protobuf, keeping only the fields the report needs, as client-go
-    reads built-in kinds. On a cluster with 20,000 pods this is about a third of the time and a
+    reads built-in kinds. On a cluster with 20,000 pods this is about half the time and a
     quarter of the memory of reading them as JSON. Where the answer comes back as JSON all the same
     (a proxy in between that does not pass protobuf), it is read as JSON.
 extends_documentation_fragment:
