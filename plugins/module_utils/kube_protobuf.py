@@ -6,7 +6,7 @@
 The API server serves built-in kinds as protobuf when asked (``Accept:
 application/vnd.kubernetes.protobuf``), as client-go does. For 20,000 pods that is about half
 the server's work of a JSON list and 40% less data, and reading only the wanted fields here
-costs a quarter of ``json.loads`` on the JSON list, which builds every field of every pod
+costs a quarter to a third of ``json.loads`` on the JSON list, which builds every field of every pod
 (managedFields included). There is no generated protobuf code for Kubernetes in Python, so this
 walks the wire format (varints and length-delimited fields) and skips whole sub-messages it does
 not need, such as ``metadata`` of a Pod.
@@ -79,7 +79,7 @@ def _fields(buf, pos, end):
     (varints and fixed-size numbers) are skipped, as no reader here needs one.
 
     Keys and most sizes are below 128, one byte: that case is read inline, not through
-    _varint, as this loop runs about 100 times per pod.
+    _varint, as this loop runs about 55 times per pod (measured over 20,000).
     """
     while pos < end:
         key = buf[pos]

@@ -24,6 +24,8 @@ PRODUCT_LABEL = "nvidia.com/gpu.product"
 INSTANCE_GPU_COUNT_LABEL = "karpenter.k8s.aws/instance-gpu-count"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 TERMINAL_PHASES = ("Succeeded", "Failed")
+# Field selector for the pods that hold slices: bound to a node and not finished.
+HOLDING_PODS_SELECTOR = "spec.nodeName!=" + "".join(",status.phase!=%s" % phase for phase in TERMINAL_PHASES)
 
 
 def parse_count(value):

@@ -30,7 +30,10 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import error_
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import GPU_PRESENT_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.instance_types import InstanceTypeError, lookup
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import PROFILE_LABEL
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import requested_by_node
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import (
+    HOLDING_PODS_SELECTOR,
+    requested_by_node,
+)
 
 NAMESPACE_PREFIX = "gpu-slicing-verify-"
 RUN_LABEL = "gpu-slicing.eks/verify-run"
@@ -431,8 +434,7 @@ class Verifier(object):
         # Free slices on the pool's existing nodes of that type take pods before any launch.
         existing = self.kube.list_raw("Node", "v1", label_selector=label_selector)
         requested = requested_by_node(self.kube.list_raw(
-            "Pod", "v1", field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed",
-            fields_only=True), [resource])
+            "Pod", "v1", field_selector=HOLDING_PODS_SELECTOR, fields_only=True), [resource])
         free = 0
         for node in existing:
             have = int(((node.get("status") or {}).get("allocatable") or {}).get(resource, "0") or 0)

@@ -112,6 +112,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     error_message,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import (
+    HOLDING_PODS_SELECTOR,
     slicing_report,
 )
 
@@ -132,7 +133,7 @@ def main():
             {"kind": "Node", "api_version": "v1", "label_selector": module.params["label_selector"],
              "fields_only": True},
             {"kind": "Pod", "api_version": "v1", "fields_only": True,
-             "field_selector": "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"})
+             "field_selector": HOLDING_PODS_SELECTOR})
         wanted = set(module.params["node_names"])
         if wanted:
             nodes = [n for n in nodes if n["metadata"]["name"] in wanted]

@@ -23,7 +23,10 @@ from ansible_runner import run_module  # tests/integration has no __init__.py: p
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import kube_protobuf
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import slicing_report
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import (
+    HOLDING_PODS_SELECTOR,
+    slicing_report,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -128,8 +131,7 @@ def test_report_equals_the_pure_report_over_json(info_cluster):
     assert result["changed"] is False
 
     nodes = info_cluster.kubectl_json("get", "nodes", "-l", SELECTOR)["items"]
-    pods = info_cluster.kubectl_json("get", "pods", "-A", "--field-selector",
-                                     "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed")["items"]
+    pods = info_cluster.kubectl_json("get", "pods", "-A", "--field-selector", HOLDING_PODS_SELECTOR)["items"]
     expected = slicing_report(nodes, pods, build_plan({"profiles": PROFILES, "default_profile": "ts-4"}))
     assert result["nodes"] == expected["nodes"]
     assert result["totals"] == expected["totals"]
