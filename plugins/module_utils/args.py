@@ -14,6 +14,13 @@ __metaclass__ = type
 import copy
 import re
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
+    CHART_VERSION,
+    DEFAULT_CONFIG_MAP,
+    DEFAULT_NAMESPACE,
+    DEFAULT_RELEASE,
+    IMAGE_TAG,
+)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     SharingError,
     build_plan,
@@ -44,12 +51,35 @@ def sharing_arg_spec(required=True):
     return spec
 
 
+STATE_OPTION = dict(type="str", choices=["present", "absent"], default="present")
+
+
+def device_plugin_arg_spec():
+    """device_plugin's own options (besides the connection and the sharing profiles). Here, not
+    in the module, because gpu_sharing takes the same options (less state) as its device_plugin."""
+    return dict(
+        state=dict(STATE_OPTION),
+        release_name=dict(type="str", default=DEFAULT_RELEASE),
+        release_namespace=dict(type="str", default=DEFAULT_NAMESPACE),
+        chart_ref=dict(type="str", required=True),
+        chart_version=dict(type="str", default=CHART_VERSION),
+        config_map_name=dict(type="str", default=DEFAULT_CONFIG_MAP),
+        manage_config_map=dict(type="bool", default=True),
+        image_tag=dict(type="str", default=IMAGE_TAG),
+        gfd=dict(type="bool", default=True),
+        values=dict(type="raw", default={}),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=300),
+        binary_path=dict(type="path"),
+    )
+
+
 def nodepool_arg_spec():
     """karpenter_gpu_nodepool's own options (besides the connection and the sharing profiles).
-    Here, not in the module, because the nodepool_input_problems filter checks a role's inputs
-    against the same spec on the controller."""
+    Here, not in the module, because gpu_sharing takes the same options (less state) as its
+    nodepool, and the nodepool_input_problems filter checks a role's inputs against them."""
     return dict(
-        state=dict(type="str", choices=["present", "absent"], default="present"),
+        state=dict(STATE_OPTION),
         name=dict(type="str", required=True),
         profile=dict(type="str"),
         cluster_name=dict(type="str"),
@@ -100,6 +130,33 @@ def nodepool_arg_spec():
         karpenter_feature_gates=dict(type="str"),
         allow_without_node_overlay=dict(type="bool", default=False),
     )
+
+
+# gpu_sharing's parts: its option holding each part's options, and the arg spec of those.
+SHARING_PARTS = (("device_plugin", device_plugin_arg_spec), ("nodepool", nodepool_arg_spec))
+
+
+def gpu_sharing_arg_spec():
+    """gpu_sharing's options besides the connection: the profiles and state that both parts
+    share, and each part's own options as a dict (device_plugin required, nodepool optional)."""
+    spec = sharing_arg_spec(required=False)
+    spec["state"] = dict(STATE_OPTION)
+    for option, part_spec in SHARING_PARTS:
+        options = part_spec()
+        del options["state"]  # one state for both parts
+        spec[option] = dict(type="dict", options=options, required=option == "device_plugin")
+    return spec
+
+
+def part_params(params, option):
+    """The params one part's code reads (as its own module would have them): the shared options
+    (connection, profiles, state) and the part's own, or None when the part is not given."""
+    if params.get(option) is None:
+        return None
+    parts = set(name for name, dummy in SHARING_PARTS)
+    merged = dict((key, value) for key, value in params.items() if key not in parts)
+    merged.update(params[option])
+    return merged
 
 
 def sharing_spec_from_params(params):

@@ -35,6 +35,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin impo
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     KubeAccess,
+    ParamsView,
     error_message,
     helm_environment,
     helm_with_retries,
@@ -124,7 +125,7 @@ class Helm(object):
         params = helm_environment(module, kube)
         params["binary_path"] = binary
         params["release_namespace"] = module.params["release_namespace"]
-        self._helm = AnsibleHelmModule(module=_ParamsView(module._module, params))
+        self._helm = AnsibleHelmModule(module=ParamsView(module._module, params))
         self.binary = self._helm.get_helm_binary()
 
     def run(self, args, fails_on_error=True):
@@ -212,17 +213,6 @@ def _quote(arg):
     return shlex.quote(str(arg))
 
 
-class _ParamsView(object):
-    """An AnsibleModule with other params (AnsibleHelmModule reads its settings from params)."""
-
-    def __init__(self, module, params):
-        self._module = module
-        self.params = params
-
-    def __getattr__(self, name):
-        return getattr(self._module, name)
-
-
 def _plugin_daemonsets(kube, release, namespace):
     items = kube.list("DaemonSet", "apps/v1", namespace=namespace, label_selector="app.kubernetes.io/instance=%s" % release)
     return [
@@ -299,12 +289,21 @@ def _chart_check(module, helm):
     return meta
 
 
-def ensure_device_plugin(module):
-    """device_plugin: NVIDIA's chart installed with the sharing configs, rolled out and ready."""
+class PluginChange(object):
+    """What prepare_device_plugin found and computed, for apply_device_plugin to write."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def prepare_device_plugin(module, kube=None):
+    """Everything the device plugin's run checks and reads before its first write: names, the
+    sharing plan, the image and values, helm, the connection, the current release and (state
+    present) the chart and the Helm values to install. Fails naming field, value and fix.
+    ``kube``: an open KubeAccess to reuse (gpu_sharing shares one with its NodePool part)."""
     params = module.params
     release, namespace = params["release_name"], params["release_namespace"]
     cm_name = params["config_map_name"]
-    result = {"changed": False, "release_name": release, "release_namespace": namespace}
     check_names(module, labels={"release_namespace": namespace}, subdomains={"config_map_name": cm_name})
     check_names(module, labels={"release_name": release}, max_label=53)  # Helm's own limit
 
@@ -314,12 +313,36 @@ def ensure_device_plugin(module):
         if problems:
             module.fail_json(msg="; ".join(str(e) for e in problems), error=problems[0].to_dict())
     helm_binary = _helm_binary(module)  # before connecting: a missing helm must not leave half a change
-    kube = connect(module)
+    kube = kube or connect(module)
     helm = Helm(module, kube, helm_binary)
     existing, current_values = helm.release_and_values(release, namespace)
+    change = PluginChange(kube=kube, helm=helm, release=release, namespace=namespace, cm_name=cm_name,
+                          plan=plan, existing=existing, current_values=current_values)
+    if params["state"] == "absent":
+        return change
+
+    chart = _chart_check(module, helm)  # before any write
+    change.values = chart_values(plan, config_map_name=cm_name, image_tag=params["image_tag"], gfd=params["gfd"],
+                                 extra_values=params["values"])
+    change.previous_cm = kube.get("ConfigMap", "v1", cm_name, namespace) if params["manage_config_map"] else None
+    change.release_current = (
+        bool(existing)
+        and existing.get("status") == "deployed"
+        and existing.get("chart") == "%s-%s" % (chart["name"], chart["version"])
+        and current_values == change.values
+    )
+    return change
+
+
+def apply_device_plugin(module, change):
+    """Write what prepare_device_plugin computed: the ConfigMap, the Helm release, then wait for
+    the rollout (restoring the previous state when it does not become ready)."""
+    params = module.params
+    kube, helm, release, namespace, cm_name = change.kube, change.helm, change.release, change.namespace, change.cm_name
+    result = {"changed": False, "release_name": release, "release_namespace": namespace}
 
     if params["state"] == "absent":
-        if existing:
+        if change.existing:
             result["changed"] = True
             if not module.check_mode:
                 helm.uninstall(release, namespace, params["wait_timeout"])
@@ -329,33 +352,23 @@ def ensure_device_plugin(module):
             result["changed"] = result["changed"] or cm["changed"]
         return result
 
-    chart = _chart_check(module, helm)  # before any write
-    values = chart_values(plan, config_map_name=cm_name, image_tag=params["image_tag"], gfd=params["gfd"],
-                          extra_values=params["values"])
-    result["plan"] = plan.to_dict(derived=True)
+    values = change.values
+    result["plan"] = change.plan.to_dict(derived=True)
     result["values"] = values
     result["config_hash"] = values["podAnnotations"]["checksum/config"]
 
-    previous_cm = kube.get("ConfigMap", "v1", cm_name, namespace) if params["manage_config_map"] else None
-    release_current = (
-        bool(existing)
-        and existing.get("status") == "deployed"
-        and existing.get("chart") == "%s-%s" % (chart["name"], chart["version"])
-        and current_values == values
-    )
-
     if params["manage_config_map"]:
         try:
-            cm_result, dummy = _apply_config_map(module, kube, plan, cm_name, namespace, True)
+            cm_result, dummy = _apply_config_map(module, kube, change.plan, cm_name, namespace, True)
         except Exception as exc:
             module.fail_json(msg="Writing ConfigMap %s/%s failed: %s" % (namespace, cm_name, error_message(exc)))
         result["config_map"] = {"changed": cm_result["changed"], "method": cm_result.get("method")}
         result["changed"] = cm_result["changed"]
     if module._diff:
-        result["diff"] = {"before": {"values": current_values or {}}, "after": {"values": values}}
+        result["diff"] = {"before": {"values": change.current_values or {}}, "after": {"values": values}}
 
-    after = existing
-    if not release_current:
+    after = change.existing
+    if not change.release_current:
         result["changed"] = True
         if not module.check_mode:
             helm.upgrade_install(release, namespace, params["chart_ref"], params["chart_version"], values,
@@ -369,7 +382,8 @@ def ensure_device_plugin(module):
         rollout = wait_for_rollout(kube, release, namespace, params["wait_timeout"])
         result["rollout"] = rollout
         if not rollout["ready"]:
-            restored = _restore(module, kube, helm, existing, previous_cm, release, namespace) if result["changed"] else []
+            restored = (_restore(module, kube, helm, change.existing, change.previous_cm, release, namespace)
+                        if result["changed"] else [])
             result["restored"] = restored
             module.fail_json(
                 msg="The device plugin did not become ready on every GPU node within %ss: %s. %s"
@@ -378,6 +392,11 @@ def ensure_device_plugin(module):
                 **result
             )
     return result
+
+
+def ensure_device_plugin(module):
+    """device_plugin: NVIDIA's chart installed with the sharing configs, rolled out and ready."""
+    return apply_device_plugin(module, prepare_device_plugin(module))
 
 
 def _rollout_reason(rollout):

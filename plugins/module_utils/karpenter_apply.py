@@ -96,7 +96,9 @@ def _fail(module, msg, **extra):
     module.fail_json(msg=msg, **extra)
 
 
-def _render(module):
+def render(module):
+    """The NodePool, EC2NodeClass and overlays from the module's params, every option validated
+    before the API is contacted (or fail_json naming field, value and fix)."""
     try:
         return render_from_params(module.params)
     except SharingError as err:  # KarpenterError is a SharingError
@@ -210,7 +212,16 @@ def ensure_absent(module, kube):
     return result
 
 
-def ensure_present(module, kube, docs):
+def _reraise_failures(exc):
+    """fail_json ends a run by raising; that must pass through the handlers that wrap API errors."""
+    if exc.__class__.__name__ in ("AnsibleFailJson", "SystemExit"):
+        raise exc
+
+
+def prepare_present(module, kube, docs):
+    """Everything ensure_present checks before its first write: the kinds served, the NodeOverlay
+    gate, ownership of existing objects and (outside check mode) the API server's dry run of each
+    object. Returns the overlays to write and the gate's state and warnings."""
     params = module.params
     overlay_served = check_api(module, kube, docs)
     warnings = []
@@ -237,8 +248,6 @@ def ensure_present(module, kube, docs):
             warnings.append(message)
             want_overlays = False
     desired_overlays = docs["overlays"] if want_overlays else []
-
-    run = _Run(module, kube)
     try:
         if docs["ec2nodeclass"] is not None:
             existing = kube.get(NODECLASS_KIND, NODECLASS_API, docs["ec2nodeclass"]["metadata"]["name"])
@@ -251,46 +260,61 @@ def ensure_present(module, kube, docs):
             _fail(module, "NodePool %s exists and was not created by gpu_slicing.eks. Nothing was written. Fix: "
                   "choose another name, or add the labels %s=%s and %s=%s to adopt it."
                   % (params["name"], MANAGED_BY_LABEL, MANAGED_BY, OWNER_LABEL, params["name"]))
-        ordered = ([docs["ec2nodeclass"]] if docs["ec2nodeclass"] is not None else []) + desired_overlays \
-            + [docs["nodepool"]]
-        if not module.check_mode:
-            # Every object passes the API server's own validation (CRD schemas, CEL rules) in a
-            # dry run first, so a rejected NodePool cannot leave its class and overlays written.
-            for doc in ordered:
-                try:
-                    kube.dry_run_apply(doc)
-                except Exception as exc:  # pylint: disable=broad-except
-                    _fail(module, "The API server rejects %s %s: %s. Nothing was written."
-                          % (doc["kind"], doc["metadata"]["name"], error_message(exc)))
-        if docs["ec2nodeclass"] is not None:
-            run.apply(docs["ec2nodeclass"])
-        for overlay in desired_overlays:
-            run.apply(overlay)
-        run.apply(docs["nodepool"])
-        if overlay_served:
-            wanted = {o["metadata"]["name"] for o in desired_overlays}
+    except Exception as exc:
+        _reraise_failures(exc)
+        _fail(module, "Reading the Karpenter objects failed: %s. Nothing was written." % error_message(exc))
+    if not module.check_mode:
+        # Every object passes the API server's own validation (CRD schemas, CEL rules) in a
+        # dry run first, so a rejected NodePool cannot leave its class and overlays written.
+        for doc in _write_order(docs, desired_overlays):
+            try:
+                kube.dry_run_apply(doc)
+            except Exception as exc:  # pylint: disable=broad-except
+                _fail(module, "The API server rejects %s %s: %s. Nothing was written."
+                      % (doc["kind"], doc["metadata"]["name"], error_message(exc)))
+    return {"overlay_served": overlay_served, "overlays": desired_overlays, "gate": gate, "source": source,
+            "warnings": warnings}
+
+
+def _write_order(docs, overlays):
+    """EC2NodeClass, overlays, then the NodePool: Karpenter never sees the pool without them."""
+    return ([docs["ec2nodeclass"]] if docs["ec2nodeclass"] is not None else []) + list(overlays) + [docs["nodepool"]]
+
+
+def apply_present(module, kube, docs, checked):
+    """Write what prepare_present checked, and prune owned overlays no longer wanted."""
+    params = module.params
+    run = _Run(module, kube)
+    try:
+        for doc in _write_order(docs, checked["overlays"]):
+            run.apply(doc)
+        if checked["overlay_served"]:
+            wanted = {o["metadata"]["name"] for o in checked["overlays"]}
             for overlay in _owned_overlays(kube, params["name"]):
                 if overlay["metadata"]["name"] not in wanted:
                     run.delete(OVERLAY_API, OVERLAY_KIND, overlay["metadata"]["name"])
     except Exception as exc:
-        if getattr(exc, "__class__", None).__name__ in ("AnsibleFailJson", "SystemExit"):
-            raise
+        _reraise_failures(exc)
         _fail(module, "Writing the Karpenter objects failed: %s" % error_message(exc), objects=run.objects)
     result = {
         "changed": run.changed,
         "objects": run.objects,
         "nodepool": docs["nodepool"],
         "ec2nodeclass": docs["ec2nodeclass"],
-        "node_overlays": desired_overlays,
+        "node_overlays": checked["overlays"],
         "summary": docs["summary"],
-        "node_overlay_gate": gate,
-        "gate_source": source,
+        "node_overlay_gate": checked["gate"],
+        "gate_source": checked["source"],
     }
-    if warnings:
-        result["over_provisioning_warning"] = warnings[0]
+    if checked["warnings"]:
+        result["over_provisioning_warning"] = checked["warnings"][0]
     if run.diffs:
         result["diff"] = run.diffs
     return result
+
+
+def ensure_present(module, kube, docs):
+    return apply_present(module, kube, docs, prepare_present(module, kube, docs))
 
 
 def ensure_nodepool(module):
@@ -300,9 +324,8 @@ def ensure_nodepool(module):
         try:
             return ensure_absent(module, kube)
         except Exception as exc:
-            if exc.__class__.__name__ in ("AnsibleFailJson", "SystemExit"):
-                raise
+            _reraise_failures(exc)
             _fail(module, "Removing the Karpenter objects failed: %s" % error_message(exc))
-    docs = _render(module)  # every option validated before the API is contacted
+    docs = render(module)  # every option validated before the API is contacted
     kube = _connect(module)
     return ensure_present(module, kube, docs)

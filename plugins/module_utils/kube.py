@@ -144,12 +144,14 @@ def get_client(module):
     return get_api_client(module, **extra)
 
 
-class _ServiceView(object):
-    """The parts of a module that kubernetes.core's K8sService reads, with our params.
+class ParamsView(object):
+    """A module with other params: everything else (check mode, diff, warn, fail_json, the
+    inner AnsibleModule) is the module's own.
 
-    K8sService takes its apply/wait settings from ``module.params``; ours are fixed by
-    design (server-side apply under FIELD_MANAGER), so they are supplied here instead of
-    being exposed as module options.
+    Used where code reads its settings from ``module.params`` but must see other ones:
+    kubernetes.core's K8sService takes its apply/wait settings from params (ours are fixed by
+    design: server-side apply under FIELD_MANAGER), AnsibleHelmModule its helm settings, and
+    gpu_sharing runs each part's code with that part's options.
     """
 
     def __init__(self, module, params):
@@ -187,7 +189,7 @@ class KubeAccess(object):
             "delete_options": None,
             "generate_name": None,
         }
-        return K8sService(self.client, _ServiceView(self.module, params)), params
+        return K8sService(self.client, ParamsView(self.module, params)), params
 
     def resource(self, kind, api_version):
         """The API resource for kind/api_version, or None when the server does not serve it."""

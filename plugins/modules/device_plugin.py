@@ -30,63 +30,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - gpu_slicing.eks.sharing_profiles
   - gpu_slicing.eks.eks_connection
-options:
-  state:
-    description: C(present) installs or upgrades; C(absent) uninstalls the release and removes the ConfigMap.
-    type: str
-    choices: [present, absent]
-    default: present
-  release_name:
-    description: Helm release name.
-    type: str
-    default: nvdp
-  release_namespace:
-    description: Namespace of the release, the DaemonSets and the ConfigMap.
-    type: str
-    default: nvidia-device-plugin
-  chart_ref:
-    description:
-      - NVIDIA's chart, as a local directory or C(<repo>/nvidia-device-plugin) for a repository added with
-        C(helm repo add).
-    type: str
-    required: true
-  chart_version:
-    description: Chart version that must be installed; the chart found at I(chart_ref) is checked against it.
-    type: str
-    default: 0.20.0
-  config_map_name:
-    description: Name of the ConfigMap holding the sharing configs.
-    type: str
-    default: nvidia-device-plugin-configs
-  manage_config_map:
-    description: Write (and on C(absent) remove) the ConfigMap from I(profiles) before installing the chart.
-    type: bool
-    default: true
-  image_tag:
-    description: Image tag with digest (C(<tag>@sha256:<digest>)) for the plugin; the repository is the chart's default. A tag without digest is refused.
-    type: str
-    default: v0.20.0@sha256:a61ba9fd8efb82f3a79f877f7580e02c1e8e7593f62473644bc9c79e315c3312
-  gfd:
-    description: Enable GPU Feature Discovery (and the Node Feature Discovery it needs).
-    type: bool
-    default: true
-  values:
-    description:
-      - Extra Helm values merged over the ones this module computes, as a dict.
-      - C(config) cannot be set here; the plugin's config comes from I(profiles).
-    type: raw
-    default: {}
-  wait:
-    description: Wait until the plugin and GFD DaemonSets are ready on every GPU node.
-    type: bool
-    default: true
-  wait_timeout:
-    description: Seconds to wait for the rollout before restoring the previous state and failing.
-    type: int
-    default: 300
-  binary_path:
-    description: Path of the helm binary; found on C(PATH) when not set.
-    type: path
+  - gpu_slicing.eks.sharing_parts.device_plugin
 requirements:
   - helm >= 3.10 (helm v3.22.0 tested)
   - kubernetes >= 24.2.0
@@ -186,13 +130,9 @@ diff:
   type: dict
 """
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
-    CHART_VERSION,
-    DEFAULT_CONFIG_MAP,
-    DEFAULT_NAMESPACE,
-    DEFAULT_RELEASE,
-    IMAGE_TAG,
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    device_plugin_arg_spec,
+    sharing_arg_spec,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin_apply import (
     ensure_device_plugin,
@@ -206,21 +146,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
 def main():
     argument_spec = connection_arg_spec()
     argument_spec.update(sharing_arg_spec(required=False))
-    argument_spec.update(
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-        release_name=dict(type="str", default=DEFAULT_RELEASE),
-        release_namespace=dict(type="str", default=DEFAULT_NAMESPACE),
-        chart_ref=dict(type="str", required=True),
-        chart_version=dict(type="str", default=CHART_VERSION),
-        config_map_name=dict(type="str", default=DEFAULT_CONFIG_MAP),
-        manage_config_map=dict(type="bool", default=True),
-        image_tag=dict(type="str", default=IMAGE_TAG),
-        gfd=dict(type="bool", default=True),
-        values=dict(type="raw", default={}),
-        wait=dict(type="bool", default=True),
-        wait_timeout=dict(type="int", default=300),
-        binary_path=dict(type="path"),
-    )
+    argument_spec.update(device_plugin_arg_spec())
     module = new_module(
         argument_spec=argument_spec,
         supports_check_mode=True,
