@@ -6,21 +6,23 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import textwrap
 
-# The options of the two parts of GPU sharing, written once: device_plugin and
-# karpenter_gpu_nodepool document them at the top level (with their own state), gpu_sharing as
-# the suboptions of its device_plugin and nodepool (one state for both). The argument specs
-# have the same single source (module_utils/args.py).
 
-_DEVICE_PLUGIN_STATE = r"""
+class ModuleDocFragment(object):
+    """Options of the two parts of GPU sharing, written once. device_plugin and
+    karpenter_gpu_nodepool document them at the top level (DEVICE_PLUGIN, NODEPOOL), gpu_sharing
+    as the suboptions of its device_plugin and nodepool options, without state (NESTED, made
+    from the same text below). The argument specs have one source too: module_utils/args.py."""
+
+    DEVICE_PLUGIN = r"""
+options:
   state:
     description: C(present) installs or upgrades; C(absent) uninstalls the release and removes the ConfigMap.
     type: str
     choices: [present, absent]
-    default: present"""
-
-_DEVICE_PLUGIN_OPTIONS = r"""
+    default: present
   release_name:
     description: Helm release name.
     type: str
@@ -71,16 +73,16 @@ _DEVICE_PLUGIN_OPTIONS = r"""
     default: 300
   binary_path:
     description: Path of the helm binary; found on C(PATH) when not set.
-    type: path"""
+    type: path
+"""
 
-_NODEPOOL_STATE = r"""
+    NODEPOOL = r"""
+options:
   state:
     description: C(present) writes the objects; C(absent) removes the ones this module created for I(name).
     type: str
     choices: [present, absent]
-    default: present"""
-
-_NODEPOOL_OPTIONS = r"""
+    default: present
   name:
     description: Name of the NodePool; also the default EC2NodeClass name and the prefix of the overlays.
     type: str
@@ -282,33 +284,33 @@ _NODEPOOL_OPTIONS = r"""
         EC2NodeClass without overlays, warning that Karpenter will over-provision, instead of failing.
         Overlays this module wrote before are removed then.
     type: bool
-    default: false"""
+    default: false
+"""
 
 
-def _suboptions(option, description, options, required):
-    return (
-        "  %s:\n    description:\n%s    type: dict\n    required: %s\n    suboptions:%s"
-        % (option, "".join("      - %s\n" % line for line in description), "true" if required else "false",
-           textwrap.indent(options, "    ")) + "\n"
-    )
+def _options_but_state(fragment):
+    """The option entries of a top-level fragment, without its state option."""
+    body = fragment.split("\noptions:\n", 1)[1]
+    return re.sub(r"^  state:\n(?:    .*\n)*", "", body, flags=re.M)
 
 
-class ModuleDocFragment(object):
-    """Options of the device plugin and of the Karpenter GPU NodePool."""
+def _suboptions(option, description, fragment, required):
+    return "  %s:\n    description:\n%s    type: dict\n    required: %s\n    suboptions:\n%s" % (
+        option, "".join("      - %s\n" % line for line in description), "true" if required else "false",
+        textwrap.indent(_options_but_state(fragment), "    "))
 
-    DEVICE_PLUGIN = "\noptions:" + _DEVICE_PLUGIN_STATE + _DEVICE_PLUGIN_OPTIONS
 
-    NODEPOOL = "\noptions:" + _NODEPOOL_STATE + _NODEPOOL_OPTIONS
-
-    NESTED = "\noptions:\n" + _suboptions(
-        "device_plugin",
-        ["The options of M(gpu_slicing.eks.device_plugin) except I(state), for NVIDIA's device plugin and its "
-         "sharing ConfigMap."],
-        _DEVICE_PLUGIN_OPTIONS, True,
-    ) + _suboptions(
-        "nodepool",
-        ["The options of M(gpu_slicing.eks.karpenter_gpu_nodepool) except I(state), for the Karpenter GPU "
-         "NodePool, its EC2NodeClass and NodeOverlays.",
-         "When not set, no NodePool is managed (and none is removed)."],
-        _NODEPOOL_OPTIONS, False,
-    )
+# Set after the class: ansible-test's yamllint check reads a fragment class's attributes as
+# string literals, and this one is built (validate-modules checks it against gpu_sharing's spec).
+ModuleDocFragment.NESTED = "\noptions:\n" + _suboptions(
+    "device_plugin",
+    ["The options of M(gpu_slicing.eks.device_plugin) except I(state), for NVIDIA's device plugin and its "
+     "sharing ConfigMap."],
+    ModuleDocFragment.DEVICE_PLUGIN, True,
+) + _suboptions(
+    "nodepool",
+    ["The options of M(gpu_slicing.eks.karpenter_gpu_nodepool) except I(state), for the Karpenter GPU "
+     "NodePool, its EC2NodeClass and NodeOverlays.",
+     "When not set, no NodePool is managed (and none is removed)."],
+    ModuleDocFragment.NODEPOOL, False,
+)

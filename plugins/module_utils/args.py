@@ -77,7 +77,7 @@ def device_plugin_arg_spec():
 def nodepool_arg_spec():
     """karpenter_gpu_nodepool's own options (besides the connection and the sharing profiles).
     Here, not in the module, because gpu_sharing takes the same options (less state) as its
-    nodepool, and the nodepool_input_problems filter checks a role's inputs against them."""
+    nodepool."""
     return dict(
         state=dict(STATE_OPTION),
         name=dict(type="str", required=True),

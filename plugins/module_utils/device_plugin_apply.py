@@ -113,20 +113,34 @@ def ensure_config_map(module):
 
 
 class Helm(object):
-    """helm run through kubernetes.core's AnsibleHelmModule with our resolved connection."""
+    """helm run through kubernetes.core's AnsibleHelmModule with our resolved connection.
+
+    The helm CLI (and kubernetes.core's helm module_utils) is only set up when a helm command
+    runs: a run with nothing to change reads the release from its Secret and the chart from its
+    directory, and so needs neither."""
 
     def __init__(self, module, kube, binary):
-        from ansible_collections.kubernetes.core.plugins.module_utils.helm import (
-            AnsibleHelmModule,
-        )
-
         self.module = module
         self.kube = kube
-        params = helm_environment(module, kube)
-        params["binary_path"] = binary
-        params["release_namespace"] = module.params["release_namespace"]
-        self._helm = AnsibleHelmModule(module=ParamsView(module._module, params))
-        self.binary = self._helm.get_helm_binary()
+        self._binary = binary
+        self._helm_module = None
+
+    @property
+    def _helm(self):
+        if self._helm_module is None:
+            from ansible_collections.kubernetes.core.plugins.module_utils.helm import (
+                AnsibleHelmModule,
+            )
+
+            params = helm_environment(self.module, self.kube)
+            params["binary_path"] = self._binary
+            params["release_namespace"] = self.module.params["release_namespace"]
+            self._helm_module = AnsibleHelmModule(module=ParamsView(self.module._module, params))
+        return self._helm_module
+
+    @property
+    def binary(self):
+        return self._helm.get_helm_binary()
 
     def run(self, args, fails_on_error=True):
         def once(argv):

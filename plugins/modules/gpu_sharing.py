@@ -23,7 +23,7 @@ description:
     with the device plugin untouched. Two tasks would have changed the plugin first.
   - With C(state=present) the device plugin is written and waited for, then the NodePool; with
     C(state=absent) the NodePool goes first, so Karpenter launches no more nodes for a removed plugin.
-  - This is the module of the collection's main job, C(playbooks/enable.yml) (role M(gpu_slicing.eks.gpu_sharing)).
+  - This is the module of the collection's main job, C(playbooks/enable.yml) (role C(gpu_slicing.eks.gpu_sharing)).
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - gpu_slicing.eks.sharing_profiles

@@ -344,37 +344,61 @@ def test_case_count(local_cluster, tmp_path):
     assert n >= 40, n
 
 
-MAIN_JOB_CHECK = "Stop when the Karpenter GPU NodePool inputs are bad (nothing is written yet)"
+MAIN_JOB_TASK = "gpu_slicing.eks.gpu_sharing : Install the device plugin and set up the Karpenter GPU NodePool, checked before any write"
+FOREIGN_POOL = "gse-bad-foreign"
+KWOK_CLASS = {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"}
 
 
 @pytest.mark.parametrize("case, overrides, must", [
+    # inputs: refused before the API is contacted
     ("unknown-instance-type", {"gpu_slicing_instance_types": "g4dn.xlarge, p9.huge"},
      ["instance_types[1]", "p9.huge", "Fix"]),
     ("no-node-role", {"gpu_slicing_instance_types": "g4dn.xlarge", "karpenter_gpu_role": ""},
      ["role", "instance_profile", "Fix"]),
+    # cluster state: refused after reading the cluster, still before the first write (two tasks,
+    # the device plugin's and then the NodePool's, changed the plugin first)
+    ("nodepool-owned-by-another-tool", {"karpenter_gpu_nodepool_name": FOREIGN_POOL},
+     ["NodePool %s exists and was not created by gpu_slicing.eks" % FOREIGN_POOL, "Nothing was written", "Fix"]),
+    ("node-overlay-gate-off", {"karpenter_gpu_feature_gates": "NodeOverlay=false"},
+     ["NodeOverlay feature gate is off", "Nothing was written", "Fix"]),
 ])
 def test_main_job_checks_the_nodepool_before_the_device_plugin(local_cluster, case, overrides, must):
-    """playbooks/enable.yml with a profile change for the plugin (8 replicas) and a bad NodePool
-    input: the run stops at the NodePool check, before the device plugin role, and nothing changed."""
+    """playbooks/enable.yml with a profile change for the plugin (8 replicas) and a NodePool that
+    would be refused, for its inputs or for the cluster's state: the one module run stops before
+    its first write, so there is no Helm release and nothing in the cluster changed."""
     c = local_cluster
+    c.apply_karpenter_crds()
+    c.apply({"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": {"name": "default"}})
+    # A NodePool another tool made (no gpu_slicing.eks labels), there before and after the run.
+    c.apply({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": FOREIGN_POOL},
+             "spec": {"template": {"spec": {"nodeClassRef": KWOK_CLASS, "requirements": [
+                 {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}},
+                 "disruption": {"consolidateAfter": "1m"}, "limits": {"cpu": "0"}}})
     ref, version = chart(c)
-    extra = {"gpu_slicing_replicas": 8, "device_plugin_chart_ref": ref, "device_plugin_chart_version": version,
+    extra = {"gpu_slicing_replicas": 8, "gpu_slicing_instance_types": "g4dn.xlarge",
+             "device_plugin_chart_ref": ref, "device_plugin_chart_version": version,
              "device_plugin_helm_binary": str(c.bin / "helm"), "device_plugin_namespace": "gse-bad-main",
-             "device_plugin_wait_timeout": 30, "karpenter_gpu_cluster_name": "c",
-             "karpenter_gpu_role": "KarpenterNodeRole-c"}
+             "device_plugin_wait_timeout": 30, "karpenter_gpu_nodepool_name": "gse-bad-main",
+             "karpenter_gpu_manage_node_class": False, "karpenter_gpu_node_class_ref": KWOK_CLASS,
+             "karpenter_gpu_feature_gates": "NodeOverlay=true"}
+    if case == "no-node-role":  # a managed EC2NodeClass needs a role or an instance profile
+        extra.update(karpenter_gpu_manage_node_class=True, karpenter_gpu_node_class_ref={},
+                     karpenter_gpu_cluster_name="c")
     extra.update(overrides)
-    before = snapshot(c)
-    rc, output = run_playbook(os.path.join(REPO_ROOT, "playbooks", "enable.yml"), kubeconfig=str(c.kubeconfig),
-                              extra_vars=extra, timeout=600)
-    after = snapshot(c)
+    try:
+        before = snapshot(c)
+        rc, output = run_playbook(os.path.join(REPO_ROOT, "playbooks", "enable.yml"),
+                                  kubeconfig=str(c.kubeconfig), extra_vars=extra, timeout=600)
+        after = snapshot(c)
+    finally:
+        c.kubectl("delete", "nodepools.karpenter.sh", FOREIGN_POOL, "--ignore-not-found", check=False)
     results = task_results(output)
     failed = [(name, res) for name, res in results if res.get("failed")]
     assert rc != 0 and failed, (case, output.get("_stderr"))
     name, res = failed[0]
-    assert name.endswith("karpenter_gpu : " + MAIN_JOB_CHECK), (case, name, result_text(res))
+    assert name == MAIN_JOB_TASK, (case, name, result_text(res))
     text = result_text(res)
     assert all(part in text for part in must), (case, text)
-    assert not any("device_plugin :" in n for n, dummy in results), [n for n, dummy in results]
     assert c.helm("list", "-n", "gse-bad-main", "-q").stdout.strip() == ""
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     assert not changed, json.dumps(changed)[:2000]

@@ -1,7 +1,6 @@
-"""Unit tests for the filters replicas_for_fraction, shared_gpu_pod_spec and nodepool_input_problems."""
+"""Unit tests for the filters replicas_for_fraction and shared_gpu_pod_spec."""
 
 import copy
-import os
 
 import pytest
 import yaml
@@ -11,7 +10,6 @@ from hypothesis import strategies as st
 
 from ansible_collections.gpu_slicing.eks.plugins.filter.gpu_slicing import (
     FilterModule,
-    nodepool_input_problems,
     replicas_for_fraction,
     shared_gpu_pod_spec,
 )
@@ -44,7 +42,7 @@ LABEL = "nvidia.com/device-plugin.config"
 
 
 def test_filters_registered():
-    assert set(FilterModule().filters()) == {"replicas_for_fraction", "shared_gpu_pod_spec", "nodepool_input_problems"}
+    assert set(FilterModule().filters()) == {"replicas_for_fraction", "shared_gpu_pod_spec"}
 
 
 @pytest.mark.parametrize("value, replicas", [(0.25, 4), ("0.25", 4), (0.2, 5), (0.5, 2), (0.3, 3), (0.1, 10),
@@ -244,61 +242,3 @@ def test_property_fraction_served_iff_slice_big_enough(replicas, percent):
     else:
         with pytest.raises(AnsibleFilterError):
             shared_gpu_pod_spec(pod, profile)
-
-
-# --------------------------------------------------------------------------- nodepool_input_problems
-
-POOL_PROFILES = [{"name": "ts-4", "replicas": 4}]
-# what roles/karpenter_gpu/tasks/check.yml gives, role defaults and the local cluster's node class
-POOL_OPTIONS = {"name": "gpu-shared", "profile": None, "cluster_name": None, "instance_types": ["g4dn.xlarge"],
-                "instance_families": None, "capacity_types": ["on-demand"], "limit_slices": None, "limit_gpus": None,
-                "consolidate_after": "5m", "expire_after": "720h", "manage_node_class": False,
-                "node_class_ref": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
-                "ami_alias": "al2023@latest", "role": None, "instance_profile": None, "root_volume_size": "100Gi",
-                "overlay_key": "instance-type", "overlay_weight": "10", "karpenter_namespace": "kube-system",
-                "karpenter_feature_gates": None, "allow_without_node_overlay": False}
-
-
-def test_nodepool_inputs_the_module_accepts_have_no_problems():
-    # overlay_weight as a string, as a template gives it: the module's argument spec converts it
-    assert nodepool_input_problems(POOL_OPTIONS, POOL_PROFILES) == []
-
-
-@pytest.mark.parametrize("override, expected", [
-    ({"instance_types": ["g4dn.xlarge", "p9.huge"]}, ["instance_types[1]", "p9.huge", "Fix"]),
-    ({"overlay_weight": "ten"}, ["karpenter_gpu_nodepool", "overlay_weight", "int"]),
-    ({"overlay_key": "zone"}, ["overlay_key", "instance-type"]),
-    ({"bogus": 1}, ["unsupported option bogus"]),
-    ({"limit_slices": -3}, ["limit_slices"]),
-    ({"profile": "ts-9"}, ["profile", "ts-9"]),
-    ({"manage_node_class": True, "node_class_ref": None}, ["role", "instance_profile", "Fix"]),
-])
-def test_nodepool_input_problems_name_the_field(override, expected):
-    options = dict(POOL_OPTIONS, **override)
-    problems = nodepool_input_problems(options, POOL_PROFILES)
-    assert problems, options
-    text = " ".join(problems)
-    assert all(part in text for part in expected), problems
-
-
-def test_nodepool_input_problems_checks_the_profiles_too():
-    problems = nodepool_input_problems(POOL_OPTIONS, [{"name": "ts-1", "replicas": 1}])
-    assert problems and "replicas" in problems[0]
-
-
-def test_nodepool_input_problems_wants_a_dict():
-    with pytest.raises(AnsibleFilterError, match="dict"):
-        nodepool_input_problems("gpu-shared", POOL_PROFILES)
-
-
-def test_role_check_gives_the_filter_the_options_main_gives_the_module():
-    """roles/karpenter_gpu: tasks/check.yml and tasks/main.yml name the same module options, so the
-    check before any write sees what the module will be given."""
-    role = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "karpenter_gpu", "tasks")
-    with open(os.path.join(role, "main.yml")) as handle:
-        module_args = yaml.safe_load(handle)[0]["gpu_slicing.eks.karpenter_gpu_nodepool"]
-    with open(os.path.join(role, "check.yml")) as handle:
-        check_options = yaml.safe_load(handle)[0]["vars"]["karpenter_gpu_check_options"]
-    assert set(check_options) == set(module_args) - {"state", "profiles"}
-    for key, value in check_options.items():
-        assert value == module_args[key].replace("default(omit, true)", "default(none, true)"), key
