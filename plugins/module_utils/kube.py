@@ -152,14 +152,17 @@ class ParamsView(object):
     kubernetes.core's K8sService takes its apply/wait settings from params (ours are fixed by
     design: server-side apply under FIELD_MANAGER), AnsibleHelmModule its helm settings, and
     gpu_sharing runs each part's code with that part's options.
+
+    The module is kept as ``_wrapped``, not ``_module``: code that reaches for the inner
+    AnsibleModule of an AnsibleK8SModule (``module._module``) must get it through a view too.
     """
 
     def __init__(self, module, params):
-        self._module = module
+        self._wrapped = module
         self.params = params
 
     def __getattr__(self, name):
-        return getattr(self._module, name)
+        return getattr(self._wrapped, name)
 
 
 class KubeAccess(object):
