@@ -357,20 +357,9 @@ def bench_packing(wd, quick):
 CONVERGE_GPU_NODES = 2
 
 
-def collection_playbook(path):
-    """playbooks/enable.yml when it carries the karpenter role, else both roles in one play."""
-    enable = (REPO / "playbooks" / "enable.yml").read_text()
-    if "karpenter_gpu" in enable:
-        return REPO / "playbooks" / "enable.yml", "playbooks/enable.yml"
-    import yaml
-    path.write_text(yaml.safe_dump([{
-        "name": "Enable GPU sharing (device_plugin + karpenter_gpu roles)",
-        "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-        "module_defaults": {"group/gpu_slicing.eks.all": "{{ gpu_slicing_connection | default({}) }}"},
-        "roles": [{"role": "gpu_slicing.eks.device_plugin"}, {"role": "gpu_slicing.eks.karpenter_gpu"}],
-    }], sort_keys=False))
-    return path, "roles device_plugin + karpenter_gpu (playbooks/enable.yml has no karpenter role yet)"
+def collection_playbook():
+    """The main job, as users run it."""
+    return REPO / "playbooks" / "enable.yml", "playbooks/enable.yml"
 
 
 def converge_vars(c):
@@ -480,7 +469,7 @@ def bench_converge(wd, quick):
     tmp = wd.root / "converge-files"
     tmp.mkdir(parents=True, exist_ok=True)
     results = {"gpu_nodes": CONVERGE_GPU_NODES}
-    playbook, label = collection_playbook(tmp / "collection-enable.yml")
+    playbook, label = collection_playbook()
     results["collection_playbook"] = label
     results["reference_playbook"] = "benchmarks/reference/enable.yml"
     nodepool_objects = []
