@@ -209,6 +209,8 @@ def _cases(cluster, tmp):
         "gpu_slicing_verify": [
             ("profile-unknown", m("gpu_slicing_verify", vf, profile="ts-99"), ["profile", "ts-99"]),
             ("timeout-negative", m("gpu_slicing_verify", vf, timeout=-5), ["timeout", "Fix"]),
+            ("cleanup-timeout-negative", m("gpu_slicing_verify", vf, cleanup_timeout=-1),
+             ["cleanup_timeout", "-1", "0 or more", "Fix"]),
             ("hold-string", m("gpu_slicing_verify", vf, hold_seconds="forever"), ["hold_seconds", "int"]),
             ("hold-zero", m("gpu_slicing_verify", vf, hold_seconds=0), ["hold_seconds", "0", "Fix"]),
             ("karpenter-pods-zero", m("gpu_slicing_verify", vf, karpenter_nodepool="gpu-shared", karpenter_pods=0),
