@@ -317,15 +317,19 @@ def ensure_present(module, kube, docs):
     return apply_present(module, kube, docs, prepare_present(module, kube, docs))
 
 
+def remove(module, kube):
+    """ensure_absent, with an API error reported as a failure that says what was being removed."""
+    try:
+        return ensure_absent(module, kube)
+    except Exception as exc:
+        _reraise_failures(exc)
+        _fail(module, "Removing the Karpenter objects failed: %s" % error_message(exc))
+
+
 def ensure_nodepool(module):
     """karpenter_gpu_nodepool: the NodePool, EC2NodeClass and NodeOverlays present or absent."""
     if module.params["state"] == "absent":
-        kube = _connect(module)
-        try:
-            return ensure_absent(module, kube)
-        except Exception as exc:
-            _reraise_failures(exc)
-            _fail(module, "Removing the Karpenter objects failed: %s" % error_message(exc))
+        return remove(module, _connect(module))
     docs = render(module)  # every option validated before the API is contacted
     kube = _connect(module)
     return ensure_present(module, kube, docs)

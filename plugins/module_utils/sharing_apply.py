@@ -21,14 +21,11 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin_appl
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.karpenter_apply import (
     apply_present,
-    ensure_absent,
     prepare_present,
+    remove,
     render,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
-    ParamsView,
-    error_message,
-)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import ParamsView
 
 
 def _part(module, option):
@@ -47,22 +44,13 @@ def _diff(plugin_module, plugin_result, pool_result):
     return diffs
 
 
-def _remove_nodepool(pool_module, kube):
-    try:
-        return ensure_absent(pool_module, kube)
-    except Exception as exc:
-        if exc.__class__.__name__ in ("AnsibleFailJson", "SystemExit"):
-            raise
-        pool_module.fail_json(msg="Removing the Karpenter objects failed: %s" % error_message(exc))
-
-
 def ensure_gpu_sharing(module):
     """gpu_sharing: both parts present (plugin first, then the NodePool that brings nodes for it)
     or absent (the NodePool first, so Karpenter launches no more nodes for a removed plugin)."""
     plugin_module, pool_module = _part(module, "device_plugin"), _part(module, "nodepool")
     if module.params["state"] == "absent":
         change = prepare_device_plugin(plugin_module)
-        pool_result = _remove_nodepool(pool_module, change.kube) if pool_module is not None else None
+        pool_result = remove(pool_module, change.kube) if pool_module is not None else None
         plugin_result = apply_device_plugin(plugin_module, change)
     else:
         docs = render(pool_module) if pool_module is not None else None  # before the API is contacted

@@ -129,7 +129,7 @@ def test_main_job_role_and_the_two_roles_configure_the_same_plugin_and_nodepool(
         "device_plugin_profiles": [{"name": "ts-4", "replicas": 4}, {"name": "mps-2", "strategy": "mps", "replicas": 2}],
         "device_plugin_default_profile": "ts-4", "device_plugin_chart_ref": str(path),
         "device_plugin_chart_version": str(yaml.safe_load((path / "Chart.yaml").read_text())["version"]),
-        "device_plugin_helm_binary": str(c.bin / "helm"), "device_plugin_namespace": NS,
+        "device_plugin_helm_binary": str(c.bin / "helm"), "device_plugin_namespace": namespace,
         "device_plugin_release_name": RELEASE,
         "karpenter_gpu_profiles": [{"name": "ts-4", "replicas": 4}, {"name": "mps-2", "strategy": "mps", "replicas": 2}],
         "karpenter_gpu_profile": "mps-2", "karpenter_gpu_nodepool_name": POOL,

@@ -87,7 +87,7 @@ def calls(monkeypatch):
         "apply_plugin", {"changed": True, "diff": {"before": {"values": {}}, "after": {"values": {"a": 1}}}}))
     monkeypatch.setattr(sharing_apply, "apply_present", record(
         "apply_pool", {"changed": False, "diff": [{"before_header": "NodePool/gpu-shared"}]}))
-    monkeypatch.setattr(sharing_apply, "ensure_absent", record("remove_pool", {"changed": True, "objects": []}))
+    monkeypatch.setattr(sharing_apply, "remove", record("remove_pool", {"changed": True, "objects": []}))
     seen.record = record
     return seen
 
