@@ -34,8 +34,8 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin impo
     plugin_option_errors,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
-    KubeAccess,
     ParamsView,
+    connect,
     error_message,
     helm_environment,
     helm_with_retries,
@@ -50,13 +50,6 @@ def check_names(module, labels=None, subdomains=None, max_label=63):
     errors = name_errors(labels=labels, subdomains=subdomains, max_label=max_label)
     if errors:
         module.fail_json(msg="; ".join(errors))
-
-
-def connect(module):
-    try:
-        return KubeAccess(module)
-    except Exception as exc:  # connection problems of any kind: one clear message
-        module.fail_json(msg="Cannot connect to the Kubernetes API: %s" % error_message(exc))
 
 
 def _ensure_namespace(module, kube, namespace):
@@ -122,7 +115,7 @@ class Helm(object):
     def __init__(self, module, kube, binary):
         self.module = module
         self.kube = kube
-        self._binary = binary
+        self.binary = binary
         self._helm_module = None
 
     @property
@@ -133,14 +126,10 @@ class Helm(object):
             )
 
             params = helm_environment(self.module, self.kube)
-            params["binary_path"] = self._binary
+            params["binary_path"] = self.binary
             params["release_namespace"] = self.module.params["release_namespace"]
             self._helm_module = AnsibleHelmModule(module=ParamsView(self.module._module, params))
         return self._helm_module
-
-    @property
-    def binary(self):
-        return self._helm.get_helm_binary()
 
     def run(self, args, fails_on_error=True):
         def once(argv):
@@ -314,7 +303,7 @@ def prepare_device_plugin(module, kube=None):
     """Everything the device plugin's run checks and reads before its first write: names, the
     sharing plan, the image and values, helm, the connection, the current release and (state
     present) the chart and the Helm values to install. Fails naming field, value and fix.
-    ``kube``: an open KubeAccess to reuse (gpu_sharing shares one with its NodePool part)."""
+    ``kube``: an open kube.KubeAccess to reuse (gpu_sharing shares one with its NodePool part)."""
     params = module.params
     release, namespace = params["release_name"], params["release_namespace"]
     cm_name = params["config_map_name"]

@@ -26,7 +26,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.karpenter import (
     render_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
-    KubeAccess,
+    connect,
     error_message,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
@@ -103,13 +103,6 @@ def render(module):
         return render_from_params(module.params)
     except SharingError as err:  # KarpenterError is a SharingError
         _fail(module, str(err), error=err.to_dict())
-
-
-def _connect(module):
-    try:
-        return KubeAccess(module)
-    except Exception as exc:
-        _fail(module, "Cannot connect to the Kubernetes API: %s" % error_message(exc))
 
 
 def check_api(module, kube, docs):
@@ -329,7 +322,7 @@ def remove(module, kube):
 def ensure_nodepool(module):
     """karpenter_gpu_nodepool: the NodePool, EC2NodeClass and NodeOverlays present or absent."""
     if module.params["state"] == "absent":
-        return remove(module, _connect(module))
+        return remove(module, connect(module))
     docs = render(module)  # every option validated before the API is contacted
-    kube = _connect(module)
+    kube = connect(module)
     return ensure_present(module, kube, docs)

@@ -451,6 +451,15 @@ def error_message(exc):
     return to_native(exc)
 
 
+def connect(module):
+    """A KubeAccess for the module's connection, or fail_json with one clear message for a
+    connection problem of any kind (no kubeconfig, bad credentials, EKS lookup failed)."""
+    try:
+        return KubeAccess(module)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="Cannot connect to the Kubernetes API: %s" % error_message(exc))
+
+
 def new_module(**kwargs):
     """An AnsibleK8SModule (kubernetes.core's module class), failing cleanly without it."""
     if not HAS_KUBERNETES_CORE:

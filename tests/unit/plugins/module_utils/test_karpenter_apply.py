@@ -73,7 +73,7 @@ class FakeKube(object):
 
 
 def run(module, kube, monkeypatch):
-    monkeypatch.setattr(ka, "KubeAccess", lambda m: kube)
+    monkeypatch.setattr(ka, "connect", lambda m: kube)
     return ka.ensure_nodepool(module)
 
 
