@@ -76,6 +76,9 @@ def _cases(cluster, tmp):
     kp = {"name": "bi-pool", "profiles": PROFILES, "cluster_name": "c", "role": "KarpenterNodeRole-c",
           "instance_families": ["g4dn"], "karpenter_feature_gates": "NodeOverlay=true"}
     vf = {"profiles": PROFILES, "timeout": 20, "cleanup_timeout": 20}
+    dp_part = {k: v for k, v in dp.items() if k != "profiles"}
+    kp_part = {k: v for k, v in kp.items() if k != "profiles"}
+    gs = {"profiles": PROFILES, "device_plugin": dp_part, "nodepool": kp_part}
 
     def m(module_name, base, **over):
         args = dict(base)
@@ -206,6 +209,19 @@ def _cases(cluster, tmp):
             ("profile-not-in-profiles", m("karpenter_gpu_nodepool", kp, profile="ts-8"),
              ["profile", "ts-8"]),
         ],
+        # gpu_sharing: each part's options checked (and the NodePool rendered) before either is written
+        "gpu_sharing": [
+            ("sharing-no-device-plugin", {"gpu_slicing.eks.gpu_sharing": {"profiles": PROFILES, "nodepool": kp_part}},
+             ["device_plugin"]),
+            ("sharing-unknown-nodepool-option", m("gpu_sharing", gs, nodepool=dict(kp_part, bogus=1)),
+             ["bogus", "nodepool"]),
+            ("sharing-unknown-instance-type", m("gpu_sharing", gs, nodepool=dict(kp_part, instance_types=["p9.huge"])),
+             ["instance_types[0]", "p9.huge", "Fix"]),
+            ("sharing-image-without-digest", m("gpu_sharing", gs, device_plugin=dict(dp_part, image_tag="v0.20.0")),
+             ["image_tag", "v0.20.0"]),
+            ("sharing-profile-not-in-profiles", m("gpu_sharing", gs, nodepool=dict(kp_part, profile="ts-8")),
+             ["profile", "ts-8"]),
+        ],
         "gpu_slicing_verify": [
             ("profile-unknown", m("gpu_slicing_verify", vf, profile="ts-99"), ["profile", "ts-99"]),
             ("timeout-negative", m("gpu_slicing_verify", vf, timeout=-5), ["timeout", "Fix"]),
@@ -274,7 +290,8 @@ def result_text(result):
     return "\n".join(parts)
 
 
-GROUPS = ["device_plugin_config", "device_plugin", "karpenter_without_crds", "karpenter_gpu_nodepool", "gpu_slicing_verify",
+GROUPS = ["device_plugin_config", "device_plugin", "karpenter_without_crds", "karpenter_gpu_nodepool", "gpu_sharing",
+          "gpu_slicing_verify",
           "info_modules", "roles_and_filters"]
 ALL_CASES = []
 
