@@ -158,7 +158,7 @@ class Workdir:
 
 def ansible_playbook(playbook, kubeconfig, extra_vars=None, env=None, timeout=1800, wrap=None):
     """Run ansible-playbook with the json callback. Returns (rc, seconds, output, stderr)."""
-    from ansible_runner import ansible_env
+    from playbook_runner import ansible_env
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]

@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from ansible_runner import run_module
+from playbook_runner import run_module
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
     helm_release_selector,

@@ -25,7 +25,7 @@ import time
 import pytest
 import yaml
 
-from ansible_runner import run_module
+from playbook_runner import run_module
 from fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from ansible_runner import run_module, run_playbook, task_results
+from playbook_runner import run_module, run_playbook, task_results
 
 pytestmark = pytest.mark.integration
 

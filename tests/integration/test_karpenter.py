@@ -1,7 +1,7 @@
 """karpenter_gpu_nodepool against the local cluster: real Karpenter CRDs (CEL included), then
 Karpenter's KWOK provider deciding how many GPU nodes to launch, with and without NodeOverlays.
 
-The module runs the way users run it (ansible-playbook, through tests/integration/ansible_runner.py).
+The module runs the way users run it (ansible-playbook, through tests/integration/playbook_runner.py).
 The KWOK provider runs as a plain process, not a Deployment, so its NodeOverlay feature gate
 cannot be read from the cluster: these tests state it with ``karpenter_feature_gates``
 (the module documents that option for exactly this case), and separately test reading the
@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from ansible_runner import run_module  # tests/integration has no __init__.py: pytest puts it on sys.path
+from playbook_runner import run_module  # tests/integration has no __init__.py: pytest puts it on sys.path
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     build_plan,

@@ -19,7 +19,7 @@ import pytest
 import urllib3
 import yaml
 
-from ansible_runner import run_module  # tests/integration has no __init__.py: pytest puts it on sys.path
+from playbook_runner import run_module  # tests/integration has no __init__.py: pytest puts it on sys.path
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import kube_protobuf
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan

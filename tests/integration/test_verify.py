@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from ansible_runner import run_module
+from playbook_runner import run_module
 
 pytestmark = pytest.mark.integration
 
@@ -259,7 +259,7 @@ def test_twenty_nodes_timing(sliced):
 
 
 def test_verify_playbook_and_role(sliced, tmp_path):
-    from ansible_runner import REPO_ROOT, run_playbook, task_results
+    from playbook_runner import REPO_ROOT, run_playbook, task_results
 
     junit = tmp_path / "verify.xml"
     rc, output = run_playbook(
@@ -282,7 +282,7 @@ def test_verify_playbook_and_role(sliced, tmp_path):
 
 def test_verify_role_runs_as_least_privilege_service_account(sliced, tmp_path, monkeypatch):
     """The verify playbook converges with only the verifier ClusterRole (rbac/verifier.yml)."""
-    from ansible_runner import REPO_ROOT, run_playbook, task_results
+    from playbook_runner import REPO_ROOT, run_playbook, task_results
     from kube_identity import api_server_and_ca, bearer_env, drop_identity, service_account_token
 
     c = sliced
