@@ -33,10 +33,20 @@ options:
     default: nvidia-device-plugin
   chart_ref:
     description:
-      - NVIDIA's chart, as a local directory or C(<repo>/nvidia-device-plugin) for a repository added with
-        C(helm repo add).
+      - NVIDIA's chart. A chart name (the default) is fetched from I(chart_repo_url), so no C(helm repo add) is
+        needed beforehand.
+      - A local chart directory, an C(oci://) reference, or C(<repo>/nvidia-device-plugin) for a repository added
+        with C(helm repo add) is used as it is, and I(chart_repo_url) is then ignored.
+      - Not needed with C(state=absent).
     type: str
-    required: true
+    default: nvidia-device-plugin
+  chart_repo_url:
+    description:
+      - Helm chart repository that serves I(chart_ref) when I(chart_ref) is a chart name (helm's C(--repo)).
+      - The default is NVIDIA's published repository; point it at a mirror that serves the same chart when the
+        execution node cannot reach it.
+    type: str
+    default: https://nvidia.github.io/k8s-device-plugin
   chart_version:
     description: Chart version that must be installed; the chart found at I(chart_ref) is checked against it.
     type: str

@@ -15,6 +15,8 @@ import copy
 import re
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
+    CHART_NAME,
+    CHART_REPO_URL,
     CHART_VERSION,
     DEFAULT_CONFIG_MAP,
     DEFAULT_NAMESPACE,
@@ -61,7 +63,8 @@ def device_plugin_arg_spec():
         state=dict(STATE_OPTION),
         release_name=dict(type="str", default=DEFAULT_RELEASE),
         release_namespace=dict(type="str", default=DEFAULT_NAMESPACE),
-        chart_ref=dict(type="str", required=True),
+        chart_ref=dict(type="str", default=CHART_NAME),
+        chart_repo_url=dict(type="str", default=CHART_REPO_URL),
         chart_version=dict(type="str", default=CHART_VERSION),
         config_map_name=dict(type="str", default=DEFAULT_CONFIG_MAP),
         manage_config_map=dict(type="bool", default=True),

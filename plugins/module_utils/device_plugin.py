@@ -21,6 +21,8 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
 
 CHART_NAME = "nvidia-device-plugin"
 CHART_VERSION = "0.20.0"
+# NVIDIA's published Helm repository (k8s-device-plugin README, "helm repo add nvdp ...").
+CHART_REPO_URL = "https://nvidia.github.io/k8s-device-plugin"
 # Pinned by digest (NVIDIA's gpu-operator v26.7.0 bundle lists it). Only the tag is set: the
 # repository stays the chart's own default, so the pin follows the chart's image source.
 IMAGE_TAG = "v0.20.0@sha256:a61ba9fd8efb82f3a79f877f7580e02c1e8e7593f62473644bc9c79e315c3312"
@@ -323,3 +325,13 @@ def plugin_option_errors(image_tag, values):
                 "profile, the default from default_profile)" % key,
                 "the device plugin's config is managed by this module"))
     return errors
+
+
+def chart_source(chart_ref, repo_url, is_local=False):
+    """Helm arguments naming the chart: ``[chart_ref]``, plus ``--repo <url>`` when chart_ref is a
+    bare chart name (not a local file or directory, no ``<repo>/`` alias, no ``oci://`` URL): then
+    helm reads the repository index directly, so no ``helm repo add`` is needed beforehand."""
+    bare = "/" not in chart_ref and ":" not in chart_ref and not is_local
+    if bare and repo_url:
+        return [chart_ref, "--repo", repo_url]
+    return [chart_ref]

@@ -23,6 +23,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
     CHART_NAME,
     GPU_PRESENT_LABEL,
+    chart_source,
     chart_values,
     config_hash,
     config_map_definition,
@@ -144,7 +145,7 @@ class Helm(object):
                 stdout=out, stderr=err, command=" ".join(_quote(a) for a in [self.binary] + list(args)))
         return rc, out, err
 
-    def chart_metadata(self, chart_ref, version=None):
+    def chart_metadata(self, chart_ref, version=None, repo_url=None):
         chart_file = os.path.join(chart_ref, "Chart.yaml")
         if os.path.isfile(chart_file):
             # A chart directory: its Chart.yaml is what `helm show chart` would print.
@@ -155,7 +156,7 @@ class Helm(object):
                     return yaml.safe_load(handle), None
             except (IOError, OSError, yaml.YAMLError) as exc:
                 return None, "%s: %s" % (chart_file, exc)
-        args = ["show", "chart", chart_ref]
+        args = ["show", "chart"] + chart_source(chart_ref, repo_url, os.path.exists(chart_ref))
         if version and not os.path.isdir(chart_ref):
             args += ["--version", version]
         rc, out, err = self.run(args, fails_on_error=False)
@@ -188,14 +189,14 @@ class Helm(object):
         rc, out, err = self.run(["get", "values", name, "-n", namespace, "-o", "json"])
         return json.loads(out or "{}") or {}
 
-    def upgrade_install(self, name, namespace, chart_ref, version, values, timeout):
+    def upgrade_install(self, name, namespace, chart_ref, version, values, timeout, repo_url=None):
         fd, path = tempfile.mkstemp(suffix=".json")
         with os.fdopen(fd, "w") as handle:
             json.dump(values, handle)
         try:
             # --timeout bounds chart hooks; readiness is judged by wait_for_rollout, not helm --wait.
-            args = ["upgrade", "--install", name, chart_ref, "-n", namespace, "--create-namespace", "-f", path,
-                    "--timeout", "%ds" % timeout]
+            args = (["upgrade", "--install", name] + chart_source(chart_ref, repo_url, os.path.exists(chart_ref))
+                    + ["-n", namespace, "--create-namespace", "-f", path, "--timeout", "%ds" % timeout])
             if version and not os.path.isdir(chart_ref):
                 args += ["--version", version]
             return self.run(args)
@@ -272,12 +273,14 @@ def wait_for_rollout(kube, release, namespace, timeout):
 
 def _chart_check(module, helm):
     params = module.params
-    meta, err = helm.chart_metadata(params["chart_ref"], params["chart_version"])
+    meta, err = helm.chart_metadata(params["chart_ref"], params["chart_version"], params.get("chart_repo_url"))
     if meta is None:
+        where = " ".join(chart_source(params["chart_ref"], params.get("chart_repo_url"), os.path.exists(params["chart_ref"])))
         module.fail_json(
-            msg="chart_ref: %r cannot be read by helm (%s). Fix: give the path of NVIDIA's "
-            "nvidia-device-plugin chart or '<repo>/nvidia-device-plugin' for a repository added "
-            "with 'helm repo add'." % (params["chart_ref"], err)
+            msg="chart_ref: %r cannot be read by helm as %r (%s). Fix: set chart_repo_url to a Helm repository "
+            "that serves the nvidia-device-plugin chart (default: NVIDIA's), or give chart_ref as a chart "
+            "directory, an oci:// reference or '<repo>/nvidia-device-plugin' for a repository added with "
+            "'helm repo add'." % (params["chart_ref"], where, err)
         )
     if meta.get("name") != CHART_NAME:
         module.fail_json(
@@ -375,7 +378,7 @@ def apply_device_plugin(module, change):
         result["changed"] = True
         if not module.check_mode:
             helm.upgrade_install(release, namespace, params["chart_ref"], params["chart_version"], values,
-                                 params["wait_timeout"])
+                                 params["wait_timeout"], params.get("chart_repo_url"))
             after = helm.release(release, namespace)
     result["release_revision"] = None
     if not module.check_mode:

@@ -47,7 +47,6 @@ attributes:
 EXAMPLES = r"""
 - name: Install the device plugin with four time-slices per GPU
   gpu_slicing.eks.device_plugin:
-    chart_ref: nvdp/nvidia-device-plugin
     profiles:
       - name: ts-4
         replicas: 4
@@ -66,7 +65,6 @@ EXAMPLES = r"""
 
 - name: Remove the device plugin and its sharing ConfigMap
   gpu_slicing.eks.device_plugin:
-    chart_ref: nvdp/nvidia-device-plugin
     state: absent
 """
 

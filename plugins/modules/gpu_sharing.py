@@ -61,8 +61,7 @@ EXAMPLES = r"""
     profiles:
       - name: ts-4
         replicas: 4
-    device_plugin:
-      chart_ref: nvdp/nvidia-device-plugin
+    device_plugin: {}  # NVIDIA's chart from NVIDIA's Helm repository
     nodepool:
       name: gpu-shared
       cluster_name: prod
@@ -82,8 +81,7 @@ EXAMPLES = r"""
 - name: Remove the NodePool and its objects, then the device plugin
   gpu_slicing.eks.gpu_sharing:
     state: absent
-    device_plugin:
-      chart_ref: nvdp/nvidia-device-plugin
+    device_plugin: {}
     nodepool:
       name: gpu-shared
 """

@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from ansible_runner import REPO_ROOT, run_playbook, task_results
+from playbook_runner import REPO_ROOT, run_playbook, task_results
 
 pytestmark = pytest.mark.integration
 
@@ -153,6 +153,9 @@ def _cases(cluster, tmp):
         "device_plugin": [
             ("chart-missing", m("device_plugin", dp, chart_ref=os.path.join(tmp, "no-such-chart")),
              ["chart_ref", "Fix"]),
+            ("chart-repo-unreachable", m("device_plugin", dp, chart_ref="nvidia-device-plugin",
+                                         chart_repo_url="http://127.0.0.1:1/charts"),
+             ["chart_ref", "chart_repo_url", "127.0.0.1:1", "Fix"]),
             ("chart-wrong-version", m("device_plugin", dp, chart_version="9.9.9"),
              ["chart_version", "Fix"]),
             ("wait-timeout-string", m("device_plugin", dp, wait_timeout="soon"),

@@ -177,3 +177,22 @@ def test_latest_helm_release_reads_the_newest_revision():
     assert dp.latest_helm_release(secrets[:1])[1] == {"gfd": {"enabled": True}}
     assert dp.latest_helm_release([]) == (None, None)
     assert dp.helm_release_selector("nvdp") == "owner=helm,name=nvdp"
+
+
+@pytest.mark.parametrize("chart_ref, is_local, expected", [
+    # A chart name comes from the repository URL: no `helm repo add` beforehand.
+    ("nvidia-device-plugin", False, ["nvidia-device-plugin", "--repo", "https://charts.example/nvdp"]),
+    # A repo alias, an OCI reference, a path or a directory is used as it is.
+    ("nvdp/nvidia-device-plugin", False, ["nvdp/nvidia-device-plugin"]),
+    ("oci://registry.example/charts/nvidia-device-plugin", False, ["oci://registry.example/charts/nvidia-device-plugin"]),
+    ("/opt/charts/nvidia-device-plugin", True, ["/opt/charts/nvidia-device-plugin"]),
+    ("nvidia-device-plugin", True, ["nvidia-device-plugin"]),
+    ("nvidia-device-plugin-0.20.0.tgz", True, ["nvidia-device-plugin-0.20.0.tgz"]),
+])
+def test_chart_source(chart_ref, is_local, expected):
+    assert dp.chart_source(chart_ref, "https://charts.example/nvdp", is_local) == expected
+
+
+def test_chart_source_without_repo_url_is_the_ref():
+    assert dp.chart_source("nvidia-device-plugin", "") == ["nvidia-device-plugin"]
+    assert dp.chart_source("nvidia-device-plugin", None) == ["nvidia-device-plugin"]
