@@ -73,6 +73,26 @@ def namespace_definition(name, run_id):
     }
 
 
+def remove_leftover_namespaces(kube, keep=None, check_mode=False):
+    """Delete the namespaces earlier verification runs left (labelled as ours, named with our
+    prefix), except ``keep``. Returns (names deleted or to delete in check mode, names already
+    terminating)."""
+    removed, terminating = [], []
+    selector = "%s=%s,%s" % (MANAGED_BY_LABEL, MANAGED_BY, RUN_LABEL)
+    for ns in kube.list("Namespace", "v1", label_selector=selector):
+        name = ns["metadata"]["name"]
+        if not name.startswith(NAMESPACE_PREFIX) or name == keep:
+            continue
+        if (ns.get("status") or {}).get("phase") == "Terminating":
+            # Already being removed (an earlier run asked and did not wait): nothing to do.
+            terminating.append(name)
+            continue
+        if not check_mode:
+            kube.delete("Namespace", "v1", name)
+        removed.append(name)
+    return removed, terminating
+
+
 # --------------------------------------------------------------------------- selection
 
 
@@ -179,16 +199,9 @@ class Verifier(object):
     # ------------------------------------------------------------------ cleanup
 
     def remove_leftovers(self):
-        selector = "%s=%s,%s" % (MANAGED_BY_LABEL, MANAGED_BY, RUN_LABEL)
-        for ns in self.kube.list("Namespace", "v1", label_selector=selector):
-            name = ns["metadata"]["name"]
-            if name.startswith(NAMESPACE_PREFIX) and name != self.namespace:
-                if (ns.get("status") or {}).get("phase") == "Terminating":
-                    # Already being removed (an earlier run asked and did not wait): nothing to do.
-                    self.cleanup["leftover_namespaces_terminating"].append(name)
-                    continue
-                self.kube.delete("Namespace", "v1", name)
-                self.cleanup["leftover_namespaces_removed"].append(name)
+        removed, terminating = remove_leftover_namespaces(self.kube, keep=self.namespace)
+        self.cleanup["leftover_namespaces_removed"].extend(removed)
+        self.cleanup["leftover_namespaces_terminating"].extend(terminating)
 
     def remove_namespace(self):
         """Delete the run's pods (grace 0) and then its namespace.

@@ -112,6 +112,14 @@ options:
         for it (C(run.cleanup.namespace_deletion_requested)); a later run removes a namespace still left.
     type: int
     default: 0
+  cleanup_only:
+    description:
+      - Verify nothing; delete the namespaces (and so the test pods) that earlier runs left, and return.
+      - For removing everything GPU slicing created (C(playbooks/disable.yml)); I(profiles) is not needed then.
+      - Reports C(changed) when a namespace was deleted (or would be, in check mode), and the names in
+        C(run.cleanup.leftover_namespaces_removed) and C(run.cleanup.leftover_namespaces_terminating).
+    type: bool
+    default: false
   karpenter_nodepool:
     description:
       - Run the Karpenter launch check for this NodePool (reported as the pseudo-node C(nodepool/<name>)).
@@ -200,16 +208,16 @@ passed:
   type: bool
 summary:
   description: One line with the verdict, the counts and each failed check with expected and observed values.
-  returned: always
+  returned: unless cleanup_only is true
   type: str
 nodes:
   description: One verdict per node, with its checks (name, status, reason, expected, observed, details) and timings.
-  returned: always
+  returned: unless cleanup_only is true
   type: list
   elements: dict
 timings:
   description: Seconds per phase and C(total_seconds) from start to verdict.
-  returned: always
+  returned: unless cleanup_only is true
   type: dict
 run:
   description:
@@ -221,7 +229,7 @@ run:
   type: dict
 reports:
   description: Paths of the report files written.
-  returned: always
+  returned: unless cleanup_only is true
   type: dict
 """
 
@@ -242,9 +250,22 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.verification_run import (
     DEFAULT_IMAGE,
     Verifier,
+    remove_leftover_namespaces,
     select_nodes,
     write_reports,
 )
+
+
+def cleanup_only(module):
+    """cleanup_only: remove the namespaces earlier runs left, and exit."""
+    try:
+        removed, terminating = remove_leftover_namespaces(KubeAccess(module), check_mode=module.check_mode)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="Removing the namespaces of earlier verification runs failed: %s" % error_message(exc))
+    cleanup = {"leftover_namespaces_removed": removed, "leftover_namespaces_terminating": terminating}
+    module.exit_json(changed=bool(removed), passed=True, run={"cleanup": cleanup},
+                     msg="Removed %d namespace(s) of earlier verification runs; %d already terminating"
+                     % (len(removed), len(terminating)))
 
 
 def main():
@@ -265,6 +286,7 @@ def main():
         unschedulable_grace=dict(type="int", default=10),
         log_wait=dict(type="int", default=60),
         cleanup_timeout=dict(type="int", default=0),
+        cleanup_only=dict(type="bool", default=False),
         karpenter_nodepool=dict(type="str"),
         karpenter_instance_type=dict(type="str"),
         karpenter_pods=dict(type="int"),
@@ -276,6 +298,8 @@ def main():
     )
     module = new_module(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    if params["cleanup_only"]:
+        cleanup_only(module)
     if not params.get("profiles"):
         module.fail_json(msg="profiles: None is invalid: the profile to verify must be given. "
                          "Fix: pass the same profiles as to device_plugin, e.g. [{name: ts-4, replicas: 4}]")

@@ -500,3 +500,20 @@ def test_karpenter_pod_goes_by_node_selector_not_node_name():
     assert "affinity" not in pod["spec"] and pod["metadata"]["annotations"] == {}
     pinned = V.test_pod("p", "ns", "node-a", "nvidia.com/gpu", 1, "img", ["sleep", "1"], "abc", "slice")
     assert pinned["spec"]["affinity"]["nodeAffinity"] and "nodeSelector" not in pinned["spec"]
+
+
+def test_remove_leftover_namespaces_deletes_only_earlier_runs_and_honours_check_mode():
+    kube = FakeKube([], [])
+    for name, run_id, phase in (("gpu-slicing-verify-aaaa", "aaaa", "Active"),
+                                ("gpu-slicing-verify-bbbb", "bbbb", "Terminating"),
+                                ("gpu-slicing-verify-keep", "keep", "Active"),
+                                ("someone-elses", "cccc", "Active")):
+        ns = R.namespace_definition(name, run_id)
+        ns["status"] = {"phase": phase}
+        kube.namespaces[name] = ns
+    assert R.remove_leftover_namespaces(kube, keep="gpu-slicing-verify-keep", check_mode=True) == (
+        ["gpu-slicing-verify-aaaa"], ["gpu-slicing-verify-bbbb"])
+    assert "gpu-slicing-verify-aaaa" in kube.namespaces  # check mode deletes nothing
+    assert R.remove_leftover_namespaces(kube, keep="gpu-slicing-verify-keep") == (
+        ["gpu-slicing-verify-aaaa"], ["gpu-slicing-verify-bbbb"])
+    assert sorted(kube.namespaces) == ["gpu-slicing-verify-bbbb", "gpu-slicing-verify-keep", "someone-elses"]
