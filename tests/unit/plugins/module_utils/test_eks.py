@@ -193,6 +193,49 @@ class TestToken:
             eks.decode_token("Bearer abc")
 
 
+class TestTokenAgainstAwscli:
+    """Oracle: awscli's own `aws eks get-token` generator (awscli from PyPI, imported, not
+    re-implemented) must make the very same token for the same credentials, region, cluster
+    and frozen clock."""
+
+    @staticmethod
+    def awscli_token(region, cluster, session_token=None):
+        import botocore.session
+        from awscli.customizations.eks.get_token import STSClientFactory, TokenGenerator
+
+        core = botocore.session.get_session()
+        core.set_credentials(ACCESS_KEY, SECRET_KEY, session_token)
+        sts = STSClientFactory(core).get_sts_client(region_name=region)
+        original = botocore.auth.get_current_datetime
+        botocore.auth.get_current_datetime = lambda remove_tzinfo=True: T0.replace(tzinfo=None)
+        try:
+            return TokenGenerator(sts).get_token(cluster)
+        finally:
+            botocore.auth.get_current_datetime = original
+
+    @pytest.mark.parametrize("endpoints, region, host", [
+        ("regional", "us-east-1", "sts.us-east-1.amazonaws.com"),
+        ("regional", "eu-west-1", "sts.eu-west-1.amazonaws.com"),
+        ("legacy", "us-east-1", "sts.amazonaws.com"),
+        ("legacy", "eu-west-1", "sts.amazonaws.com"),
+    ])
+    @pytest.mark.parametrize("session_token", [None, SESSION_TOKEN])
+    def test_same_token_as_awscli(self, clean_aws_env, endpoints, region, host, session_token):
+        # AWS_STS_REGIONAL_ENDPOINTS is how a user picks legacy (global) STS; both sides read it.
+        clean_aws_env.setenv("AWS_STS_REGIONAL_ENDPOINTS", endpoints)
+        ours_session = eks.make_session(region=region, access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                                        session_token=session_token)
+        ours, dummy = eks.eks_token(ours_session, "gpu-demo", now=T0)
+        theirs = self.awscli_token(region, "gpu-demo", session_token)
+        assert ours == theirs
+        parts, query = query_of(ours)
+        assert parts.netloc == host
+        assert query.get("X-Amz-Security-Token") == session_token
+        assert query["X-Amz-Date"] == "20261124T100000Z"
+        # and it is not equal by accident: another cluster or second gives another token
+        assert self.awscli_token(region, "other", session_token) != ours
+
+
 # ---------------------------------------------------------------------------
 # sessions and credential errors
 # ---------------------------------------------------------------------------
