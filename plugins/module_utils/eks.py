@@ -38,6 +38,7 @@ try:
     import boto3
     import botocore
     import botocore.auth
+    import botocore.credentials
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -243,20 +244,47 @@ def make_session(region=None, profile=None, access_key=None, secret_key=None, se
 
 
 def assume_role_session(session, role_arn, role_session_name=DEFAULT_ROLE_SESSION_NAME):
-    """A new session with the temporary credentials of ``role_arn``."""
+    """A new session that acts as ``role_arn``, with credentials botocore renews.
+
+    One AssumeRole answer lasts an hour; a long run (waits, retries) must not sign with
+    expired keys, so the session gets botocore's refreshing assume-role credentials: AssumeRole
+    is called again when the current answer is within botocore's refresh window of its
+    expiry. The first call happens here, so a refused role fails at once.
+    """
     _require_boto3()
+    import botocore.credentials
+    import botocore.session
+
+    fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+        client_creator=session.client,
+        source_credentials=session.get_credentials(),
+        role_arn=role_arn,
+        extra_args={"RoleSessionName": role_session_name},
+    )
+    credentials = botocore.credentials.DeferredRefreshableCredentials(
+        refresh_using=fetcher.fetch_credentials, method="assume-role")
     try:
-        sts = session.client("sts", region_name=session.region_name)
-        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=role_session_name)["Credentials"]
+        credentials.get_frozen_credentials()
     except Exception as exc:  # pylint: disable=broad-except
         err = translate_error(exc, "assuming role %s" % role_arn, region=session.region_name)
         raise err from None
-    return boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=session.region_name,
-    )
+    core = botocore.session.get_session()
+    core.register_component("credential_provider",
+                            botocore.credentials.CredentialResolver(providers=[_AssumedRole(credentials)]))
+    return boto3.session.Session(botocore_session=core, region_name=session.region_name)
+
+
+class _AssumedRole(botocore.credentials.CredentialProvider if HAS_BOTO3 else object):
+    """Hands botocore's credential chain the one refreshing assume-role credentials object."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials):
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self):
+        return self._credentials
 
 
 def session_from_params(params):

@@ -20,6 +20,7 @@ import urllib.parse
 
 import boto3
 import botocore.auth
+import botocore.credentials
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -82,6 +83,9 @@ class FakeSession:
 
     def client(self, service, region_name=None, **kwargs):
         return self._clients[service]
+
+    def get_credentials(self):
+        return botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY)
 
 
 def stubbed(service, region="eu-west-1"):
@@ -294,6 +298,40 @@ class TestSession:
         dummy, query = query_of(token)
         assert query["X-Amz-Credential"].startswith(creds.access_key + "/")
         assert query["X-Amz-Security-Token"] == creds.token
+
+    def test_assumed_role_is_renewed_before_expiry(self, clean_aws_env):
+        """Issue 13 item 8: the role's credentials are refreshed (botocore's assume-role
+        refresh), not taken from one AssumeRole answer: when the first answer is near its
+        expiry, the next use calls AssumeRole again and tokens are signed with the new keys."""
+        sts, stub = stubbed("sts")
+        now = datetime.datetime.now(UTC)
+        role = "arn:aws:iam::123456789012:role/gpu-deployer"
+        expected = {"RoleArn": role, "RoleSessionName": "gpu-slicing-eks"}
+
+        def answer(key, expires_in):
+            return {"Credentials": {"AccessKeyId": key, "SecretAccessKey": "secret-" + key,
+                                    "SessionToken": "token-" + key, "Expiration": now + expires_in},
+                    "AssumedRoleUser": {"AssumedRoleId": "AROAEXAMPLE:gpu-slicing-eks",
+                                        "Arn": "arn:aws:sts::123456789012:assumed-role/gpu-deployer/gpu-slicing-eks"}}
+
+        base = FakeSession(clients={"sts": sts})
+        with stub:
+            # the first answer is already inside botocore's refresh window (5 minutes left)
+            stub.add_response("assume_role", answer("ASIAFIRSTANSWER00001", datetime.timedelta(minutes=5)), expected)
+            assumed = eks.assume_role_session(base, role)
+            stub.assert_no_pending_responses()  # AssumeRole ran at once (a refused role fails here)
+            stub.add_response("assume_role", answer("ASIASECONDANSWER0002", datetime.timedelta(hours=1)), expected)
+            credentials = assumed.get_credentials()
+            second = credentials.get_frozen_credentials()
+            token, dummy = eks.eks_token(assumed, "gpu-demo", now=T0)
+            # an hour left: no third AssumeRole (the Stubber would refuse an unexpected call)
+            third = credentials.get_frozen_credentials()
+            stub.assert_no_pending_responses()
+        assert second.access_key == third.access_key == "ASIASECONDANSWER0002"
+        dummy, query = query_of(token)
+        assert query["X-Amz-Credential"].startswith("ASIASECONDANSWER0002/")
+        assert query["X-Amz-Security-Token"] == "token-ASIASECONDANSWER0002"
+        assert assumed.region_name == "eu-west-1"
 
     def test_assume_role_denied(self, clean_aws_env):
         sts, stub = stubbed("sts")
