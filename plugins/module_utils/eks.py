@@ -390,14 +390,24 @@ class TokenSource:
         now = self._now() if now is None else _aware(now)
         return self._token is None or now >= self.expires_at - self.refresh_margin
 
+    def _mint(self, now):
+        pinned = now if self._clock is not None else None
+        self._token, self.expires_at = self._minter(self._session, self.cluster_name, now=pinned)
+        self.mint_count += 1
+        return self._token
+
     def get(self):
         with self._lock:
             now = self._now()
             if self.needs_refresh(now):
-                pinned = now if self._clock is not None else None
-                self._token, self.expires_at = self._minter(self._session, self.cluster_name, now=pinned)
-                self.mint_count += 1
+                self._mint(now)
             return self._token
+
+    def mint(self):
+        """A token signed now, whatever the cached one's age: for a process (helm) that keeps
+        the token it starts with for its whole run. The kubernetes client then reuses it."""
+        with self._lock:
+            return self._mint(self._now())
 
     def bearer(self):
         return "Bearer " + self.get()
@@ -520,6 +530,8 @@ def kube_client_config(cluster_info, token_source, ca_file_dir=None):
     config.ssl_ca_cert = write_ca_file(cluster_info["certificate_authority_data"], ca_file_dir)
     config.api_key = {"authorization": token_source.bearer()}
     config.refresh_api_key_hook = token_source.refresh_api_key_hook
+    # helm runs as its own process and needs a token minted per command (kube.helm_token).
+    config.eks_token_source = token_source
     return config
 
 
