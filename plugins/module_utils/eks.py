@@ -625,6 +625,25 @@ def aws_requested(params):
 
 
 # ---------------------------------------------------------------------------
+# SSM public parameters (the AMI an alias resolves to)
+# ---------------------------------------------------------------------------
+def ssm_parameter_value(session, name):
+    """``ssm:GetParameter`` of ``name`` in the session's region: its value, or None when AWS
+    has no such parameter (raises :class:`EKSError` for anything else)."""
+    _require_boto3()
+    try:
+        return session.client("ssm", region_name=session.region_name).get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise translate_error(exc, "reading SSM parameter %s (ssm:GetParameter)" % name,
+                              region=session.region_name) from None
+    except Exception as exc:  # pylint: disable=broad-except
+        raise translate_error(exc, "reading SSM parameter %s (ssm:GetParameter)" % name,
+                              region=session.region_name) from None
+
+
+# ---------------------------------------------------------------------------
 # EC2 instance types
 # ---------------------------------------------------------------------------
 def _table():

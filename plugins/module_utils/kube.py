@@ -194,6 +194,11 @@ class KubeAccess(object):
         }
         return K8sService(self.client, ParamsView(self.module, params)), params
 
+    def server_minor_version(self):
+        """The API server's "major.minor" (no "+"), as Karpenter's AWS provider forms it."""
+        info = self.client.client.version["kubernetes"]
+        return "%s.%s" % (info["major"], str(info["minor"]).rstrip("+"))
+
     def resource(self, kind, api_version):
         """The API resource for kind/api_version, or None when the server does not serve it."""
         try:
