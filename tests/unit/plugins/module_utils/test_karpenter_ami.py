@@ -9,15 +9,16 @@ its al2023.go and bottlerocket.go build for the NVIDIA x86_64 variant.
 
 from __future__ import annotations
 
-import os
-
-import boto3
 import pytest
-from moto import mock_aws
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import eks
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import karpenter as k
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan
+
+# karpenter_apply's stand-ins (tests/unit/... has no __init__.py: pytest puts this folder on sys.path)
+from test_karpenter_apply import FakeKube, FakeModule, Failed, run
+# AWS from moto with nothing from the machine (test_eks's fixtures)
+from test_eks import aws, clean_aws_env  # noqa: F401 pylint: disable=unused-import
 
 PLAN = build_plan([{"name": "ts-4", "replicas": 4}])
 BASE = {"name": "gpu-ts4", "cluster_name": "demo", "role": "KarpenterNodeRole-demo",
@@ -68,19 +69,6 @@ def test_ssm_parameter_is_the_one_the_provider_reads(family, version, k8s, path)
     assert k.ami_ssm_parameter(family, version, k8s) == path
 
 
-@pytest.fixture
-def aws(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("AWS_") and name != "AWS_CA_BUNDLE":
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield eks.make_session(region="eu-west-1")
-
-
 class OneClientSession:
     region_name = "eu-west-1"
 
@@ -94,7 +82,7 @@ class OneClientSession:
 def test_missing_parameter_is_none(aws):
     """moto's SSM answers ParameterNotFound for a public parameter AWS does not publish."""
     path = k.ami_ssm_parameter("al2023", "v20990101", "1.36")
-    assert eks.ssm_parameter_value(aws, path) is None
+    assert eks.ssm_parameter_value(eks.make_session(region="eu-west-1"), path) is None
 
 
 def test_published_parameter_value(aws):
@@ -102,7 +90,7 @@ def test_published_parameter_value(aws):
     from botocore.stub import Stubber
 
     path = k.ami_ssm_parameter("bottlerocket", "v1.46.0", "1.36")
-    client = aws.client("ssm")
+    client = eks.make_session(region="eu-west-1").client("ssm")
     stub = Stubber(client)
     stub.add_response("get_parameter", {"Parameter": {"Name": path, "Type": "String", "Value": "ami-0123456789abcdef0",
                                                       "Version": 1}}, {"Name": path})
@@ -113,7 +101,7 @@ def test_published_parameter_value(aws):
 def test_ssm_errors_say_what_to_fix(aws):
     from botocore.stub import Stubber
 
-    client = aws.client("ssm")
+    client = eks.make_session(region="eu-west-1").client("ssm")
     stub = Stubber(client)
     stub.add_client_error("get_parameter", service_error_code="AccessDeniedException",
                           service_message="not authorized to perform: ssm:GetParameter", http_status_code=400)
@@ -121,3 +109,18 @@ def test_ssm_errors_say_what_to_fix(aws):
     with stub, pytest.raises(eks.EKSError) as err:
         eks.ssm_parameter_value(OneClientSession(client), "/aws/service/x")
     assert err.value.kind == "access_denied" and "ssm:GetParameter" in str(err.value)
+
+
+def test_pinned_alias_without_image_fails_before_any_write(monkeypatch, aws):
+    """AWS (moto's SSM) has no parameter for the pinned version: Karpenter would leave the
+    EC2NodeClass not ready, so nothing is written."""
+    kube = FakeKube()
+    module = FakeModule(ami_alias="al2023@v20990101", aws_region="eu-west-1", karpenter_feature_gates="NodeOverlay=true")
+    with pytest.raises(Failed) as info:
+        run(module, kube, monkeypatch)
+    msg = str(info.value)
+    assert msg.startswith("ami_alias: 'al2023@v20990101'")
+    assert ("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/nvidia/"
+            "amazon-eks-node-al2023-x86_64-nvidia-1.36-v20990101/image_id") in msg
+    assert "eu-west-1" in msg and "Nothing was written" in msg and "Fix: " in msg
+    assert kube.writes == []

@@ -169,38 +169,6 @@ def test_node_class_kind_not_served_fails_before_any_write(monkeypatch):
 GATES = {"karpenter_feature_gates": "NodeOverlay=true"}
 
 
-@pytest.fixture
-def moto_aws(monkeypatch, tmp_path):
-    import os
-
-    from moto import mock_aws
-
-    for name in list(os.environ):
-        if name.startswith("AWS_") and name != "AWS_CA_BUNDLE":
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield
-
-
-def test_pinned_alias_without_image_fails_before_any_write(monkeypatch, moto_aws):
-    """AWS (moto's SSM) has no parameter for the pinned version: Karpenter would leave the
-    EC2NodeClass not ready, so nothing is written."""
-    kube = FakeKube()
-    module = FakeModule(ami_alias="al2023@v20990101", aws_region="eu-west-1", **GATES)
-    with pytest.raises(Failed) as info:
-        run(module, kube, monkeypatch)
-    msg = str(info.value)
-    assert msg.startswith("ami_alias: 'al2023@v20990101'")
-    assert ("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/nvidia/"
-            "amazon-eks-node-al2023-x86_64-nvidia-1.36-v20990101/image_id") in msg
-    assert "eu-west-1" in msg and "Nothing was written" in msg and "Fix: " in msg
-    assert kube.writes == []
-
-
 def test_pinned_alias_with_image_is_reported(monkeypatch):
     from botocore.stub import Stubber
     import boto3
