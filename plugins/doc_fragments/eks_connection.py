@@ -35,6 +35,8 @@ options:
       - ARN of an IAM role to assume (C(sts:AssumeRole), session name C(gpu-slicing-eks)) before
         talking to EKS. The token then carries the role's identity, which must be mapped in the
         cluster (EKS access entry or C(aws-auth)).
+      - The role's credentials are renewed (another C(sts:AssumeRole)) before they expire, so
+        runs longer than the role's session duration keep working.
     type: str
   aws_profile:
     description:

@@ -232,6 +232,9 @@ options:
     description:
       - C(al2023@<version>) (NVIDIA AL2023 AMI, install the device plugin) or C(bottlerocket@<version>)
         (plugin built in, sharing set in user data). Written alone in its C(amiSelectorTerms) term.
+      - A pinned version must have the form AWS publishes (C(al2023@v20240625), C(bottlerocket@1.46.0)).
+        With AWS options given, the SSM parameter Karpenter's AWS provider reads for it
+        (NVIDIA variant, x86_64, the cluster's Kubernetes version) must exist, or nothing is written.
     type: str
     default: al2023@latest
   role:

@@ -39,6 +39,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     connect,
     error_message,
     helm_environment,
+    helm_token,
     helm_with_retries,
 )
 
@@ -135,7 +136,8 @@ class Helm(object):
     def run(self, args, fails_on_error=True):
         def once(argv):
             command = " ".join(_quote(a) for a in [self.binary] + list(argv))
-            return self._helm.run_helm_command(command, fails_on_error=False)
+            environ = dict(self._helm.env_update, **helm_token(self.kube))
+            return self._helm.run_command(command, environ_update=environ)
 
         # Read-only helm commands are repeated on transient API failures (kube.helm_with_retries).
         rc, out, err = helm_with_retries(once, list(args), stats=getattr(self.module, "_gse_retry_stats_obj", None))

@@ -38,6 +38,7 @@ try:
     import boto3
     import botocore
     import botocore.auth
+    import botocore.credentials
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -243,20 +244,47 @@ def make_session(region=None, profile=None, access_key=None, secret_key=None, se
 
 
 def assume_role_session(session, role_arn, role_session_name=DEFAULT_ROLE_SESSION_NAME):
-    """A new session with the temporary credentials of ``role_arn``."""
+    """A new session that acts as ``role_arn``, with credentials botocore renews.
+
+    One AssumeRole answer lasts an hour; a long run (waits, retries) must not sign with
+    expired keys, so the session gets botocore's refreshing assume-role credentials: AssumeRole
+    is called again when the current answer is within botocore's refresh window of its
+    expiry. The first call happens here, so a refused role fails at once.
+    """
     _require_boto3()
+    import botocore.credentials
+    import botocore.session
+
+    fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+        client_creator=session.client,
+        source_credentials=session.get_credentials(),
+        role_arn=role_arn,
+        extra_args={"RoleSessionName": role_session_name},
+    )
+    credentials = botocore.credentials.DeferredRefreshableCredentials(
+        refresh_using=fetcher.fetch_credentials, method="assume-role")
     try:
-        sts = session.client("sts", region_name=session.region_name)
-        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=role_session_name)["Credentials"]
+        credentials.get_frozen_credentials()
     except Exception as exc:  # pylint: disable=broad-except
         err = translate_error(exc, "assuming role %s" % role_arn, region=session.region_name)
         raise err from None
-    return boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=session.region_name,
-    )
+    core = botocore.session.get_session()
+    core.register_component("credential_provider",
+                            botocore.credentials.CredentialResolver(providers=[_AssumedRole(credentials)]))
+    return boto3.session.Session(botocore_session=core, region_name=session.region_name)
+
+
+class _AssumedRole(botocore.credentials.CredentialProvider if HAS_BOTO3 else object):
+    """Hands botocore's credential chain the one refreshing assume-role credentials object."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials):
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self):
+        return self._credentials
 
 
 def session_from_params(params):
@@ -362,14 +390,24 @@ class TokenSource:
         now = self._now() if now is None else _aware(now)
         return self._token is None or now >= self.expires_at - self.refresh_margin
 
+    def _mint(self, now):
+        pinned = now if self._clock is not None else None
+        self._token, self.expires_at = self._minter(self._session, self.cluster_name, now=pinned)
+        self.mint_count += 1
+        return self._token
+
     def get(self):
         with self._lock:
             now = self._now()
             if self.needs_refresh(now):
-                pinned = now if self._clock is not None else None
-                self._token, self.expires_at = self._minter(self._session, self.cluster_name, now=pinned)
-                self.mint_count += 1
+                self._mint(now)
             return self._token
+
+    def mint(self):
+        """A token signed now, whatever the cached one's age: for a process (helm) that keeps
+        the token it starts with for its whole run. The kubernetes client then reuses it."""
+        with self._lock:
+            return self._mint(self._now())
 
     def bearer(self):
         return "Bearer " + self.get()
@@ -492,6 +530,8 @@ def kube_client_config(cluster_info, token_source, ca_file_dir=None):
     config.ssl_ca_cert = write_ca_file(cluster_info["certificate_authority_data"], ca_file_dir)
     config.api_key = {"authorization": token_source.bearer()}
     config.refresh_api_key_hook = token_source.refresh_api_key_hook
+    # helm runs as its own process and needs a token minted per command (kube.helm_token).
+    config.eks_token_source = token_source
     return config
 
 
@@ -582,6 +622,25 @@ def kube_configuration_from_params(params, clock=None):
 def aws_requested(params):
     """True when the options name a cluster, a role, a profile or keys."""
     return any(params.get(k) for k in ("eks_cluster_name", "aws_role_arn", "aws_profile", "aws_access_key"))
+
+
+# ---------------------------------------------------------------------------
+# SSM public parameters (the AMI an alias resolves to)
+# ---------------------------------------------------------------------------
+def ssm_parameter_value(session, name):
+    """``ssm:GetParameter`` of ``name`` in the session's region: its value, or None when AWS
+    has no such parameter (raises :class:`EKSError` for anything else)."""
+    _require_boto3()
+    try:
+        return session.client("ssm", region_name=session.region_name).get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise translate_error(exc, "reading SSM parameter %s (ssm:GetParameter)" % name,
+                              region=session.region_name) from None
+    except Exception as exc:  # pylint: disable=broad-except
+        raise translate_error(exc, "reading SSM parameter %s (ssm:GetParameter)" % name,
+                              region=session.region_name) from None
 
 
 # ---------------------------------------------------------------------------

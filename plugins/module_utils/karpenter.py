@@ -84,6 +84,15 @@ _BUDGET_DURATION_RE = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
 _LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _AMI_ALIAS_RE = re.compile(r"^([a-zA-Z0-9]+)@(.+)$")
+# Karpenter's AWS provider puts a pinned version into an SSM parameter path unchecked
+# (pkg/providers/amifamily); these are the forms AWS publishes parameters under:
+# EKS AMI releases vYYYYMMDD, Bottlerocket releases X.Y.Z (the provider trims a leading v).
+AMI_VERSION_LATEST = "latest"
+_AMI_VERSION_RES = {
+    "al2023": re.compile(r"^v[0-9]{8}$"),
+    "bottlerocket": re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+$"),
+}
+_AMI_VERSION_EXAMPLES = {"al2023": "al2023@v20240625", "bottlerocket": "bottlerocket@1.46.0"}
 _QUANTITY_RE = re.compile(
     r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][0-9]+)?$"
 )
@@ -405,6 +414,7 @@ def normalize_options(options, plan):
                    "use al2023@latest (NVIDIA AL2023 AMI; install the device plugin) or bottlerocket@latest "
                    "(NVIDIA Bottlerocket; plugin built in), optionally pinned as al2023@v20261101",
                    "not a supported AMI alias for GPU nodes (al2023@<version> or bottlerocket@<version>)")
+    _check_ami_version(alias, match.group(1), match.group(2))
     opts["ami_alias"] = alias
     opts["ami_family"] = match.group(1)
     opts["role"] = raw["role"] or None
@@ -760,6 +770,28 @@ RENDER_OPTIONS = (
     "root_volume_size", "root_volume_type", "root_volume_encrypted", "node_class_tags",
     "overlay_key", "overlay_weight", "gpu_counts", "labels", "startup_taints",
 )
+
+
+def _check_ami_version(alias, family, version):
+    if version == AMI_VERSION_LATEST or _AMI_VERSION_RES[family].match(version):
+        return
+    raise _err("ami_alias", alias,
+               "pin a released version, e.g. %s, or use %s@latest"
+               % (_AMI_VERSION_EXAMPLES[family], family),
+               "Karpenter looks the version up as an SSM parameter (%s); no %s image is published "
+               "under a version written like %r, so the EC2NodeClass would never become ready"
+               % (ami_ssm_parameter(family, version, "<k8s>"), family, version))
+
+
+def ami_ssm_parameter(family, version, k8s_version):
+    """The SSM parameter Karpenter's AWS provider (v1.14.1, amifamily/al2023.go and
+    bottlerocket.go) reads for the alias ``family@version`` on a cluster of ``k8s_version``
+    ("1.36"), for the NVIDIA variant on x86_64 (the GPU instance families)."""
+    if family == "bottlerocket":
+        return "/aws/service/bottlerocket/aws-k8s-%s-nvidia/x86_64/%s/image_id" % (k8s_version, version.lstrip("v"))
+    name = ("recommended" if version == AMI_VERSION_LATEST
+            else "amazon-eks-node-al2023-x86_64-nvidia-%s-%s" % (k8s_version, version))
+    return "/aws/service/eks/optimized-ami/%s/amazon-linux-2023/x86_64/nvidia/%s/image_id" % (k8s_version, name)
 
 
 def render_from_params(params):

@@ -13,6 +13,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.eks import (
+    FALLBACK_KINDS,
+    EKSError,
+    aws_requested,
+    session_from_params,
+    ssm_parameter_value,
+)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.karpenter import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -23,6 +30,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.karpenter import (
     OVERLAY_API,
     OVERLAY_KIND,
     OWNER_LABEL,
+    ami_ssm_parameter,
     render_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
@@ -122,6 +130,54 @@ def check_api(module, kube, docs):
                   "provider's CRDs, or point node_class_ref at a served node class kind (EC2NodeClass in "
                   "karpenter.k8s.aws on EKS)." % (ref["kind"], ref["group"]))
     return kube.resource(OVERLAY_KIND, OVERLAY_API) is not None
+
+
+def check_ami(module, kube, nodeclass):
+    """Ask AWS whether the EC2NodeClass's alias resolves to an image, as Karpenter's AWS provider
+    will (an SSM parameter per alias and Kubernetes version). Fails when AWS says there is none;
+    without AWS (no region/credentials, unreachable, denied) it says it did not check."""
+    alias = nodeclass["spec"]["amiSelectorTerms"][0]["alias"]
+    family, version = alias.split("@", 1)
+    params = module.params
+    if not (aws_requested(params) or params.get("aws_region")):
+        return {"alias": alias, "checked": False,
+                "reason": "no AWS connection given (aws_region and credentials): Karpenter resolves it at run time"}
+    try:
+        k8s_version = kube.server_minor_version()
+        parameter = ami_ssm_parameter(family, version, k8s_version)
+        session = session_from_params(params)
+        image = ssm_parameter_value(session, parameter)
+    except EKSError as exc:
+        if exc.kind not in FALLBACK_KINDS:
+            _fail(module, "Checking ami_alias %s against AWS failed: %s. Nothing was written." % (alias, exc))
+        module.warn("ami_alias %s was not checked against AWS (%s)" % (alias, exc))
+        return {"alias": alias, "checked": False, "reason": str(exc)}
+    if image is None:
+        _fail(module, "ami_alias: %r is invalid: AWS publishes no SSM parameter %s in %s, so Karpenter would find "
+              "no image for it and the EC2NodeClass would never become ready. Nothing was written. Fix: pin a "
+              "version released for Kubernetes %s (the SSM parameters under the same path list them) or use %s@latest"
+              % (alias, parameter, session.region_name, k8s_version, family),
+              field="ami_alias", value=alias)
+    return {"alias": alias, "ssm_parameter": parameter, "image_id": image, "checked": True}
+
+
+def nodeclass_status(module, kube, name):
+    """The EC2NodeClass's readiness as its controller reports it (a warning when not ready)."""
+    obj = kube.get(NODECLASS_KIND, NODECLASS_API, name)
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    if not conditions:
+        return {"ready": None, "conditions": [],
+                "reported": "not reported yet: Karpenter's AWS controller sets the conditions once it has "
+                            "resolved the AMI, subnets, security groups and instance profile"}
+    ready = [c for c in conditions if c.get("type") == "Ready"]
+    status = ready[0].get("status") if ready else None
+    summary = {"ready": {"True": True, "False": False}.get(status), "reported": "by the controller",
+               "conditions": [{k: c.get(k) for k in ("type", "status", "reason", "message")} for c in conditions]}
+    if summary["ready"] is False:
+        module.warn("EC2NodeClass %s is not ready: %s" % (name, "; ".join(
+            "%s=%s (%s)" % (c.get("type"), c.get("status"), c.get("message") or c.get("reason"))
+            for c in conditions if c.get("status") != "True")))
+    return summary
 
 
 def _owned_selector(name):
@@ -256,6 +312,7 @@ def prepare_present(module, kube, docs):
     except Exception as exc:
         _reraise_failures(exc)
         _fail(module, "Reading the Karpenter objects failed: %s. Nothing was written." % error_message(exc))
+    ami = check_ami(module, kube, docs["ec2nodeclass"]) if docs["ec2nodeclass"] is not None else None
     if not module.check_mode:
         # Every object passes the API server's own validation (CRD schemas, CEL rules) in a
         # dry run first, so a rejected NodePool cannot leave its class and overlays written.
@@ -266,7 +323,7 @@ def prepare_present(module, kube, docs):
                 _fail(module, "The API server rejects %s %s: %s. Nothing was written."
                       % (doc["kind"], doc["metadata"]["name"], error_message(exc)))
     return {"overlay_served": overlay_served, "overlays": desired_overlays, "gate": gate, "source": source,
-            "warnings": warnings}
+            "warnings": warnings, "ami": ami}
 
 
 def _write_order(docs, overlays):
@@ -299,6 +356,14 @@ def apply_present(module, kube, docs, checked):
         "node_overlay_gate": checked["gate"],
         "gate_source": checked["source"],
     }
+    if docs["ec2nodeclass"] is not None:
+        result["ami_check"] = checked["ami"]
+        try:
+            result["ec2nodeclass_status"] = nodeclass_status(module, kube, docs["ec2nodeclass"]["metadata"]["name"])
+        except Exception as exc:  # pylint: disable=broad-except
+            _reraise_failures(exc)
+            result["ec2nodeclass_status"] = {"ready": None, "conditions": [],
+                                             "reported": "could not be read: %s" % error_message(exc)}
     if checked["warnings"]:
         result["over_provisioning_warning"] = checked["warnings"][0]
     if run.diffs:

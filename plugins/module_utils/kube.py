@@ -194,6 +194,11 @@ class KubeAccess(object):
         }
         return K8sService(self.client, ParamsView(self.module, params)), params
 
+    def server_minor_version(self):
+        """The API server's "major.minor" (no "+"), as Karpenter's AWS provider forms it."""
+        info = self.client.client.version["kubernetes"]
+        return "%s.%s" % (info["major"], str(info["minor"]).rstrip("+"))
+
     def resource(self, kind, api_version):
         """The API resource for kind/api_version, or None when the server does not serve it."""
         try:
@@ -481,17 +486,14 @@ def helm_environment(module, kube):
     """Connection settings for kubernetes.core's AnsibleHelmModule, from the resolved connection.
 
     helm gets the same cluster as the Python client: an explicit kubeconfig/context, or
-    host + bearer token (+ CA file), which is also how an EKS connection is handed over.
+    host + CA file for an EKS connection, whose token each command gets from helm_token
+    (kubernetes.core caches this environment for the whole module run).
     """
     params = module.params
     if params.get("eks_cluster_name"):
         configuration = kube.client.configuration
-        token = (configuration.api_key or {}).get("authorization", "")
-        if token.startswith("Bearer "):
-            token = token[len("Bearer "):]
         return {
             "host": configuration.host,
-            "api_key": token,
             "ca_cert": configuration.ssl_ca_cert,
             "validate_certs": configuration.verify_ssl,
         }
@@ -505,6 +507,18 @@ def helm_environment(module, kube):
         "ca_cert": auth.get("ssl_ca_cert"),
         "validate_certs": auth.get("verify_ssl"),
     }
+
+
+def helm_token(kube):
+    """The environment that gives one helm command its EKS token, minted for it; ``{}`` for
+    other connections.
+
+    helm keeps the bearer token it starts with for the whole command and EKS refuses a token
+    15 minutes after signing, so a token from connect time (or one minted 12 minutes ago) would
+    make a rollback or uninstall after a long wait fail with 401.
+    """
+    source = getattr(kube.client.configuration, "eks_token_source", None)
+    return {"HELM_KUBETOKEN": source.mint()} if source is not None else {}
 
 
 # =========================================================================== retry layer

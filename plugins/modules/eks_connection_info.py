@@ -31,8 +31,8 @@ options:
       - Write the cluster's CA certificate (PEM, mode 0600) to this path and return it as I(ca_cert),
         for kubernetes.core's I(ca_cert) option. Without it I(ca_cert) is not returned
         (I(certificate_authority_data) always is).
-      - The file is written in check mode too (it only mirrors public cluster data) and does not make
-        the task C(changed).
+      - The task is C(changed) when the file is created or its content differs. In check mode
+        nothing is written; I(ca_cert_state) says C(would write) and C(--diff) shows the PEM.
     type: path
   include_token:
     description: Return the bearer token as I(api_key). Set to C(false) to only discover the cluster.
@@ -42,11 +42,11 @@ requirements:
   - boto3 >= 1.35
 attributes:
   check_mode:
-    description: Can run in check_mode and return the same facts; it never changes anything.
+    description: Can run in check_mode and return the same facts; it writes no CA file then.
     support: full
   diff_mode:
-    description: Returns no diff; there is nothing to change.
-    support: none
+    description: Shows the CA file's content before and after when I(ca_cert_path) is given.
+    support: full
 notes:
   - I(eks_cluster_name) (or E(EKS_CLUSTER_NAME)) is required.
   - The IAM identity needs C(eks:DescribeCluster); its Kubernetes permissions come from its EKS access entry.
@@ -108,9 +108,14 @@ certificate_authority_data:
   returned: success
   type: str
 ca_cert:
-  description: Path of the written CA file (kubernetes.core I(ca_cert)).
+  description: Path of the CA file (kubernetes.core I(ca_cert)); in check mode the file it would write.
   returned: when I(ca_cert_path) is given
   type: str
+ca_cert_state:
+  description: What happened to the CA file, C(written), C(unchanged) or, in check mode, C(would write).
+  returned: when I(ca_cert_path) is given
+  type: str
+  sample: written
 api_key:
   description:
     - Bearer token (C(k8s-aws-v1.) followed by a base64url presigned STS URL), for kubernetes.core I(api_key).
@@ -154,10 +159,16 @@ def argument_spec():
     return spec
 
 
-def write_ca(path, ca_data_b64):
-    import base64
+def read_file(path):
+    """The file's bytes, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
-    pem = base64.b64decode(ca_data_b64)
+
+def write_ca(path, pem):
     directory = os.path.dirname(path)
     if directory and not os.path.isdir(directory):
         os.makedirs(directory, mode=0o700)
@@ -170,7 +181,25 @@ def write_ca(path, ca_data_b64):
     return path
 
 
-def run(params, session_factory=session_from_params, clock=None):
+def ensure_ca_file(path, ca_data_b64, check_mode=False):
+    """Write the CA PEM to ``path`` unless it already holds it (or check mode).
+
+    Returns ``(state, diff)``: state ``written``, ``unchanged`` or ``would write``."""
+    import base64
+
+    pem = base64.b64decode(ca_data_b64)
+    before = read_file(path)
+    diff = {"before_header": path, "after_header": path,
+            "before": (before or b"").decode("utf-8", "replace"), "after": pem.decode("utf-8", "replace")}
+    if before == pem:
+        return "unchanged", diff
+    if check_mode:
+        return "would write", diff
+    write_ca(path, pem)
+    return "written", diff
+
+
+def run(params, session_factory=session_from_params, clock=None, check_mode=False, want_diff=False):
     """The module's work, without AnsibleModule (raises EKSError)."""
     if not params.get("eks_cluster_name"):
         raise EKSError("eks_cluster_name is not set", kind="no_connection", fix=NO_CONNECTION_HINT)
@@ -185,10 +214,13 @@ def run(params, session_factory=session_from_params, clock=None):
     )
     if params.get("ca_cert_path"):
         try:
-            result["ca_cert"] = write_ca(params["ca_cert_path"], info["certificate_authority_data"])
+            state, diff = ensure_ca_file(params["ca_cert_path"], info["certificate_authority_data"], check_mode)
         except (OSError, ValueError, TypeError) as exc:
             raise EKSError("Cannot write the cluster CA to %s (%s)" % (params["ca_cert_path"], exc), kind="invalid",
                            fix="give a writable ca_cert_path") from None
+        result.update(ca_cert=params["ca_cert_path"], ca_cert_state=state, changed=state != "unchanged")
+        if want_diff:
+            result["diff"] = diff
     if params.get("include_token", True):
         source = TokenSource(session, info["name"], clock=clock)
         result["api_key"] = source.get()
@@ -201,7 +233,7 @@ def main():
     if not HAS_BOTO3:
         module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
     try:
-        result = run(module.params)
+        result = run(module.params, check_mode=module.check_mode, want_diff=module._diff)
     except EKSError as exc:
         module.fail_json(msg=str(exc), error_kind=exc.kind)
     module.exit_json(**result)

@@ -153,6 +153,23 @@ gate_source:
   description: Where the gate state was read.
   returned: when state is present
   type: str
+ami_check:
+  description:
+    - Whether AWS publishes an image for I(ami_alias) (SSM C(GetParameter) of the parameter Karpenter's
+      AWS provider reads). C(checked) is false, with C(reason), when no AWS connection was given or AWS
+      could not be asked.
+  returned: when state is present and I(manage_node_class=true)
+  type: dict
+  sample: {alias: al2023@v20240625, checked: true, image_id: ami-0123456789abcdef0,
+           ssm_parameter: /aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/nvidia/amazon-eks-node-al2023-x86_64-nvidia-1.36-v20240625/image_id}
+ec2nodeclass_status:
+  description:
+    - The EC2NodeClass's readiness right after applying, from its C(status.conditions)
+      (C(Ready), C(AMIsReady), ...). C(ready) is null and C(reported) says C(not reported yet) until
+      Karpenter's AWS controller has reconciled it; C(ready=false) also gives a warning.
+  returned: when state is present and I(manage_node_class=true)
+  type: dict
+  sample: {ready: null, conditions: [], reported: "not reported yet: ..."}
 over_provisioning_warning:
   description: The warning given when overlays were skipped.
   returned: when overlays were skipped

@@ -9,8 +9,10 @@ before and after each group.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -24,6 +26,34 @@ SNAPSHOT_KINDS = ["namespaces", "configmaps", "secrets", "daemonsets", "pods", "
                   "nodepools.karpenter.sh", "ec2nodeclasses.karpenter.k8s.aws", "nodeoverlays.karpenter.sh"]
 PROFILES = [{"name": "ts-4", "replicas": 4}]
 DUR = {}
+
+
+_SSM = {}
+
+
+class _NoParameters(http.server.BaseHTTPRequestHandler):
+    """SSM's JSON 1.1 API with no parameters at all: every GetParameter is ParameterNotFound."""
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        answer = json.dumps({"__type": "ParameterNotFound", "message": "%s not found" % body.get("Name")}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def ssm_without_parameters():
+    """URL of a local stand-in for AWS SSM at its API boundary (AWS cannot be reached here)."""
+    if "url" not in _SSM:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoParameters)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        _SSM["url"] = "http://127.0.0.1:%d" % server.server_address[1]
+    return _SSM["url"]
 
 
 def snapshot(cluster):
@@ -187,6 +217,21 @@ def _cases(cluster, tmp):
              ["capacity_types", "on-demand"]),
             ("bad-ami-alias", m("karpenter_gpu_nodepool", kp, ami_alias="ubuntu@latest"),
              ["ami_alias", "al2023"]),
+            # issue 13 item 10: versions Karpenter's AWS provider could never find in SSM
+            ("ami-alias-al2023-version-format", m("karpenter_gpu_nodepool", kp, ami_alias="al2023@20240625"),
+             ["ami_alias", "al2023@20240625", "al2023@v20240625", "SSM", "Fix"]),
+            ("ami-alias-bottlerocket-version-format", m("karpenter_gpu_nodepool", kp, ami_alias="bottlerocket@1.46"),
+             ["ami_alias", "bottlerocket@1.46", "bottlerocket@1.46.0", "Fix"]),
+            # a well-formed version AWS never released: SSM (stand-in, see ssm_without_parameters)
+            # answers ParameterNotFound for the parameter the provider would read
+            (
+                "ami-alias-version-not-published",
+                dict(m("karpenter_gpu_nodepool", kp, ami_alias="al2023@v20990101", aws_region="us-east-1",
+                       aws_access_key="AKIDBADINPUT00000001", aws_secret_key="bad-input-secret"),
+                     environment={"AWS_ENDPOINT_URL_SSM": ssm_without_parameters()}),
+                ["ami_alias", "al2023@v20990101", "amazon-eks-node-al2023-x86_64-nvidia-1.36-v20990101",
+                 "Nothing was written", "Fix"],
+            ),
             ("unknown-instance-type", m("karpenter_gpu_nodepool", kp, instance_families=None,
                                         instance_types=["g9z.mega"]),
              ["instance_types", "g9z.mega"]),

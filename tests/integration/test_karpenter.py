@@ -101,6 +101,10 @@ def test_apply_idempotent_diff_check_mode_and_absent(karpenter_crds):
         assert pool["spec"]["template"]["spec"]["taints"] == [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
         nodeclass = c.kubectl_json("get", "ec2nodeclasses.karpenter.k8s.aws", "it-gpu")
         assert nodeclass["spec"]["amiSelectorTerms"] == [{"alias": "al2023@latest"}]
+        # no AWS controller runs here: nobody sets the EC2NodeClass's conditions, and it says so
+        assert first["ec2nodeclass_status"]["ready"] is None, first["ec2nodeclass_status"]
+        assert first["ec2nodeclass_status"]["reported"].startswith("not reported yet")
+        assert first["ami_check"]["checked"] is False and "no AWS connection" in first["ami_check"]["reason"]
         overlays = names(c, "nodeoverlays.karpenter.sh", "gpu-slicing.eks/nodepool=it-gpu")
         assert len(overlays) == len(first["summary"]["instance_types"]) > 10
         g5_12 = c.kubectl_json("get", "nodeoverlays.karpenter.sh", "it-gpu-g5-12xlarge")

@@ -20,6 +20,7 @@ import urllib.parse
 
 import boto3
 import botocore.auth
+import botocore.credentials
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -82,6 +83,9 @@ class FakeSession:
 
     def client(self, service, region_name=None, **kwargs):
         return self._clients[service]
+
+    def get_credentials(self):
+        return botocore.credentials.Credentials(ACCESS_KEY, SECRET_KEY)
 
 
 def stubbed(service, region="eu-west-1"):
@@ -193,6 +197,49 @@ class TestToken:
             eks.decode_token("Bearer abc")
 
 
+class TestTokenAgainstAwscli:
+    """Oracle: awscli's own `aws eks get-token` generator (awscli from PyPI, imported, not
+    re-implemented) must make the very same token for the same credentials, region, cluster
+    and frozen clock."""
+
+    @staticmethod
+    def awscli_token(region, cluster, session_token=None):
+        import botocore.session
+        from awscli.customizations.eks.get_token import STSClientFactory, TokenGenerator
+
+        core = botocore.session.get_session()
+        core.set_credentials(ACCESS_KEY, SECRET_KEY, session_token)
+        sts = STSClientFactory(core).get_sts_client(region_name=region)
+        original = botocore.auth.get_current_datetime
+        botocore.auth.get_current_datetime = lambda remove_tzinfo=True: T0.replace(tzinfo=None)
+        try:
+            return TokenGenerator(sts).get_token(cluster)
+        finally:
+            botocore.auth.get_current_datetime = original
+
+    @pytest.mark.parametrize("endpoints, region, host", [
+        ("regional", "us-east-1", "sts.us-east-1.amazonaws.com"),
+        ("regional", "eu-west-1", "sts.eu-west-1.amazonaws.com"),
+        ("legacy", "us-east-1", "sts.amazonaws.com"),
+        ("legacy", "eu-west-1", "sts.amazonaws.com"),
+    ])
+    @pytest.mark.parametrize("session_token", [None, SESSION_TOKEN])
+    def test_same_token_as_awscli(self, clean_aws_env, endpoints, region, host, session_token):
+        # AWS_STS_REGIONAL_ENDPOINTS is how a user picks legacy (global) STS; both sides read it.
+        clean_aws_env.setenv("AWS_STS_REGIONAL_ENDPOINTS", endpoints)
+        ours_session = eks.make_session(region=region, access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                                        session_token=session_token)
+        ours, dummy = eks.eks_token(ours_session, "gpu-demo", now=T0)
+        theirs = self.awscli_token(region, "gpu-demo", session_token)
+        assert ours == theirs
+        parts, query = query_of(ours)
+        assert parts.netloc == host
+        assert query.get("X-Amz-Security-Token") == session_token
+        assert query["X-Amz-Date"] == "20261124T100000Z"
+        # and it is not equal by accident: another cluster or second gives another token
+        assert self.awscli_token(region, "other", session_token) != ours
+
+
 # ---------------------------------------------------------------------------
 # sessions and credential errors
 # ---------------------------------------------------------------------------
@@ -251,6 +298,40 @@ class TestSession:
         dummy, query = query_of(token)
         assert query["X-Amz-Credential"].startswith(creds.access_key + "/")
         assert query["X-Amz-Security-Token"] == creds.token
+
+    def test_assumed_role_is_renewed_before_expiry(self, clean_aws_env):
+        """Issue 13 item 8: the role's credentials are refreshed (botocore's assume-role
+        refresh), not taken from one AssumeRole answer: when the first answer is near its
+        expiry, the next use calls AssumeRole again and tokens are signed with the new keys."""
+        sts, stub = stubbed("sts")
+        now = datetime.datetime.now(UTC)
+        role = "arn:aws:iam::123456789012:role/gpu-deployer"
+        expected = {"RoleArn": role, "RoleSessionName": "gpu-slicing-eks"}
+
+        def answer(key, expires_in):
+            return {"Credentials": {"AccessKeyId": key, "SecretAccessKey": "secret-" + key,
+                                    "SessionToken": "token-" + key, "Expiration": now + expires_in},
+                    "AssumedRoleUser": {"AssumedRoleId": "AROAEXAMPLE:gpu-slicing-eks",
+                                        "Arn": "arn:aws:sts::123456789012:assumed-role/gpu-deployer/gpu-slicing-eks"}}
+
+        base = FakeSession(clients={"sts": sts})
+        with stub:
+            # the first answer is already inside botocore's refresh window (5 minutes left)
+            stub.add_response("assume_role", answer("ASIAFIRSTANSWER00001", datetime.timedelta(minutes=5)), expected)
+            assumed = eks.assume_role_session(base, role)
+            stub.assert_no_pending_responses()  # AssumeRole ran at once (a refused role fails here)
+            stub.add_response("assume_role", answer("ASIASECONDANSWER0002", datetime.timedelta(hours=1)), expected)
+            credentials = assumed.get_credentials()
+            second = credentials.get_frozen_credentials()
+            token, dummy = eks.eks_token(assumed, "gpu-demo", now=T0)
+            # an hour left: no third AssumeRole (the Stubber would refuse an unexpected call)
+            third = credentials.get_frozen_credentials()
+            stub.assert_no_pending_responses()
+        assert second.access_key == third.access_key == "ASIASECONDANSWER0002"
+        dummy, query = query_of(token)
+        assert query["X-Amz-Credential"].startswith("ASIASECONDANSWER0002/")
+        assert query["X-Amz-Security-Token"] == "token-ASIASECONDANSWER0002"
+        assert assumed.region_name == "eu-west-1"
 
     def test_assume_role_denied(self, clean_aws_env):
         sts, stub = stubbed("sts")

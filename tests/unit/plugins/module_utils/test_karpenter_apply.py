@@ -40,6 +40,9 @@ class FakeKube(object):
         self.rejects = set(rejects)  # kinds the "API server" refuses (as CEL would)
         self.dry_runs = []
 
+    def server_minor_version(self):
+        return "1.36"
+
     def dry_run_apply(self, definition):
         self.dry_runs.append(definition["kind"])
         if definition["kind"] in self.rejects:
@@ -160,3 +163,76 @@ def test_node_class_kind_not_served_fails_before_any_write(monkeypatch):
     msg = str(info.value)
     assert "NoSuchNodeClass" in msg and "CRD" in msg and "node_class_ref" in msg
     assert kube.writes == [] and kube.dry_runs == []
+
+
+# --------------------------------------------------------------------------- pinned AMI alias (issue 13, item 10)
+GATES = {"karpenter_feature_gates": "NodeOverlay=true"}
+
+
+def test_pinned_alias_with_image_is_reported(monkeypatch):
+    from botocore.stub import Stubber
+    import boto3
+
+    client = boto3.client("ssm", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b")
+    stub = Stubber(client)
+    path = "/aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/1.46.0/image_id"
+    stub.add_response("get_parameter", {"Parameter": {"Name": path, "Value": "ami-0bottlerocket0001"}}, {"Name": path})
+
+    class Session(object):
+        region_name = "eu-west-1"
+
+        def client(self, service, region_name=None):
+            return client
+
+    monkeypatch.setattr(ka, "session_from_params", lambda params: Session())
+    kube = FakeKube()
+    with stub:
+        result = run(FakeModule(ami_alias="bottlerocket@v1.46.0", aws_region="eu-west-1", **GATES), kube, monkeypatch)
+    assert result["ami_check"] == {"alias": "bottlerocket@v1.46.0", "ssm_parameter": path,
+                                   "image_id": "ami-0bottlerocket0001", "checked": True}
+
+
+def test_without_aws_the_image_is_not_checked_and_said_so(monkeypatch):
+    kube = FakeKube()
+    result = run(FakeModule(ami_alias="al2023@v20240625", **GATES), kube, monkeypatch)
+    assert result["ami_check"]["checked"] is False
+    assert "no AWS connection" in result["ami_check"]["reason"]
+
+
+def test_unreachable_aws_warns_and_goes_on(monkeypatch):
+    def unreachable(params):
+        raise ka.EKSError("Cannot reach the AWS endpoint", kind="unreachable")
+
+    monkeypatch.setattr(ka, "session_from_params", unreachable)
+    module = FakeModule(ami_alias="al2023@v20240625", aws_region="eu-west-1", **GATES)
+    result = run(module, FakeKube(), monkeypatch)
+    assert result["ami_check"]["checked"] is False
+    assert any("ami_alias al2023@v20240625 was not checked" in w for w in module.warnings)
+
+
+def test_ec2nodeclass_readiness_not_reported_yet(monkeypatch):
+    """On a cluster without Karpenter's AWS controller nobody sets the conditions: said so."""
+    result = run(FakeModule(**GATES), FakeKube(), monkeypatch)
+    status = result["ec2nodeclass_status"]
+    assert status["ready"] is None and status["conditions"] == []
+    assert status["reported"].startswith("not reported yet")
+
+
+def test_ec2nodeclass_not_ready_is_reported_with_a_warning(monkeypatch):
+    class ControllerKube(FakeKube):
+        def get(self, kind, api_version, name, namespace=None):
+            obj = super(ControllerKube, self).get(kind, api_version, name, namespace)
+            if kind == "EC2NodeClass" and obj is not None:
+                obj["status"] = {"conditions": [
+                    {"type": "AMIsReady", "status": "False", "reason": "AMINotFound",
+                     "message": "failed to discover any AMIs for alias (alias=al2023@v20240625)"},
+                    {"type": "Ready", "status": "False", "reason": "UnhealthyDependents", "message": "AMIsReady=False"},
+                ]}
+            return obj
+
+    module = FakeModule(**GATES)
+    result = run(module, ControllerKube(), monkeypatch)
+    status = result["ec2nodeclass_status"]
+    assert status["ready"] is False and status["reported"] == "by the controller"
+    assert [c["type"] for c in status["conditions"]] == ["AMIsReady", "Ready"]
+    assert any("AMIsReady=False" in w and "failed to discover any AMIs" in w for w in module.warnings)

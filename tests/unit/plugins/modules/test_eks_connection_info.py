@@ -119,6 +119,31 @@ def test_ca_cert_file(cluster, capsys, tmp_path):
     assert path.read_bytes() == base64.b64decode(cluster["certificateAuthority"]["data"])
 
 
+def test_ca_cert_file_idempotent(cluster, capsys, tmp_path):
+    path = tmp_path / "cluster.crt"
+    args = {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1", "ca_cert_path": str(path)}
+    code, first, dummy, dummy = run_module(eks_connection_info, args, capsys)
+    code, second, dummy, dummy = run_module(eks_connection_info, args, capsys)
+    assert first["changed"] is True and first["ca_cert_state"] == "written"
+    assert second["changed"] is False and second["ca_cert_state"] == "unchanged"
+
+
+def test_check_mode_writes_no_ca_file(cluster, capsys, tmp_path):
+    """Check mode reports the CA file it would write, and writes nothing (issue 13, item 9)."""
+    path = tmp_path / "ca" / "cluster.crt"
+    code, result, dummy, dummy = run_module(eks_connection_info, {
+        "eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1", "ca_cert_path": str(path),
+        "_ansible_check_mode": True, "_ansible_diff": True}, capsys)
+    assert code == 0, result
+    assert not path.exists() and not path.parent.exists()
+    assert result["ca_cert"] == str(path)
+    assert result["ca_cert_state"] == "would write"
+    assert result["changed"] is True
+    pem = base64.b64decode(cluster["certificateAuthority"]["data"]).decode("utf-8", "replace")
+    assert result["diff"]["after"] == pem and result["diff"]["before"] == ""
+    assert result["diff"]["after_header"] == str(path)
+
+
 def test_check_mode(cluster, capsys):
     code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1",
                                                                   "_ansible_check_mode": True}, capsys)
