@@ -5,7 +5,9 @@
 
 The module appends lines to the file named by ``GPU_SLICING_PROGRESS_FILE``
 (``module_utils/progress.py``); a thread here shows each new line through Ansible's display,
-which reaches the terminal and, under ansible-runner (AWX), the job output as it happens.
+on stderr (stdout may carry a machine-read callback's document, such as the json callback's):
+a terminal shows it, and under ansible-runner (AWX) it becomes a job event, so the job output
+shows it as it happens.
 
 Only where the module runs on the controller (``connection: local``, as the collection's
 playbooks run it) can the file be read while the module runs; elsewhere, and for async
@@ -88,6 +90,7 @@ class ProgressActionBase(ActionBase):
             pending = lines.pop()
             for line in lines:
                 if line.strip():
-                    self._display.display("[%s] %s" % (host, line))
+                    # stderr: stdout may be a machine-read callback's (json, yaml) document.
+                    self._display.display("[%s] %s" % (host, line), stderr=True)
             if done:
                 return
