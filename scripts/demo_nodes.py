@@ -71,13 +71,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settle", type=float, default=180, help="seconds to wait for the run to settle")
     args = parser.parse_args(argv)
-    end = time.monotonic() + args.settle
+    start = time.monotonic()
     nodes = gpu_nodes()
-    while not settled(nodes) and time.monotonic() < end:
+    while not settled(nodes) and time.monotonic() < start + args.settle:
         time.sleep(2)
         nodes = gpu_nodes()
     if not settled(nodes):
         print("(not settled after %ds: the rows say what is still in transit)" % args.settle)
+    elif time.monotonic() - start >= 1:
+        print("(settled after %ds)" % (time.monotonic() - start))
     print(table(nodes))
     return 0
 
