@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The demo's last word: the GPU nodes once the run has settled, each row saying what it is.
 
 The verification's Karpenter check launches nodes and deletes them when it ends; right after the

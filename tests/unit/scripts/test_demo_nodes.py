@@ -12,8 +12,8 @@ spec.loader.exec_module(demo_nodes)
 
 
 def node(name, labels=None, allocatable=None, deleting=False, taints=None):
-    meta = {"name": name, "labels": dict({"nvidia.com/gpu.present": "true",
-                                           "node.kubernetes.io/instance-type": "g4dn.xlarge"}, **(labels or {}))}
+    base = {"nvidia.com/gpu.present": "true", "node.kubernetes.io/instance-type": "g4dn.xlarge"}
+    meta = {"name": name, "labels": dict(base, **(labels or {}))}
     if deleting:
         meta["deletionTimestamp"] = "2026-12-02T12:00:00Z"
     return {"metadata": meta, "spec": {"taints": taints or []},
