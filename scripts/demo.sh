@@ -55,6 +55,5 @@ ansible-playbook -i localhost, playbooks/enable.yml -e @"$workdir/local-cluster-
 
 mkdir -p .build/demo-reports && cp "$workdir"/reports/verify.* .build/demo-reports/
 echo "== verification reports (JSON, JUnit): .build/demo-reports/"
-echo "== what the GPU nodes advertise now"
-kubectl get nodes -l nvidia.com/gpu.present=true \
-  -o custom-columns='NODE:.metadata.name,TYPE:.metadata.labels.node\.kubernetes\.io/instance-type,GPUS:.metadata.labels.nvidia\.com/gpu\.count,REPLICAS:.metadata.labels.nvidia\.com/gpu\.replicas,STRATEGY:.metadata.labels.nvidia\.com/gpu\.sharing-strategy,ALLOCATABLE:.status.allocatable.nvidia\.com/gpu'
+echo "== the GPU nodes once the run has settled (the verification's Karpenter nodes gone, every plugin reporting)"
+"$py" scripts/demo_nodes.py --settle 180

@@ -21,8 +21,8 @@ if want go || want integration || want molecule || want unit; then
 fi
 
 if want unit; then
-  step "unit tests"
-  python -m pytest tests/unit -q -p no:cacheprovider
+  step "unit and packaging tests (tarball, execution environment context)"
+  python -m pytest tests/unit tests/packaging -q -p no:cacheprovider
 fi
 
 if want go; then

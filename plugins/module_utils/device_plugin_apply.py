@@ -246,6 +246,15 @@ def gpu_nodes(kube):
     return kube.list_raw("Node", "v1", label_selector="%s=true" % GPU_PRESENT_LABEL)
 
 
+def rollout_progress(summary):
+    """One line on where the rollout stands: per DaemonSet, Ready pods of the GPU nodes it needs."""
+    parts = ["%s %d/%d Ready" % (ds["name"], ds["ready"], ds["required"]) for ds in summary["daemonsets"]]
+    text = ", ".join(parts) if parts else "no DaemonSet of the release yet"
+    if summary["leaving_nodes"]:
+        text += " (%d GPU node(s) leaving, not waited for)" % len(summary["leaving_nodes"])
+    return "%s; %d GPU node(s) to cover" % (text, summary["target_nodes"])
+
+
 def wait_for_rollout(kube, release, namespace, timeout):
     """Wait until the plugin, GFD (and MPS daemon) DaemonSets are rolled out where they must run."""
     state = {}
@@ -256,7 +265,8 @@ def wait_for_rollout(kube, release, namespace, timeout):
         state["summary"] = daemonset_rollout(_plugin_daemonsets(kube, release, namespace), state["nodes"])
         return state["summary"]["ready"]
 
-    dummy, elapsed = kube.wait_for(check, timeout=timeout, interval=1.0)
+    dummy, elapsed = kube.wait_for(check, timeout=timeout, interval=1.0, what="device plugin rollout",
+                                   detail=lambda: rollout_progress(state["summary"]))
     summary = state["summary"]
     summary["waited_seconds"] = round(elapsed, 2)
     leaving = set(n["name"] for n in summary["leaving_nodes"])

@@ -32,6 +32,7 @@ import time
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import kube_protobuf
+from ansible_collections.gpu_slicing.eks.plugins.module_utils import progress
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
@@ -408,10 +409,12 @@ class KubeAccess(object):
         except Exception:  # pylint: disable=broad-except
             return None
 
-    def wait_for(self, predicate, timeout, interval=1.0, what="condition"):
+    def wait_for(self, predicate, timeout, interval=1.0, what="condition", detail=None):
         """Poll ``predicate()`` until it returns a truthy value or ``timeout`` seconds pass.
 
         Returns (value, elapsed_seconds). ``value`` is the last falsy value on timeout.
+        With ``detail`` (a callable making a short status text) each round may add a progress
+        line named ``what`` for the job output (throttled, see progress.waiting).
         """
         start = time.monotonic()
         value = None
@@ -420,6 +423,8 @@ class KubeAccess(object):
             elapsed = time.monotonic() - start
             if value or elapsed >= timeout:
                 return value, elapsed
+            if detail is not None:
+                progress.waiting(what, elapsed, timeout, detail)
             time.sleep(min(interval, max(0.0, timeout - elapsed)))
 
 

@@ -25,6 +25,7 @@ import signal
 import time
 import uuid
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils import progress
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import verification as V
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import error_message
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import GPU_PRESENT_LABEL
@@ -298,6 +299,8 @@ class Verifier(object):
             done = [decided(pods.get(names[v.node])) for v in todo]
             if all(done) or time.monotonic() >= end:
                 break
+            progress.waiting("verification, two-slice pods", time.monotonic() - t0, budget,
+                             "%d of %d node(s) decided" % (sum(done), len(todo)))
             time.sleep(POLL)
         for v in todo:
             pod = pods.get(names[v.node])
@@ -354,6 +357,10 @@ class Verifier(object):
                         check.reason += " (no change for %ss: the rest stay Unschedulable)" % int(grace)
                     open_nodes.pop(name).add(check)
             if open_nodes:
+                progress.waiting("verification, one-slice pods", time.monotonic() - created, None, lambda: (
+                    "%d of %d pods Running, %d node(s) not decided yet"
+                    % (len([p for p in pods if V.pod_running_ready(p)]),
+                       sum(self.exps[v.node]["slice_pods"] for v in verdicts), len(open_nodes))))
                 time.sleep(POLL)
         self.timings["slice_pods_seconds"] = round(time.monotonic() - t0, 3)
 
@@ -474,6 +481,8 @@ class Verifier(object):
                 break
             if time.monotonic() >= end:
                 break
+            progress.waiting("verification, Karpenter launch", time.monotonic() - t0, budget,
+                             "%d of %d pods Running, %d NodeClaim(s) launched" % (running, pods, len(launched)))
             time.sleep(1.0)
         waited = time.monotonic() - t0
         verdict.add(V.check_karpenter_launch(pool, itype, pods, slices_per_node, free, launched, running,

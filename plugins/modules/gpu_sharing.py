@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: gpu_sharing
 short_description: NVIDIA's device plugin and the Karpenter GPU NodePool from one set of sharing profiles, checked before any write
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - gpu_slicing.eks maintainers (@gpu-slicing-eks)
 description:
