@@ -262,8 +262,14 @@ def _admitted_instance_types(opts, gpu_counts):
             except InstanceTypeError as exc:
                 raise _err("instance_types[%d]" % i, itype,
                            exc.fix + ", or give its GPU count in gpu_counts", exc.why)
-        if families:
-            names = [n for n in names if n.split(".", 1)[0] in families]
+        for i, name in enumerate(names):
+            # Both requirements apply on the NodePool: a type outside the families could never launch.
+            family = name.split(".", 1)[0]
+            if families and family not in families:
+                raise _err("instance_types[%d]" % i, types_given[i],
+                           "add %s to instance_families, or leave instance_families unset (the instance "
+                           "types alone say what may launch)" % family,
+                           "its family %s is not in instance_families %s" % (family, ", ".join(families)))
     elif families:
         names = [t.name for fam in families for t in by_family(fam.lower())]
     else:

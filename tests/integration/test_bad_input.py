@@ -190,6 +190,8 @@ def _cases(cluster, tmp):
             ("non-gpu-instance-type", m("karpenter_gpu_nodepool", kp, instance_families=None,
                                         instance_types=["m5.large"]),
              ["instance_types", "m5.large"]),
+            ("type-outside-families", m("karpenter_gpu_nodepool", kp, instance_types=["g4dn.xlarge", "g6e.xlarge"]),
+             ["instance_types[1]", "g6e.xlarge", "instance_families", "Fix"]),
             ("karpenter-domain-label", m("karpenter_gpu_nodepool", kp, labels={"karpenter.sh/foo": "x"}),
              ["labels", "karpenter.sh"]),
             ("bad-pool-name", m("karpenter_gpu_nodepool", kp, name="Bad_Pool"),

@@ -156,3 +156,47 @@ def test_main_job_role_and_the_two_roles_configure_the_same_plugin_and_nodepool(
         assert both["nodepool"][key] == pool[key], key
     assert both["nodepool"]["summary"]["profile"] == "mps-2"
     assert state(c, namespace) == before, "check mode wrote something"
+
+
+@pytest.mark.parametrize("types, admitted", [
+    (["g6e.xlarge"], ["g6e.xlarge"]),
+    (["g5.xlarge", "g6e.xlarge"], ["g5.xlarge", "g6e.xlarge"]),
+])
+def test_roles_take_the_users_profiles_and_instance_types_without_contradicting_defaults(
+        local_cluster, tmp_path, types, admitted):
+    """Only the profiles and the instance types set, the roles' other defaults as shipped: the
+    default profile is the first profile (as the modules do), and the NodePool admits exactly the
+    instance types given (the default families must not filter them). Check mode."""
+    c = local_cluster
+    c.apply_karpenter_crds()
+    c.apply({"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": {"name": "default"}})
+    path = c.artifacts / "nvidia-device-plugin"
+    namespace = NS + "-defaults"
+    profiles = [{"name": "mps-2", "strategy": "mps", "replicas": 2}]
+    role_vars = {
+        "device_plugin_profiles": profiles, "karpenter_gpu_profiles": profiles, "verify_profiles": profiles,
+        "device_plugin_chart_ref": str(path),
+        "device_plugin_chart_version": str(yaml.safe_load((path / "Chart.yaml").read_text())["version"]),
+        "device_plugin_helm_binary": str(c.bin / "helm"), "device_plugin_namespace": namespace,
+        "device_plugin_release_name": RELEASE, "karpenter_gpu_nodepool_name": POOL,
+        "karpenter_gpu_instance_types": types, "karpenter_gpu_manage_node_class": False,
+        "karpenter_gpu_node_class_ref": KWOK_CLASS, "karpenter_gpu_feature_gates": "NodeOverlay=true",
+    }
+    plays = [{"name": " + ".join(roles), "hosts": "localhost", "gather_facts": False, "vars": role_vars,
+              "roles": ["gpu_slicing.eks.%s" % r for r in roles]}
+             for roles in (["device_plugin", "karpenter_gpu"], ["gpu_sharing"])]
+    playbook = tmp_path / "roles.yml"
+    playbook.write_text(yaml.safe_dump(plays))
+    before = state(c, namespace)
+    rc, output = run_playbook(str(playbook), kubeconfig=str(c.kubeconfig), check=True)
+    assert rc == 0, [res.get("msg") for dummy, res in task_results(output) if res.get("failed")] or output.get("_stderr")
+    results = dict(task_results(output))
+    plugin = results["gpu_slicing.eks.device_plugin : Install NVIDIA's device plugin with the sharing profiles"]
+    pool = results["gpu_slicing.eks.karpenter_gpu : Manage the Karpenter GPU NodePool, its EC2NodeClass and NodeOverlays"]
+    both = results["gpu_slicing.eks.gpu_sharing : Install the device plugin and set up the Karpenter GPU NodePool, "
+                   "checked before any write"]
+    assert plugin["values"]["config"]["default"] == "mps-2"
+    assert both["device_plugin"]["values"]["config"]["default"] == "mps-2"
+    for summary in (pool["summary"], both["nodepool"]["summary"]):
+        assert sorted(t["name"] for t in summary["instance_types"]) == admitted, summary
+    assert state(c, namespace) == before, "check mode wrote something"

@@ -184,6 +184,9 @@ BAD = [
     ({"instance_types": ["m5.large"]}, "instance_types[0]", "gpu_counts"),
     ({"instance_types": None, "instance_families": ["g4"]}, "instance_families[0]", "g4dn"),
     ({"instance_types": None}, "instance_types", "instance_families"),
+    # a type outside the given families is refused, not silently dropped
+    ({"instance_types": ["g5.xlarge", "g6e.xlarge"], "instance_families": ["g4dn", "g5", "g6"]},
+     "instance_types[1]", "add g6e to instance_families"),
     ({"instance_types": []}, "instance_types", "at least one"),
     ({"instance_types": ["g4dn.xlarge"], "gpu_count": [8]}, "instance_types", "widen"),
     ({"capacity_types": ["spott"]}, "capacity_types[0]", "spot"),
