@@ -145,6 +145,20 @@ def _cases(cluster, tmp):
             ("bad-resource-name", m("device_plugin_config", cfg, profiles=[{"name": "ts", "replicas": 2,
                                                                            "resource_name": "amd.com/gpu"}]),
              ["resource_name", "Fix"]),
+            # NVIDIA's plugin skips sharing entries under names no device gets (issue 13)
+            ("custom-resource-name", m("device_plugin_config", cfg, profiles=[{"name": "ts", "replicas": 4,
+                                                                              "resource_name": "gpu-ts"}]),
+             ["profiles[0].resource_name", "gpu-ts", "nvidia.com/gpu", "Fix"]),
+            ("mig-resource-name-without-mixed", m("device_plugin_config", cfg, profiles=[
+                {"name": "ts", "replicas": 4, "resource_name": "nvidia.com/mig-1g.5gb"}]),
+             ["profiles[0].resource_name", "mig_strategy mixed", "Fix"]),
+            ("mps-mig-single", m("device_plugin_config", cfg, profiles=[
+                {"name": "m", "strategy": "mps", "replicas": 2, "mig_strategy": "single"}]),
+             ["profiles[0].mig_strategy", "single", "MIG", "Fix"]),
+            ("profile-name-yaml-bool", m("device_plugin_config", cfg, profiles=[{"name": "yes", "replicas": 4}]),
+             ["profiles[0].name", "'yes'", "YAML", "Fix"]),
+            ("profile-name-yaml-number", m("device_plugin_config", cfg, profiles=[{"name": "1e3", "replicas": 4}]),
+             ["profiles[0].name", "'1e3'", "YAML", "Fix"]),
             ("bad-namespace", m("device_plugin_config", cfg, namespace="Not_A_Namespace"),
              ["namespace", "Not_A_Namespace", "Fix:"]),
             ("bad-state", m("device_plugin_config", cfg, state="installed"),
@@ -167,6 +181,10 @@ def _cases(cluster, tmp):
              ["profiles[0].replicas", "Fix"]),
             ("helm-missing", m("device_plugin", dp, binary_path=os.path.join(tmp, "no-helm")),
              ["helm"]),
+            ("profile-name-yaml-null", m("device_plugin", dp, profiles=[{"name": "null", "replicas": 4}]),
+             ["profiles[0].name", "'null'", "YAML", "Fix"]),
+            ("profile-name-yaml-hex", m("device_plugin", dp, profiles=[{"name": "0x1F", "replicas": 4}]),
+             ["profiles[0].name", "'0x1F'", "YAML", "Fix"]),
         ],
         "karpenter_without_crds": [
             ("crds-missing", m("karpenter_gpu_nodepool", kp), ["NodePool", "karpenter.sh/v1", "not installed", "Fix"]),

@@ -240,3 +240,47 @@ def test_device_plugin_install_idempotence_rollout_and_restore(local_cluster):
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
         c.stop_process("gpu-plugin-emulator")
         c.delete_node(NODE)
+
+
+# Profile names YAML reads as something else than text, and names it reads as text. NVIDIA's
+# chart writes config.default unquoted (value: {{ .Values.config.default }}).
+YAML_NAMES = ["4", "017", "1_000", "0x1F", "0o17", "0b101", "1e3", "1.5", "true", "True", "yes", "YES", "no",
+              "on", "off", "OFF", "y", "n", "N", "null", "NULL", "2026-12-02",
+              "ts-4", "mps-2", "yes-4", "on-demand", "e3", "x1", "1a", "4x", "2026-12", "A10G"]
+
+
+def test_chart_breaks_on_profile_names_yaml_reads_as_non_text(local_cluster, tmp_path):
+    """Why such names are refused: the real chart rendered by helm template with each name as
+    config.default (a string in the values), then the DaemonSet sent to the real API server as
+    Helm sends it (kubectl's decoder, dry run). The names it refuses or changes (null becomes no
+    value: the plugin would silently use another config) are exactly the names the sharing core
+    refuses."""
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import SharingError, normalize_profile
+
+    c = local_cluster
+    ref, dummy = chart(c)
+    broken, core_refuses = {}, set()
+    for name in YAML_NAMES:
+        values = tmp_path / "values.json"
+        values.write_text(json.dumps({"config": {"name": "cm", "default": name}}))
+        rendered = c.helm("template", "nvdp", ref, "-n", "kube-system", "-f", str(values),
+                          "--show-only", "templates/daemonset-device-plugin.yml").stdout
+        assert "value: %s\n" % name in rendered  # unquoted
+        sent = c.kubectl("create", "--dry-run=server", "-n", "kube-system", "-o", "json", "-f", "-",
+                         input=rendered, check=False)
+        if sent.returncode != 0:
+            broken[name] = "refused: " + sent.stderr.strip()[-120:]
+        else:
+            pod = json.loads(sent.stdout)["spec"]["template"]["spec"]
+            got = [e.get("value") for ctr in pod.get("initContainers", []) + pod["containers"]
+                   for e in ctr.get("env", []) if e["name"] == "DEFAULT_CONFIG"]
+            assert got, name
+            if got != [name] * len(got):  # accepted, but the plugin would get another default config
+                broken[name] = "DEFAULT_CONFIG became %r" % got
+        try:
+            normalize_profile({"name": name, "replicas": 4})
+        except SharingError:
+            core_refuses.add(name)
+    for name in sorted(broken):
+        print("%s: %s" % (name, broken[name]))
+    assert core_refuses == set(broken)

@@ -223,11 +223,12 @@ def test_validation_errors_name_field_value_and_fix(over, field, fix):
     assert err.to_dict()["field"] == field
 
 
-def test_bottlerocket_refuses_renamed_resource_name():
-    plan = build_plan({"profiles": [{"name": "ts", "replicas": 4, "resource_name": "gpu-ts"}]})
+def test_bottlerocket_refuses_mig_resource_names():
+    plan = build_plan({"profiles": [{"name": "ts", "replicas": 4, "mig_strategy": "mixed",
+                                     "resource_name": "mig-1g.5gb"}]})
     with pytest.raises(Exception) as info:
         k.render(plan, dict(BASE, ami_alias="bottlerocket@latest"))
-    assert "resource_name" in str(info.value)
+    assert "mig_strategy" in str(info.value)
 
 
 # --------------------------------------------------------------------------- feature gates
