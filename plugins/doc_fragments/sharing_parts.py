@@ -54,7 +54,10 @@ options:
     type: str
     default: v0.20.0@sha256:a61ba9fd8efb82f3a79f877f7580e02c1e8e7593f62473644bc9c79e315c3312
   gfd:
-    description: Enable GPU Feature Discovery (and the Node Feature Discovery it needs).
+    description:
+      - Enable GPU Feature Discovery (and the Node Feature Discovery it needs).
+      - Required with an MPS profile (C(false) is refused then), also when set through I(values) as C(gfd.enabled):
+        only GFD labels nodes C(nvidia.com/mps.capable=true), where the chart runs the MPS control daemon.
     type: bool
     default: true
   values:

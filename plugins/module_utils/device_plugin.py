@@ -299,12 +299,24 @@ def latest_helm_release(secrets):
 OWNED_VALUE_KEYS = ("config",)
 
 
-def plugin_option_errors(image_tag, values):
+def plugin_option_errors(image_tag, values, plan=None, gfd=True):
     """SharingErrors for device_plugin options that Helm or the cluster would only reject (or
     silently accept) after something was written: checked before the first request."""
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import SharingError
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import SharingError, STRATEGY_MPS
 
     errors = []
+    mps = [p.name for p in plan.profiles if p.strategy == STRATEGY_MPS] if plan is not None else []
+    gfd_values = values.get("gfd") if isinstance(values, dict) else None
+    user_gfd = gfd_values.get("enabled") if isinstance(gfd_values, dict) else None
+    if mps and (user_gfd is False or (user_gfd is None and not gfd)):
+        # The chart schedules the MPS control daemon only where GFD put this label.
+        field, value = ("values.gfd.enabled", user_gfd) if user_gfd is False else ("gfd", gfd)
+        errors.append(SharingError(
+            field, value,
+            "keep GFD on (gfd: true), or use time-slicing instead of MPS in %s" % ", ".join(mps),
+            "profile(s) %s use MPS, and the chart runs the MPS control daemon only on nodes labelled "
+            "%s=true, which only GFD sets: the plugin would wait for the daemon forever"
+            % (", ".join(mps), MPS_CAPABLE_LABEL)))
     if not isinstance(image_tag, str) or "@sha256:" not in image_tag:
         errors.append(SharingError(
             "image_tag", image_tag,

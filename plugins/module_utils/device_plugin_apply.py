@@ -312,7 +312,7 @@ def prepare_device_plugin(module, kube=None):
 
     plan = plan_from_params(module) if params["state"] == "present" else None
     if params["state"] == "present":
-        problems = plugin_option_errors(params["image_tag"], params["values"])
+        problems = plugin_option_errors(params["image_tag"], params["values"], plan=plan, gfd=params["gfd"])
         if problems:
             module.fail_json(msg="; ".join(str(e) for e in problems), error=problems[0].to_dict())
     helm_binary = _helm_binary(module)  # before connecting: a missing helm must not leave half a change

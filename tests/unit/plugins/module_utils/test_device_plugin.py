@@ -177,3 +177,20 @@ def test_latest_helm_release_reads_the_newest_revision():
     assert dp.latest_helm_release(secrets[:1])[1] == {"gfd": {"enabled": True}}
     assert dp.latest_helm_release([]) == (None, None)
     assert dp.helm_release_selector("nvdp") == "owner=helm,name=nvdp"
+
+
+# The chart runs the MPS control daemon only on nodes labelled nvidia.com/mps.capable=true, a label
+# only GFD sets: without GFD an MPS profile's plugin waits for a daemon that never comes.
+@pytest.mark.parametrize("gfd, values, field", [
+    (False, {}, "gfd"),
+    (True, {"gfd": {"enabled": False}}, "values.gfd.enabled"),
+])
+def test_mps_profile_without_gfd_is_refused(plan, gfd, values, field):
+    errors = dp.plugin_option_errors(dp.IMAGE_TAG, values, plan=plan, gfd=gfd)
+    assert [e.field for e in errors] == [field]
+    assert "mps-2" in str(errors[0]) and "nvidia.com/mps.capable" in str(errors[0]) and "Fix:" in str(errors[0])
+
+
+def test_gfd_off_is_fine_without_mps():
+    ts_only = build_plan({"profiles": [{"name": "ts-4", "replicas": 4}]})
+    assert dp.plugin_option_errors(dp.IMAGE_TAG, {}, plan=ts_only, gfd=False) == []
