@@ -225,6 +225,8 @@ options:
     description:
       - C(al2023@<version>) (NVIDIA AL2023 AMI, install the device plugin) or C(bottlerocket@<version>)
         (plugin built in, sharing set in user data). Written alone in its C(amiSelectorTerms) term.
+      - An MPS profile on Bottlerocket needs release 1.54.0 or newer (its settings model knows C(mps) from then
+        on): a pinned older C(bottlerocket@v<version>) is refused; C(bottlerocket@latest) resolves to a newer one.
     type: str
     default: al2023@latest
   role:

@@ -36,6 +36,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.instance_types imp
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     GPU_TAINT_KEY,
     PROFILE_LABEL,
+    STRATEGY_MPS,
     SharingError,
     parse_int,
     parse_quantity,
@@ -226,6 +227,27 @@ def _name(value, field):
         raise _err(field, value, "use lower-case letters, digits, '-' and '.', starting and ending alphanumeric",
                    "not a valid Kubernetes object name")
     return value
+
+
+# Bottlerocket's settings model accepts device-sharing-strategy "mps" from bottlerocket-settings-models
+# 0.20.0 (2026-01-14), first shipped in Bottlerocket 1.54.0 (2026-01-26); older releases refuse the
+# user data, so the node never joins.
+BOTTLEROCKET_MPS_SINCE = (1, 54, 0)
+_BOTTLEROCKET_VERSION_RE = re.compile(r"^v?([0-9]+)\.([0-9]+)\.([0-9]+)$")
+
+
+def _check_bottlerocket_release(alias, profile):
+    """Refuse an MPS profile on a pinned Bottlerocket release whose settings model lacks MPS."""
+    match = _BOTTLEROCKET_VERSION_RE.match(alias.split("@", 1)[1])
+    if profile.strategy != STRATEGY_MPS or not match:
+        return  # latest (documented: 1.54.0 or newer since January 2026) or not a release number
+    if tuple(int(part) for part in match.groups()) < BOTTLEROCKET_MPS_SINCE:
+        since = "v%d.%d.%d" % BOTTLEROCKET_MPS_SINCE
+        raise _err("ami_alias", alias,
+                   "pin bottlerocket@%s or newer (or bottlerocket@latest), or use time-slicing for profile %s"
+                   % (since, profile.name),
+                   "profile %s uses MPS, which Bottlerocket's settings model accepts only from %s on"
+                   % (profile.name, since))
 
 
 # --------------------------------------------------------------------------- instance types
@@ -442,6 +464,7 @@ def normalize_options(options, plan):
     opts["node_class_tags"] = {str(k): str(v) for k, v in tags.items()}
     if opts["manage_node_class"] and opts["ami_family"] == "bottlerocket":
         render_bottlerocket_settings(profile)  # raises for what Bottlerocket cannot express
+        _check_bottlerocket_release(alias, profile)
 
     # overlays
     opts["overlays"] = bool(raw["overlays"])
