@@ -227,6 +227,9 @@ options:
         (plugin built in, sharing set in user data). Written alone in its C(amiSelectorTerms) term.
       - An MPS profile on Bottlerocket needs release 1.54.0 or newer (its settings model knows C(mps) from then
         on): a pinned older C(bottlerocket@v<version>) is refused; C(bottlerocket@latest) resolves to a newer one.
+      - With C(bottlerocket@...) the NodePool labels its nodes C(gpu-slicing.eks/os-device-plugin=bottlerocket)
+        (also when I(manage_node_class=false): set I(ami_alias) to your node class's OS), and the device plugin's
+        chart keeps off such nodes, whose OS runs its own plugin.
     type: str
     default: al2023@latest
   role:

@@ -16,6 +16,7 @@ import json
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     GPU_TAINT_KEY,
+    OS_DEVICE_PLUGIN_LABEL,
     render_config_map_data,
 )
 
@@ -72,15 +73,20 @@ def gpu_node_affinity():
     """Land on EKS GPU nodes without NFD: nodes labelled nvidia.com/gpu.present=true.
 
     The chart's default affinity also accepts NFD's PCI vendor label; we keep that term so
-    clusters that do run NFD keep working.
+    clusters that do run NFD keep working. Nodes whose OS runs its own plugin (Bottlerocket,
+    labelled by their NodePool) are left out in every term (terms are ORed): a second plugin
+    there would fight the OS's one.
     """
+    not_os_plugin = {"key": OS_DEVICE_PLUGIN_LABEL, "operator": "DoesNotExist"}
     return {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [
-                    {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]},
+                    {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]},
+                                          not_os_plugin]},
                     {"matchExpressions": [
-                        {"key": "feature.node.kubernetes.io/pci-10de.present", "operator": "In", "values": ["true"]}
+                        {"key": "feature.node.kubernetes.io/pci-10de.present", "operator": "In", "values": ["true"]},
+                        not_os_plugin,
                     ]},
                 ]
             }

@@ -33,6 +33,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin impo
     nodes_missing_pods,
     plugin_option_errors,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import OS_DEVICE_PLUGIN_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     ParamsView,
     connect,
@@ -240,7 +241,8 @@ def _helm_binary(module):
 
 
 def gpu_nodes(kube):
-    return kube.list_raw("Node", "v1", label_selector="%s=true" % GPU_PRESENT_LABEL)
+    # Nodes whose OS runs its own plugin get no chart pod (gpu_node_affinity): not waited for.
+    return kube.list_raw("Node", "v1", label_selector="%s=true,!%s" % (GPU_PRESENT_LABEL, OS_DEVICE_PLUGIN_LABEL))
 
 
 def wait_for_rollout(kube, release, namespace, timeout):

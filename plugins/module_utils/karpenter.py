@@ -35,6 +35,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.instance_types imp
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     GPU_TAINT_KEY,
+    OS_DEVICE_PLUGIN_LABEL,
     PROFILE_LABEL,
     STRATEGY_MPS,
     SharingError,
@@ -624,6 +625,8 @@ def render_nodepool(opts):
     profile = opts["profile"]
     labels = dict(opts["labels"])
     labels.update({PROFILE_LABEL: profile.name, GPU_PRESENT_LABEL: "true"})
+    if opts["ami_family"] == "bottlerocket":
+        labels[OS_DEVICE_PLUGIN_LABEL] = "bottlerocket"  # its own plugin: the chart keeps off
     spec = {
         "template": {
             "metadata": {"labels": labels},

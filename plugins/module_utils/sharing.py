@@ -56,6 +56,9 @@ MPS_MAX_REPLICAS_PRE_VOLTA_75 = 16
 #: Node label the device plugin's config-manager watches to pick a named config.
 PROFILE_LABEL = "nvidia.com/device-plugin.config"
 GPU_TAINT_KEY = "nvidia.com/gpu"
+#: Node label (value: the OS) on GPU nodes whose OS runs NVIDIA's device plugin itself
+#: (Bottlerocket's NVIDIA variant): the chart's DaemonSets keep off them.
+OS_DEVICE_PLUGIN_LABEL = "gpu-slicing.eks/os-device-plugin"
 
 PROFILE_KEYS = (
     "name",

@@ -284,3 +284,48 @@ def test_chart_breaks_on_profile_names_yaml_reads_as_non_text(local_cluster, tmp
     for name in sorted(broken):
         print("%s: %s" % (name, broken[name]))
     assert core_refuses == set(broken)
+
+
+def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
+    """A node of a Bottlerocket NodePool (its OS runs NVIDIA's plugin itself) gets no pod of the
+    chart, a node of an AL2023 NodePool does. The nodes carry the labels of the NodePools the
+    collection renders (what Karpenter copies from spec.template onto its nodes); the DaemonSet's
+    placement is the real DaemonSet controller's, from the chart's real templates."""
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils import karpenter
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan
+
+    c = local_cluster
+    kc = str(c.kubeconfig)
+    plan = build_plan({"profiles": [{"name": "ts-4", "replicas": 4}]})
+    base = {"cluster_name": "demo", "role": "KarpenterNodeRole-demo", "instance_types": ["g4dn.xlarge"]}
+    nodes = {}
+    for name, alias in (("dp-al2023", "al2023@latest"), ("dp-bottlerocket", "bottlerocket@latest")):
+        pool = karpenter.render(plan, dict(base, name=name, ami_alias=alias))["nodepool"]
+        labels = dict(pool["spec"]["template"]["metadata"]["labels"], **{"karpenter.sh/nodepool": name})
+        c.add_gpu_node(name, "g4dn.xlarge", zone="us-east-1a", labels=labels,
+                       taints=pool["spec"]["template"]["spec"]["taints"])
+        nodes[alias.split("@")[0]] = name
+    c.start_emulator()
+    try:
+        result = run_module("device_plugin", plugin_args(c), kubeconfig=kc)
+        assert not result.failed, result.get("msg")
+        assert result["rollout"]["ready"] is True
+        assert nodes["al2023"] in result["rollout"]["target_node_names"]
+        assert nodes["bottlerocket"] not in result["rollout"]["target_node_names"]
+        # The chart's own DaemonSets (plugin, GFD, MPS daemon) are named <release>-nvidia-device-plugin*;
+        # NFD's worker (a dependency that only labels node features) may run anywhere.
+        pods = c.kubectl_json("get", "pods", "-n", NS)["items"]
+        placed = {}
+        for pod in pods:
+            if pod["metadata"]["name"].startswith(RELEASE + "-nvidia-device-plugin"):
+                placed.setdefault(pod["spec"].get("nodeName"), []).append(pod["metadata"]["name"])
+        assert any("gpu-feature-discovery" not in p for p in placed.get(nodes["al2023"], [])), placed
+        assert nodes["bottlerocket"] not in placed, placed
+        wait_until(lambda: allocatable(c, nodes["al2023"]) == "4", 60, "4 slices on the AL2023 node")
+        print("chart pods per node: %s" % {k: len(v) for k, v in placed.items()})
+    finally:
+        c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
+        c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
+        c.stop_process("gpu-plugin-emulator")
+        for name in nodes.values():
+            c.delete_node(name)

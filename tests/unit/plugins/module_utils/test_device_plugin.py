@@ -194,3 +194,13 @@ def test_mps_profile_without_gfd_is_refused(plan, gfd, values, field):
 def test_gfd_off_is_fine_without_mps():
     ts_only = build_plan({"profiles": [{"name": "ts-4", "replicas": 4}]})
     assert dp.plugin_option_errors(dp.IMAGE_TAG, {}, plan=ts_only, gfd=False) == []
+
+
+def test_chart_daemonsets_keep_off_nodes_whose_os_runs_its_own_plugin(plan):
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import OS_DEVICE_PLUGIN_LABEL
+
+    terms = dp.chart_values(plan)["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    # terms are ORed: every one of them must exclude the label
+    assert terms and all({"key": OS_DEVICE_PLUGIN_LABEL, "operator": "DoesNotExist"} in t["matchExpressions"]
+                         for t in terms)

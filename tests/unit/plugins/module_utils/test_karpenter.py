@@ -274,3 +274,14 @@ def test_bottlerocket_mps_refused_on_a_pinned_release_without_mps(alias):
 def test_bottlerocket_mps_accepted_from_1_54(plan, alias):
     out = k.render(plan, dict(BASE, ami_alias=alias))
     assert out["ec2nodeclass"]["spec"]["amiSelectorTerms"] == [{"alias": alias}]
+
+
+def test_bottlerocket_nodes_carry_the_os_device_plugin_label_and_al2023_nodes_do_not():
+    """Bottlerocket's NVIDIA variant runs its own device plugin: its NodePool marks the nodes so
+    that the chart's DaemonSets keep off them."""
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import OS_DEVICE_PLUGIN_LABEL
+
+    bottlerocket = render(ami_alias="bottlerocket@latest")["nodepool"]["spec"]["template"]["metadata"]["labels"]
+    al2023 = render()["nodepool"]["spec"]["template"]["metadata"]["labels"]
+    assert bottlerocket[OS_DEVICE_PLUGIN_LABEL] == "bottlerocket"
+    assert OS_DEVICE_PLUGIN_LABEL not in al2023
