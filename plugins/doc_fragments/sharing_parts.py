@@ -56,8 +56,8 @@ options:
   gfd:
     description:
       - Enable GPU Feature Discovery (and the Node Feature Discovery it needs).
-      - Required with an MPS profile (C(false) is refused then), also when set through I(values) as C(gfd.enabled):
-        only GFD labels nodes C(nvidia.com/mps.capable=true), where the chart runs the MPS control daemon.
+      - Required with an MPS profile (C(false) is refused then, also when set through I(values) as C(gfd.enabled)).
+        Only GFD labels nodes C(nvidia.com/mps.capable=true), where the chart runs the MPS control daemon.
     type: bool
     default: true
   values:
@@ -226,9 +226,9 @@ options:
       - C(al2023@<version>) (NVIDIA AL2023 AMI, install the device plugin) or C(bottlerocket@<version>)
         (plugin built in, sharing set in user data). Written alone in its C(amiSelectorTerms) term.
       - An MPS profile on Bottlerocket needs release 1.54.0 or newer (its settings model knows C(mps) from then
-        on): a pinned older C(bottlerocket@v<version>) is refused; C(bottlerocket@latest) resolves to a newer one.
+        on). A pinned older C(bottlerocket@v<version>) is refused; C(bottlerocket@latest) resolves to a newer one.
       - With C(bottlerocket@...) the NodePool labels its nodes C(gpu-slicing.eks/os-device-plugin=bottlerocket)
-        (also when I(manage_node_class=false): set I(ami_alias) to your node class's OS), and the device plugin's
+        (also when I(manage_node_class=false), so set I(ami_alias) to your node class's OS), and the device plugin's
         chart keeps off such nodes, whose OS runs its own plugin.
     type: str
     default: al2023@latest

@@ -304,7 +304,7 @@ def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
         labels = dict(pool["spec"]["template"]["metadata"]["labels"], **{"karpenter.sh/nodepool": name})
         c.add_gpu_node(name, "g4dn.xlarge", zone="us-east-1a", labels=labels,
                        taints=pool["spec"]["template"]["spec"]["taints"])
-        nodes[alias.split("@")[0]] = name
+        nodes[alias.split("@", maxsplit=1)[0]] = name
     c.start_emulator()
     try:
         result = run_module("device_plugin", plugin_args(c), kubeconfig=kc)
