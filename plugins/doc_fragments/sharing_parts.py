@@ -64,7 +64,10 @@ options:
     type: str
     default: v0.20.0@sha256:a61ba9fd8efb82f3a79f877f7580e02c1e8e7593f62473644bc9c79e315c3312
   gfd:
-    description: Enable GPU Feature Discovery (and the Node Feature Discovery it needs).
+    description:
+      - Enable GPU Feature Discovery (and the Node Feature Discovery it needs).
+      - Required with an MPS profile (C(false) is refused then, also when set through I(values) as C(gfd.enabled)).
+        Only GFD labels nodes C(nvidia.com/mps.capable=true), where the chart runs the MPS control daemon.
     type: bool
     default: true
   values:
@@ -235,6 +238,11 @@ options:
       - A pinned version must have the form AWS publishes (C(al2023@v20240625), C(bottlerocket@1.46.0)).
         With AWS options given, the SSM parameter Karpenter's AWS provider reads for it
         (NVIDIA variant, x86_64, the cluster's Kubernetes version) must exist, or nothing is written.
+      - An MPS profile on Bottlerocket needs release 1.54.0 or newer (its settings model knows C(mps) from then
+        on). A pinned older C(bottlerocket@v<version>) is refused; C(bottlerocket@latest) resolves to a newer one.
+      - With C(bottlerocket@...) the NodePool labels its nodes C(gpu-slicing.eks/os-device-plugin=bottlerocket)
+        (also when I(manage_node_class=false), so set I(ami_alias) to your node class's OS), and the device plugin's
+        chart keeps off such nodes, whose OS runs its own plugin.
     type: str
     default: al2023@latest
   role:

@@ -23,7 +23,11 @@ options:
     elements: dict
     suboptions:
       name:
-        description: Profile name; used as the config name and as the node label value (at most 63 characters).
+        description:
+          - Profile name; used as the config name and as the node label value (at most 63 characters).
+          - Names YAML reads as something else than text (C(4), C(true), C(yes), C(on), C(off), C(y), C(null),
+            C(1e3), C(0x1F), a date) are refused, because NVIDIA's chart writes the default profile unquoted into
+            the DaemonSet.
         type: str
         required: true
       strategy:
@@ -54,12 +58,16 @@ options:
           - Defaults to C(false) for time-slicing and C(true) for MPS.
         type: raw
       mig_strategy:
-        description: The plugin's MIG strategy. MPS does not work with C(mixed).
+        description: The plugin's MIG strategy. MPS needs C(none) (NVIDIA's plugin refuses MPS on MIG devices).
         type: str
         choices: [none, single, mixed]
         default: none
       resource_name:
-        description: Extended resource to share; C(nvidia.com/) is added when no prefix is given.
+        description:
+          - Extended resource to share; C(nvidia.com/) is added when no prefix is given.
+          - Only names NVIDIA's plugin gives to devices are accepted, C(nvidia.com/gpu), and with I(mig_strategy=mixed)
+            the MIG profile resources such as C(nvidia.com/mig-1g.5gb). The plugin skips sharing entries under any
+            other name. For C(nvidia.com/gpu.shared) use I(rename_by_default).
         type: str
         default: nvidia.com/gpu
   default_profile:

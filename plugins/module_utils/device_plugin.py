@@ -16,6 +16,7 @@ import json
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     GPU_TAINT_KEY,
+    OS_DEVICE_PLUGIN_LABEL,
     render_config_map_data,
 )
 
@@ -74,15 +75,20 @@ def gpu_node_affinity():
     """Land on EKS GPU nodes without NFD: nodes labelled nvidia.com/gpu.present=true.
 
     The chart's default affinity also accepts NFD's PCI vendor label; we keep that term so
-    clusters that do run NFD keep working.
+    clusters that do run NFD keep working. Nodes whose OS runs its own plugin (Bottlerocket,
+    labelled by their NodePool) are left out in every term (terms are ORed): a second plugin
+    there would fight the OS's one.
     """
+    not_os_plugin = {"key": OS_DEVICE_PLUGIN_LABEL, "operator": "DoesNotExist"}
     return {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [
-                    {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]},
+                    {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]},
+                                          not_os_plugin]},
                     {"matchExpressions": [
-                        {"key": "feature.node.kubernetes.io/pci-10de.present", "operator": "In", "values": ["true"]}
+                        {"key": "feature.node.kubernetes.io/pci-10de.present", "operator": "In", "values": ["true"]},
+                        not_os_plugin,
                     ]},
                 ]
             }
@@ -301,12 +307,24 @@ def latest_helm_release(secrets):
 OWNED_VALUE_KEYS = ("config",)
 
 
-def plugin_option_errors(image_tag, values):
+def plugin_option_errors(image_tag, values, plan=None, gfd=True):
     """SharingErrors for device_plugin options that Helm or the cluster would only reject (or
     silently accept) after something was written: checked before the first request."""
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import SharingError
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import SharingError, STRATEGY_MPS
 
     errors = []
+    mps = [p.name for p in plan.profiles if p.strategy == STRATEGY_MPS] if plan is not None else []
+    gfd_values = values.get("gfd") if isinstance(values, dict) else None
+    user_gfd = gfd_values.get("enabled") if isinstance(gfd_values, dict) else None
+    if mps and (user_gfd is False or (user_gfd is None and not gfd)):
+        # The chart schedules the MPS control daemon only where GFD put this label.
+        field, value = ("values.gfd.enabled", user_gfd) if user_gfd is False else ("gfd", gfd)
+        errors.append(SharingError(
+            field, value,
+            "keep GFD on (gfd: true), or use time-slicing instead of MPS in %s" % ", ".join(mps),
+            "profile(s) %s use MPS, and the chart runs the MPS control daemon only on nodes labelled "
+            "%s=true, which only GFD sets: the plugin would wait for the daemon forever"
+            % (", ".join(mps), MPS_CAPABLE_LABEL)))
     if not isinstance(image_tag, str) or "@sha256:" not in image_tag:
         errors.append(SharingError(
             "image_tag", image_tag,

@@ -34,6 +34,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin impo
     nodes_missing_pods,
     plugin_option_errors,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import OS_DEVICE_PLUGIN_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
     ParamsView,
     connect,
@@ -243,7 +244,8 @@ def _helm_binary(module):
 
 
 def gpu_nodes(kube):
-    return kube.list_raw("Node", "v1", label_selector="%s=true" % GPU_PRESENT_LABEL)
+    # Nodes whose OS runs its own plugin get no chart pod (gpu_node_affinity): not waited for.
+    return kube.list_raw("Node", "v1", label_selector="%s=true,!%s" % (GPU_PRESENT_LABEL, OS_DEVICE_PLUGIN_LABEL))
 
 
 def rollout_progress(summary):
@@ -327,7 +329,7 @@ def prepare_device_plugin(module, kube=None):
 
     plan = plan_from_params(module) if params["state"] == "present" else None
     if params["state"] == "present":
-        problems = plugin_option_errors(params["image_tag"], params["values"])
+        problems = plugin_option_errors(params["image_tag"], params["values"], plan=plan, gfd=params["gfd"])
         if problems:
             module.fail_json(msg="; ".join(str(e) for e in problems), error=problems[0].to_dict())
     helm_binary = _helm_binary(module)  # before connecting: a missing helm must not leave half a change

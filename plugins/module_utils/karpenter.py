@@ -35,7 +35,9 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.instance_types imp
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
     GPU_TAINT_KEY,
+    OS_DEVICE_PLUGIN_LABEL,
     PROFILE_LABEL,
+    STRATEGY_MPS,
     SharingError,
     parse_int,
     parse_quantity,
@@ -237,6 +239,27 @@ def _name(value, field):
     return value
 
 
+# Bottlerocket's settings model accepts device-sharing-strategy "mps" from bottlerocket-settings-models
+# 0.20.0 (2026-01-14), first shipped in Bottlerocket 1.54.0 (2026-01-26); older releases refuse the
+# user data, so the node never joins.
+BOTTLEROCKET_MPS_SINCE = (1, 54, 0)
+_BOTTLEROCKET_VERSION_RE = re.compile(r"^v?([0-9]+)\.([0-9]+)\.([0-9]+)$")
+
+
+def _check_bottlerocket_release(alias, profile):
+    """Refuse an MPS profile on a pinned Bottlerocket release whose settings model lacks MPS."""
+    match = _BOTTLEROCKET_VERSION_RE.match(alias.split("@", 1)[1])
+    if profile.strategy != STRATEGY_MPS or not match:
+        return  # latest (documented: 1.54.0 or newer since January 2026) or not a release number
+    if tuple(int(part) for part in match.groups()) < BOTTLEROCKET_MPS_SINCE:
+        since = "v%d.%d.%d" % BOTTLEROCKET_MPS_SINCE
+        raise _err("ami_alias", alias,
+                   "pin bottlerocket@%s or newer (or bottlerocket@latest), or use time-slicing for profile %s"
+                   % (since, profile.name),
+                   "profile %s uses MPS, which Bottlerocket's settings model accepts only from %s on"
+                   % (profile.name, since))
+
+
 # --------------------------------------------------------------------------- instance types
 
 
@@ -271,8 +294,14 @@ def _admitted_instance_types(opts, gpu_counts):
             except InstanceTypeError as exc:
                 raise _err("instance_types[%d]" % i, itype,
                            exc.fix + ", or give its GPU count in gpu_counts", exc.why)
-        if families:
-            names = [n for n in names if n.split(".", 1)[0] in families]
+        for i, name in enumerate(names):
+            # Both requirements apply on the NodePool: a type outside the families could never launch.
+            family = name.split(".", 1)[0]
+            if families and family not in families:
+                raise _err("instance_types[%d]" % i, types_given[i],
+                           "add %s to instance_families, or leave instance_families unset (the instance "
+                           "types alone say what may launch)" % family,
+                           "its family %s is not in instance_families %s" % (family, ", ".join(families)))
     elif families:
         names = [t.name for fam in families for t in by_family(fam.lower())]
     else:
@@ -446,6 +475,7 @@ def normalize_options(options, plan):
     opts["node_class_tags"] = {str(k): str(v) for k, v in tags.items()}
     if opts["manage_node_class"] and opts["ami_family"] == "bottlerocket":
         render_bottlerocket_settings(profile)  # raises for what Bottlerocket cannot express
+        _check_bottlerocket_release(alias, profile)
 
     # overlays
     opts["overlays"] = bool(raw["overlays"])
@@ -605,6 +635,8 @@ def render_nodepool(opts):
     profile = opts["profile"]
     labels = dict(opts["labels"])
     labels.update({PROFILE_LABEL: profile.name, GPU_PRESENT_LABEL: "true"})
+    if opts["ami_family"] == "bottlerocket":
+        labels[OS_DEVICE_PLUGIN_LABEL] = "bottlerocket"  # its own plugin: the chart keeps off
     spec = {
         "template": {
             "metadata": {"labels": labels},

@@ -56,6 +56,9 @@ MPS_MAX_REPLICAS_PRE_VOLTA_75 = 16
 #: Node label the device plugin's config-manager watches to pick a named config.
 PROFILE_LABEL = "nvidia.com/device-plugin.config"
 GPU_TAINT_KEY = "nvidia.com/gpu"
+#: Node label (value: the OS) on GPU nodes whose OS runs NVIDIA's device plugin itself
+#: (Bottlerocket's NVIDIA variant): the chart's DaemonSets keep off them.
+OS_DEVICE_PLUGIN_LABEL = "gpu-slicing.eks/os-device-plugin"
 
 PROFILE_KEYS = (
     "name",
@@ -76,6 +79,23 @@ SPEC_KEYS = ("profiles", "default_profile")
 _PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _INT_STRING_RE = re.compile(r"^[0-9]+$")
+# Plain scalars that YAML resolves to something other than a string, in the union of the
+# resolvers that read NVIDIA's chart output: YAML 1.1 as go-yaml v2 reads it (Helm and the
+# Kubernetes client decode manifests with it: y/n/on/off booleans, 0b/0o/0x/octal ints with
+# underscores, floats without a dot) and the YAML 1.2 core schema. Dates stay text there.
+_YAML_NON_STRING = (
+    ("a boolean", re.compile(r"^(y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE"
+                             r"|on|On|ON|off|Off|OFF)$")),
+    ("null", re.compile(r"^(~|null|Null|NULL)$")),
+    ("a number", re.compile(r"^[-+]?(0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$")),
+    ("a number", re.compile(r"^[-+]?(\.[0-9_]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")),
+    ("a number", re.compile(r"^[-+]?\.(inf|Inf|INF|nan|NaN|NAN)$")),
+)
+# Resource names the plugin gives devices (internal/rm AddDefaultResourcesToConfig): full GPUs
+# and, with migStrategy single, MIG devices are "gpu"; with mixed, MIG devices are
+# "mig-<profile>" ("+" of the profile written as "."). Sharing entries under any other name
+# match no device and are skipped: the GPUs stay unshared under nvidia.com/gpu.
+_MIG_RESOURCE_RE = re.compile(r"^nvidia\.com/mig-[0-9]+g\.[0-9]+gb([.-][a-z]+(\.[a-z]+)*)?$")
 _QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _BINARY_SUFFIXES = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
 _DECIMAL_SUFFIXES = {"k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18}
@@ -316,6 +336,30 @@ def normalize_resource_name(value, field="resource_name"):
     return name
 
 
+def _check_plugin_resource_name(name, value, mig, field):
+    """Refuse a resource name NVIDIA's plugin would not give to any device (it would silently
+    skip the sharing entry and advertise plain, unshared nvidia.com/gpu)."""
+    if name == DEFAULT_RESOURCE_NAME:
+        return
+    if name == DEFAULT_RESOURCE_NAME + SHARED_SUFFIX:
+        raise SharingError(field, value, "use resource_name nvidia.com/gpu with rename_by_default: true",
+                           why="the plugin names shared GPUs %s only through renameByDefault" % name)
+    if _MIG_RESOURCE_RE.match(name):
+        if mig != "mixed":
+            raise SharingError(field, value,
+                               "use mig_strategy mixed for MIG profile resources, or nvidia.com/gpu",
+                               why="only the mixed MIG strategy names MIG devices nvidia.com/mig-<profile>; "
+                                   "with %s they are nvidia.com/gpu" % mig)
+        return
+    raise SharingError(
+        field, value,
+        "use nvidia.com/gpu (with rename_by_default: true the node advertises nvidia.com/gpu.shared)%s"
+        % (", or nvidia.com/mig-<profile> such as nvidia.com/mig-1g.5gb" if mig == "mixed" else ""),
+        why="NVIDIA's device plugin ignores custom resource names: the sharing entry matches no device, "
+            "so the node advertises plain, unshared nvidia.com/gpu",
+    )
+
+
 def advertised_resource(profile):
     """What a node advertises and pods request: ``nvidia.com/gpu`` or ``nvidia.com/gpu.shared``."""
     if profile.shared and profile.rename_by_default:
@@ -378,6 +422,14 @@ def normalize_profile(raw, path="profile"):
             "use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
             why="not a valid Kubernetes label value and ConfigMap key",
         )
+    for kind, pattern in _YAML_NON_STRING:
+        if pattern.match(name):
+            raise SharingError(
+                field("name"), name,
+                "use a name that YAML reads as text, e.g. ts-%s or p-%s" % (name, name),
+                why="YAML reads it as %s, and NVIDIA's chart writes the default profile unquoted into the "
+                    "DaemonSet (value: {{ .Values.config.default }}), which the API server then refuses" % kind,
+            )
 
     # strategy
     strategy = raw.get("strategy", STRATEGY_TIME_SLICING)
@@ -392,13 +444,15 @@ def normalize_profile(raw, path="profile"):
     if mig not in MIG_STRATEGIES:
         raise SharingError(field("mig_strategy"), mig, "use one of: %s" % ", ".join(MIG_STRATEGIES),
                            why="unknown MIG strategy")
-    if strategy == STRATEGY_MPS and mig == "mixed":
+    if strategy == STRATEGY_MPS and mig != "none":
         raise SharingError(field("mig_strategy"), mig,
-                           "use mig_strategy none or single with MPS, or strategy time-slicing with mixed MIG",
-                           why="the NVIDIA device plugin does not support MPS with the mixed MIG strategy")
+                           "use mig_strategy none with MPS, or strategy time-slicing with MIG",
+                           why="the NVIDIA device plugin refuses MPS on MIG devices (and MPS with the mixed "
+                               "MIG strategy)")
 
     # resource name
     resource_name = normalize_resource_name(raw.get("resource_name", DEFAULT_RESOURCE_NAME), field("resource_name"))
+    _check_plugin_resource_name(resource_name, raw.get("resource_name"), mig, field("resource_name"))
 
     # booleans
     rename = parse_bool(raw.get("rename_by_default", False), field("rename_by_default"))
@@ -612,10 +666,6 @@ def render_bottlerocket_settings(profile):
                            "use mig_strategy none on Bottlerocket nodes (Bottlerocket configures MIG with "
                            "device-partitioning-strategy, not managed here)",
                            why="not expressible in Bottlerocket's sharing settings")
-    if profile.resource_name != DEFAULT_RESOURCE_NAME:
-        raise SharingError("%s.resource_name" % profile.name, profile.resource_name,
-                           "use the default nvidia.com/gpu on Bottlerocket nodes",
-                           why="Bottlerocket's settings cannot rename the resource")
     lines = [
         "[settings.kubelet-device-plugins.nvidia]",
         'device-sharing-strategy = "%s"' % profile.strategy,

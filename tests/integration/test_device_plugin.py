@@ -240,3 +240,92 @@ def test_device_plugin_install_idempotence_rollout_and_restore(local_cluster):
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
         c.stop_process("gpu-plugin-emulator")
         c.delete_node(NODE)
+
+
+# Profile names YAML reads as something else than text, and names it reads as text. NVIDIA's
+# chart writes config.default unquoted (value: {{ .Values.config.default }}).
+YAML_NAMES = ["4", "017", "1_000", "0x1F", "0o17", "0b101", "1e3", "1.5", "true", "True", "yes", "YES", "no",
+              "on", "off", "OFF", "y", "n", "N", "null", "NULL", "2026-12-02",
+              "ts-4", "mps-2", "yes-4", "on-demand", "e3", "x1", "1a", "4x", "2026-12", "A10G"]
+
+
+def test_chart_breaks_on_profile_names_yaml_reads_as_non_text(local_cluster, tmp_path):
+    """Why such names are refused: the real chart rendered by helm template with each name as
+    config.default (a string in the values), then the DaemonSet sent to the real API server as
+    Helm sends it (kubectl's decoder, dry run). The names it refuses or changes (null becomes no
+    value: the plugin would silently use another config) are exactly the names the sharing core
+    refuses."""
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import SharingError, normalize_profile
+
+    c = local_cluster
+    ref, dummy = chart(c)
+    broken, core_refuses = {}, set()
+    for name in YAML_NAMES:
+        values = tmp_path / "values.json"
+        values.write_text(json.dumps({"config": {"name": "cm", "default": name}}))
+        rendered = c.helm("template", "nvdp", ref, "-n", "kube-system", "-f", str(values),
+                          "--show-only", "templates/daemonset-device-plugin.yml").stdout
+        assert "value: %s\n" % name in rendered  # unquoted
+        sent = c.kubectl("create", "--dry-run=server", "-n", "kube-system", "-o", "json", "-f", "-",
+                         input=rendered, check=False)
+        if sent.returncode != 0:
+            broken[name] = "refused: " + sent.stderr.strip()[-120:]
+        else:
+            pod = json.loads(sent.stdout)["spec"]["template"]["spec"]
+            got = [e.get("value") for ctr in pod.get("initContainers", []) + pod["containers"]
+                   for e in ctr.get("env", []) if e["name"] == "DEFAULT_CONFIG"]
+            assert got, name
+            if got != [name] * len(got):  # accepted, but the plugin would get another default config
+                broken[name] = "DEFAULT_CONFIG became %r" % got
+        try:
+            normalize_profile({"name": name, "replicas": 4})
+        except SharingError:
+            core_refuses.add(name)
+    for name in sorted(broken):
+        print("%s: %s" % (name, broken[name]))
+    assert core_refuses == set(broken)
+
+
+def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
+    """A node of a Bottlerocket NodePool (its OS runs NVIDIA's plugin itself) gets no pod of the
+    chart, a node of an AL2023 NodePool does. The nodes carry the labels of the NodePools the
+    collection renders (what Karpenter copies from spec.template onto its nodes); the DaemonSet's
+    placement is the real DaemonSet controller's, from the chart's real templates."""
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils import karpenter
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan
+
+    c = local_cluster
+    kc = str(c.kubeconfig)
+    plan = build_plan({"profiles": [{"name": "ts-4", "replicas": 4}]})
+    base = {"cluster_name": "demo", "role": "KarpenterNodeRole-demo", "instance_types": ["g4dn.xlarge"]}
+    nodes = {}
+    for name, alias in (("dp-al2023", "al2023@latest"), ("dp-bottlerocket", "bottlerocket@latest")):
+        pool = karpenter.render(plan, dict(base, name=name, ami_alias=alias))["nodepool"]
+        labels = dict(pool["spec"]["template"]["metadata"]["labels"], **{"karpenter.sh/nodepool": name})
+        c.add_gpu_node(name, "g4dn.xlarge", zone="us-east-1a", labels=labels,
+                       taints=pool["spec"]["template"]["spec"]["taints"])
+        nodes[alias.split("@", maxsplit=1)[0]] = name
+    c.start_emulator()
+    try:
+        result = run_module("device_plugin", plugin_args(c), kubeconfig=kc)
+        assert not result.failed, result.get("msg")
+        assert result["rollout"]["ready"] is True
+        assert nodes["al2023"] in result["rollout"]["target_node_names"]
+        assert nodes["bottlerocket"] not in result["rollout"]["target_node_names"]
+        # The chart's own DaemonSets (plugin, GFD, MPS daemon) are named <release>-nvidia-device-plugin*;
+        # NFD's worker (a dependency that only labels node features) may run anywhere.
+        pods = c.kubectl_json("get", "pods", "-n", NS)["items"]
+        placed = {}
+        for pod in pods:
+            if pod["metadata"]["name"].startswith(RELEASE + "-nvidia-device-plugin"):
+                placed.setdefault(pod["spec"].get("nodeName"), []).append(pod["metadata"]["name"])
+        assert any("gpu-feature-discovery" not in p for p in placed.get(nodes["al2023"], [])), placed
+        assert nodes["bottlerocket"] not in placed, placed
+        wait_until(lambda: allocatable(c, nodes["al2023"]) == "4", 60, "4 slices on the AL2023 node")
+        print("chart pods per node: %s" % {k: len(v) for k, v in placed.items()})
+    finally:
+        c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
+        c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
+        c.stop_process("gpu-plugin-emulator")
+        for name in nodes.values():
+            c.delete_node(name)

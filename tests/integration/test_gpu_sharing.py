@@ -114,45 +114,71 @@ def test_gpu_sharing_check_mode_install_idempotence_diff_and_absent(local_cluste
         c.delete_node(NODE)
 
 
+PLUGIN_TASK = "gpu_slicing.eks.device_plugin : Install NVIDIA's device plugin with the sharing profiles"
+POOL_TASK = "gpu_slicing.eks.karpenter_gpu : Manage the Karpenter GPU NodePool, its EC2NodeClass and NodeOverlays"
+BOTH_TASK = ("gpu_slicing.eks.gpu_sharing : Install the device plugin and set up the Karpenter GPU NodePool, "
+             "checked before any write")
+
+
+def roles_in_check_mode(cluster, tmp_path, namespace, role_vars):
+    """The device_plugin + karpenter_gpu roles and the gpu_sharing role from the same variables (the
+    chart, the namespace and a KWOK node class added), in check mode: their three module results,
+    after checking that nothing was written."""
+    cluster.apply_karpenter_crds()
+    cluster.apply({"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
+                   "metadata": {"name": "default"}})
+    path = cluster.artifacts / "nvidia-device-plugin"
+    role_vars = dict(role_vars, device_plugin_chart_ref=str(path),
+                     device_plugin_chart_version=str(yaml.safe_load((path / "Chart.yaml").read_text())["version"]),
+                     device_plugin_helm_binary=str(cluster.bin / "helm"), device_plugin_namespace=namespace,
+                     device_plugin_release_name=RELEASE, karpenter_gpu_nodepool_name=POOL,
+                     karpenter_gpu_manage_node_class=False, karpenter_gpu_node_class_ref=KWOK_CLASS,
+                     karpenter_gpu_feature_gates="NodeOverlay=true")
+    plays = [{"name": " + ".join(roles), "hosts": "localhost", "gather_facts": False, "vars": role_vars,
+              "roles": ["gpu_slicing.eks.%s" % r for r in roles]}
+             for roles in (["device_plugin", "karpenter_gpu"], ["gpu_sharing"])]
+    playbook = tmp_path / "roles.yml"
+    playbook.write_text(yaml.safe_dump(plays))
+    before = state(cluster, namespace)
+    rc, output = run_playbook(str(playbook), kubeconfig=str(cluster.kubeconfig), check=True)
+    assert rc == 0, [res.get("msg") for dummy, res in task_results(output) if res.get("failed")] or output.get("_stderr")
+    assert state(cluster, namespace) == before, "check mode wrote something"
+    results = dict(task_results(output))
+    return results[PLUGIN_TASK], results[POOL_TASK], results[BOTH_TASK]
+
+
 def test_main_job_role_and_the_two_roles_configure_the_same_plugin_and_nodepool(local_cluster, tmp_path):
     """The gpu_sharing role (the main job's) and the device_plugin + karpenter_gpu roles, from the
     same variables, in check mode: the same Helm values and the same NodePool and overlays, and
     nothing written by either."""
-    c = local_cluster
-    c.apply_karpenter_crds()
-    c.apply({"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": {"name": "default"}})
-    path = c.artifacts / "nvidia-device-plugin"
+    profiles = [{"name": "ts-4", "replicas": 4}, {"name": "mps-2", "strategy": "mps", "replicas": 2}]
     # Not NS: the test above deletes NS without waiting, and a dry run into a namespace that is
     # being terminated is refused.
-    namespace = NS + "-roles"
-    role_vars = {
-        "device_plugin_profiles": [{"name": "ts-4", "replicas": 4}, {"name": "mps-2", "strategy": "mps", "replicas": 2}],
-        "device_plugin_default_profile": "ts-4", "device_plugin_chart_ref": str(path),
-        "device_plugin_chart_version": str(yaml.safe_load((path / "Chart.yaml").read_text())["version"]),
-        "device_plugin_helm_binary": str(c.bin / "helm"), "device_plugin_namespace": namespace,
-        "device_plugin_release_name": RELEASE,
-        "karpenter_gpu_profiles": [{"name": "ts-4", "replicas": 4}, {"name": "mps-2", "strategy": "mps", "replicas": 2}],
-        "karpenter_gpu_profile": "mps-2", "karpenter_gpu_nodepool_name": POOL,
-        "karpenter_gpu_instance_types": ["g4dn.xlarge", "g5.12xlarge"], "karpenter_gpu_manage_node_class": False,
-        "karpenter_gpu_node_class_ref": KWOK_CLASS, "karpenter_gpu_feature_gates": "NodeOverlay=true",
-    }
-    plays = []
-    for roles in (["device_plugin", "karpenter_gpu"], ["gpu_sharing"]):
-        plays.append({"name": " + ".join(roles), "hosts": "localhost", "gather_facts": False, "vars": role_vars,
-                      "roles": ["gpu_slicing.eks.%s" % r for r in roles]})
-    playbook = tmp_path / "roles.yml"
-    playbook.write_text(yaml.safe_dump(plays))
-    before = state(c, namespace)
-    rc, output = run_playbook(str(playbook), kubeconfig=str(c.kubeconfig), check=True)
-    assert rc == 0, [res.get("msg") for dummy, res in task_results(output) if res.get("failed")] or output.get("_stderr")
-    results = dict(task_results(output))
-    plugin = results["gpu_slicing.eks.device_plugin : Install NVIDIA's device plugin with the sharing profiles"]
-    pool = results["gpu_slicing.eks.karpenter_gpu : Manage the Karpenter GPU NodePool, its EC2NodeClass and NodeOverlays"]
-    both = results["gpu_slicing.eks.gpu_sharing : Install the device plugin and set up the Karpenter GPU NodePool, "
-                   "checked before any write"]
+    plugin, pool, both = roles_in_check_mode(local_cluster, tmp_path, NS + "-roles", {
+        "device_plugin_profiles": profiles, "device_plugin_default_profile": "ts-4",
+        "karpenter_gpu_profiles": profiles, "karpenter_gpu_profile": "mps-2",
+        "karpenter_gpu_instance_types": ["g4dn.xlarge", "g5.12xlarge"]})
     assert plugin["changed"] and pool["changed"] and both["changed"]
     assert both["device_plugin"]["values"] == plugin["values"]
     for key in ("nodepool", "node_overlays", "summary"):
         assert both["nodepool"][key] == pool[key], key
     assert both["nodepool"]["summary"]["profile"] == "mps-2"
-    assert state(c, namespace) == before, "check mode wrote something"
+
+
+@pytest.mark.parametrize("types, admitted", [
+    (["g6e.xlarge"], ["g6e.xlarge"]),
+    (["g5.xlarge", "g6e.xlarge"], ["g5.xlarge", "g6e.xlarge"]),
+])
+def test_roles_take_the_users_profiles_and_instance_types_without_contradicting_defaults(
+        local_cluster, tmp_path, types, admitted):
+    """Only the profiles and the instance types set, the roles' other defaults as shipped: the
+    default profile is the first profile (as the modules do), and the NodePool admits exactly the
+    instance types given (the default families must not filter them). Check mode."""
+    profiles = [{"name": "mps-2", "strategy": "mps", "replicas": 2}]
+    plugin, pool, both = roles_in_check_mode(local_cluster, tmp_path, NS + "-defaults", {
+        "device_plugin_profiles": profiles, "karpenter_gpu_profiles": profiles,
+        "karpenter_gpu_instance_types": types})
+    assert plugin["values"]["config"]["default"] == "mps-2"
+    assert both["device_plugin"]["values"]["config"]["default"] == "mps-2"
+    for summary in (pool["summary"], both["nodepool"]["summary"]):
+        assert sorted(t["name"] for t in summary["instance_types"]) == admitted, summary

@@ -196,3 +196,30 @@ def test_chart_source(chart_ref, is_local, expected):
 def test_chart_source_without_repo_url_is_the_ref():
     assert dp.chart_source("nvidia-device-plugin", "") == ["nvidia-device-plugin"]
     assert dp.chart_source("nvidia-device-plugin", None) == ["nvidia-device-plugin"]
+
+
+# The chart runs the MPS control daemon only on nodes labelled nvidia.com/mps.capable=true, a label
+# only GFD sets: without GFD an MPS profile's plugin waits for a daemon that never comes.
+@pytest.mark.parametrize("gfd, values, field", [
+    (False, {}, "gfd"),
+    (True, {"gfd": {"enabled": False}}, "values.gfd.enabled"),
+])
+def test_mps_profile_without_gfd_is_refused(plan, gfd, values, field):
+    errors = dp.plugin_option_errors(dp.IMAGE_TAG, values, plan=plan, gfd=gfd)
+    assert [e.field for e in errors] == [field]
+    assert "mps-2" in str(errors[0]) and "nvidia.com/mps.capable" in str(errors[0]) and "Fix:" in str(errors[0])
+
+
+def test_gfd_off_is_fine_without_mps():
+    ts_only = build_plan({"profiles": [{"name": "ts-4", "replicas": 4}]})
+    assert dp.plugin_option_errors(dp.IMAGE_TAG, {}, plan=ts_only, gfd=False) == []
+
+
+def test_chart_daemonsets_keep_off_nodes_whose_os_runs_its_own_plugin(plan):
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import OS_DEVICE_PLUGIN_LABEL
+
+    terms = dp.chart_values(plan)["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    # terms are ORed: every one of them must exclude the label
+    assert terms and all({"key": OS_DEVICE_PLUGIN_LABEL, "operator": "DoesNotExist"} in t["matchExpressions"]
+                         for t in terms)

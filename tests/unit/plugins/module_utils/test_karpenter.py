@@ -184,6 +184,9 @@ BAD = [
     ({"instance_types": ["m5.large"]}, "instance_types[0]", "gpu_counts"),
     ({"instance_types": None, "instance_families": ["g4"]}, "instance_families[0]", "g4dn"),
     ({"instance_types": None}, "instance_types", "instance_families"),
+    # a type outside the given families is refused, not silently dropped
+    ({"instance_types": ["g5.xlarge", "g6e.xlarge"], "instance_families": ["g4dn", "g5", "g6"]},
+     "instance_types[1]", "add g6e to instance_families"),
     ({"instance_types": []}, "instance_types", "at least one"),
     ({"instance_types": ["g4dn.xlarge"], "gpu_count": [8]}, "instance_types", "widen"),
     ({"capacity_types": ["spott"]}, "capacity_types[0]", "spot"),
@@ -220,11 +223,12 @@ def test_validation_errors_name_field_value_and_fix(over, field, fix):
     assert err.to_dict()["field"] == field
 
 
-def test_bottlerocket_refuses_renamed_resource_name():
-    plan = build_plan({"profiles": [{"name": "ts", "replicas": 4, "resource_name": "gpu-ts"}]})
+def test_bottlerocket_refuses_mig_resource_names():
+    plan = build_plan({"profiles": [{"name": "ts", "replicas": 4, "mig_strategy": "mixed",
+                                     "resource_name": "mig-1g.5gb"}]})
     with pytest.raises(Exception) as info:
         k.render(plan, dict(BASE, ami_alias="bottlerocket@latest"))
-    assert "resource_name" in str(info.value)
+    assert "mig_strategy" in str(info.value)
 
 
 # --------------------------------------------------------------------------- feature gates
@@ -250,3 +254,34 @@ def test_gates_from_deployment_env_and_args():
     dep = _deployment(args=["--feature-gates", "NodeOverlay=true"])
     assert gates_from_deployment(dep)["NodeOverlay"] is True
     assert gates_from_deployment(_deployment()) is None
+
+
+# Bottlerocket's settings model knows device-sharing-strategy "mps" from settings-models 0.20.0,
+# first shipped in Bottlerocket 1.54.0: an older pinned release refuses the node's user data.
+MPS_PLAN = build_plan({"profiles": [{"name": "mps-2", "strategy": "mps", "replicas": 2}]})
+
+
+@pytest.mark.parametrize("alias", ["bottlerocket@v1.53.2", "bottlerocket@v1.25.0", "bottlerocket@1.53.0"])
+def test_bottlerocket_mps_refused_on_a_pinned_release_without_mps(alias):
+    with pytest.raises(k.KarpenterError) as info:
+        k.render(MPS_PLAN, dict(BASE, ami_alias=alias))
+    assert info.value.field == "ami_alias"
+    assert "1.54.0" in str(info.value) and "mps-2" in str(info.value) and "Fix:" in str(info.value)
+
+
+@pytest.mark.parametrize("plan, alias", [(MPS_PLAN, "bottlerocket@v1.54.0"), (MPS_PLAN, "bottlerocket@v1.63.1"),
+                                         (MPS_PLAN, "bottlerocket@latest"), (PLAN, "bottlerocket@v1.25.0")])
+def test_bottlerocket_mps_accepted_from_1_54(plan, alias):
+    out = k.render(plan, dict(BASE, ami_alias=alias))
+    assert out["ec2nodeclass"]["spec"]["amiSelectorTerms"] == [{"alias": alias}]
+
+
+def test_bottlerocket_nodes_carry_the_os_device_plugin_label_and_al2023_nodes_do_not():
+    """Bottlerocket's NVIDIA variant runs its own device plugin: its NodePool marks the nodes so
+    that the chart's DaemonSets keep off them."""
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import OS_DEVICE_PLUGIN_LABEL
+
+    bottlerocket = render(ami_alias="bottlerocket@latest")["nodepool"]["spec"]["template"]["metadata"]["labels"]
+    al2023 = render()["nodepool"]["spec"]["template"]["metadata"]["labels"]
+    assert bottlerocket[OS_DEVICE_PLUGIN_LABEL] == "bottlerocket"
+    assert OS_DEVICE_PLUGIN_LABEL not in al2023

@@ -271,7 +271,7 @@ func (e *emulator) reconcile(ctx context.Context, nodeName string) error {
 		} else {
 			st = emu.ZeroStale(emu.Advertised(sum, gpu), resourceNames(node.Status.Capacity))
 			state = fmt.Sprintf("plugin pod %s/%s, %s: %s x%d on %d GPU(s) (from %s)", plugin.Namespace, plugin.Name, desc,
-				sum.SharingStrategy, sum.Replicas, gpu.Count, gpu.Source)
+				sum.Advertised.SharingStrategy, sum.Advertised.Replicas, gpu.Count, gpu.Source)
 		}
 	}
 	if err := e.patchNode(ctx, node, st, state, recordPhysical, gpu.Count); err != nil {

@@ -105,7 +105,7 @@ func TestSelectConfig(t *testing.T) {
 func TestAdvertised(t *testing.T) {
 	ts := func(r int, ren string, fail bool) Summary {
 		return Summary{SharingStrategy: "time-slicing", Replicas: r, FailRequestsGreaterThanOne: fail,
-			Resources: []ResourceSummary{{Name: GPUResource, Replicas: r, Renamed: ren}}}
+			Resources: []ResourceSummary{{Name: GPUResource, Replicas: r, Renamed: ren, MatchesDevice: true}}}
 	}
 	t4 := GPUInfo{Count: 1, Product: "Tesla-T4", MemoryMiB: 16384}
 	a10g4 := GPUInfo{Count: 4, Product: "NVIDIA-A10G", MemoryMiB: 24576}
@@ -126,7 +126,7 @@ func TestAdvertised(t *testing.T) {
 			map[string]string{LabelGPUCount: "4", LabelGPUReplicas: "4", LabelGPUSharing: "time-slicing", LabelGPUProduct: "NVIDIA-A10G-SHARED", LabelGPUMemory: "24576", LabelMPSCapable: "false"}, "nvidia.com/gpu", true},
 		{"renamed", ts(8, "nvidia.com/gpu.shared", false), a10g4, map[string]int64{"nvidia.com/gpu": 0, "nvidia.com/gpu.shared": 32},
 			map[string]string{LabelGPUCount: "4", LabelGPUReplicas: "8", LabelGPUSharing: "time-slicing", LabelGPUProduct: "NVIDIA-A10G", LabelGPUMemory: "24576", LabelMPSCapable: "false"}, "nvidia.com/gpu.shared", false},
-		{"mps", Summary{SharingStrategy: "mps", Replicas: 2, FailRequestsGreaterThanOne: true, Resources: []ResourceSummary{{Name: GPUResource, Replicas: 2}}}, t4,
+		{"mps", Summary{SharingStrategy: "mps", Replicas: 2, FailRequestsGreaterThanOne: true, Resources: []ResourceSummary{{Name: GPUResource, Replicas: 2, MatchesDevice: true}}}, t4,
 			map[string]int64{"nvidia.com/gpu": 2},
 			map[string]string{LabelGPUCount: "1", LabelGPUReplicas: "2", LabelGPUSharing: "mps", LabelGPUProduct: "Tesla-T4-SHARED", LabelGPUMemory: "16384", LabelMPSCapable: "true"}, "nvidia.com/gpu", true},
 		{"sharing of another resource only", Summary{SharingStrategy: "time-slicing", Replicas: 4, Resources: []ResourceSummary{{Name: "nvidia.com/mig-1g.5gb", Replicas: 4}}}, t4,
@@ -140,6 +140,54 @@ func TestAdvertised(t *testing.T) {
 			st := Advertised(c.sum, c.gpu)
 			if !eq(st.Resources, c.resources) || !eq(st.Labels, c.labels) || st.SharedResource != c.shared || st.FailRequests != c.fail {
 				t.Fatalf("got %+v", st)
+			}
+		})
+	}
+}
+
+// What NVIDIA's loader and resource naming make of a config, on a node with one
+// T4 (MIG off): a sharing entry whose name matches no device (a custom name, or
+// a MIG profile name without MIG hardware) is skipped, so the node advertises
+// plain, unshared nvidia.com/gpu and GFD labels no sharing.
+func TestAdvertisedFromNVIDIAsLoader(t *testing.T) {
+	t4 := GPUInfo{Count: 1, Product: "Tesla-T4"}
+	doc := func(mig, key, name string) string {
+		return "version: v1\nflags:\n  migStrategy: " + mig + "\nsharing:\n  " + key + ":\n    resources:\n    - name: " +
+			name + "\n      replicas: 4\n"
+	}
+	cases := []struct {
+		name, yaml string
+		matches    bool
+		resources  map[string]int64
+		strategy   string
+	}{
+		{"plain gpu", doc("none", "timeSlicing", "nvidia.com/gpu"), true, map[string]int64{"nvidia.com/gpu": 4}, "time-slicing"},
+		{"short gpu", doc("none", "timeSlicing", "gpu"), true, map[string]int64{"nvidia.com/gpu": 4}, "time-slicing"},
+		{"custom name ignored", doc("none", "timeSlicing", "nvidia.com/gpu-ts"), false, map[string]int64{"nvidia.com/gpu": 1}, "none"},
+		{"custom short name ignored", doc("none", "timeSlicing", "gpu-ts"), false, map[string]int64{"nvidia.com/gpu": 1}, "none"},
+		{"custom name with mps ignored", doc("none", "mps", "nvidia.com/t4.slice"), false, map[string]int64{"nvidia.com/gpu": 1}, "none"},
+		{"mig single names MIG devices gpu", doc("single", "timeSlicing", "nvidia.com/gpu"), true, map[string]int64{"nvidia.com/gpu": 4}, "time-slicing"},
+		{"mig profile name without MIG hardware", doc("mixed", "timeSlicing", "nvidia.com/mig-1g.5gb"), false, map[string]int64{"nvidia.com/gpu": 1}, "none"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sum, err := load(t, c.yaml, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sum.Resources) != 1 || sum.Resources[0].MatchesDevice != c.matches {
+				t.Fatalf("resources %+v", sum.Resources)
+			}
+			st := Advertised(sum, t4)
+			if !eq(st.Resources, c.resources) || st.Labels[LabelGPUSharing] != c.strategy {
+				t.Fatalf("got %+v", st)
+			}
+			if sum.Advertised.SharingStrategy != c.strategy || sum.Advertised.Resource != GPUResource ||
+				int64(sum.Advertised.Replicas) != c.resources[GPUResource] {
+				t.Fatalf("summary advertised %+v", sum.Advertised)
+			}
+			if st.Labels[LabelMPSCapable] != "false" {
+				t.Fatalf("mps.capable %q", st.Labels[LabelMPSCapable])
 			}
 		})
 	}

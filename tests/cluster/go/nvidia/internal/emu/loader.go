@@ -207,10 +207,44 @@ func validateFlags(config *spec.Config) error {
 const GPUResource = "nvidia.com/gpu"
 
 // ResourceSummary is one replicated resource of the active sharing strategy.
+// MatchesDevice says whether the name is one the plugin gives to a device of a
+// node whose GPUs have MIG off (DeviceResourceNames): an entry that matches no
+// device is skipped by the plugin (rm.updateDeviceMapWithReplicas), so its GPUs
+// stay unshared under their own name.
 type ResourceSummary struct {
-	Name     string `json:"name"`
-	Replicas int    `json:"replicas"`
-	Renamed  string `json:"renamed"`
+	Name          string `json:"name"`
+	Replicas      int    `json:"replicas"`
+	Renamed       string `json:"renamed"`
+	MatchesDevice bool   `json:"matchesDevice"`
+}
+
+// AdvertisedSummary is what the plugin registers for the full GPUs of a node
+// whose GPUs have MIG off: the resource name, the replicas per GPU and the
+// sharing strategy GFD labels.
+type AdvertisedSummary struct {
+	Resource        string `json:"resource"`
+	Replicas        int    `json:"replicas"`
+	SharingStrategy string `json:"sharingStrategy"`
+}
+
+// DeviceResourceNames are the resource names the plugin gives the devices of a
+// node whose GPUs have MIG off, built with NVIDIA's own spec.Resources the way
+// rm.AddDefaultResourcesToConfig (internal/rm/rm.go) builds them after
+// DisableResourceNamingInConfig cleared the user's: pattern "*" -> "gpu" for
+// full GPUs; migStrategy single names MIG devices "gpu" too; mixed adds
+// mig-<profile> names only for the MIG profiles of MIG-enabled GPUs, which
+// such a node does not have.
+func DeviceResourceNames(cfg *spec.Config) map[string]bool {
+	var res spec.Resources
+	_ = res.AddGPUResource("*", "gpu")
+	if cfg.Flags.MigStrategy != nil && *cfg.Flags.MigStrategy == spec.MigStrategySingle {
+		_ = res.AddMIGResource("*", "gpu")
+	}
+	names := map[string]bool{}
+	for _, r := range res.GPUs {
+		names[string(r.Name)] = true
+	}
+	return names
 }
 
 // Summary is the nvidia-config-parse output contract (docs/DESIGN.md).
@@ -222,11 +256,14 @@ type Summary struct {
 	// FailRequestsGreaterThanOne is what the plugin enforces at Allocate time
 	// (rm.ValidateRequest): the config value for time-slicing, always for MPS.
 	FailRequestsGreaterThanOne bool `json:"failRequestsGreaterThanOne"`
+	// Advertised is what a node whose GPUs have MIG off gets from this config.
+	Advertised AdvertisedSummary `json:"advertised"`
 }
 
 // Summarize reduces a loaded config to what the emulator needs.
 func Summarize(cfg *spec.Config) Summary {
-	s := Summary{Config: cfg, SharingStrategy: string(spec.SharingStrategyNone), Replicas: 1, Resources: []ResourceSummary{}}
+	s := Summary{Config: cfg, SharingStrategy: string(spec.SharingStrategyNone), Replicas: 1, Resources: []ResourceSummary{},
+		Advertised: AdvertisedSummary{Resource: GPUResource, Replicas: 1, SharingStrategy: string(spec.SharingStrategyNone)}}
 	if cfg == nil {
 		return s
 	}
@@ -235,12 +272,20 @@ func Summarize(cfg *spec.Config) Summary {
 	if strategy == spec.SharingStrategyNone {
 		return s
 	}
+	devices := DeviceResourceNames(cfg)
 	rrs := cfg.Sharing.ReplicatedResources()
 	for _, r := range rrs.Resources {
-		s.Resources = append(s.Resources, ResourceSummary{Name: string(r.Name), Replicas: r.Replicas, Renamed: string(r.Rename)})
+		s.Resources = append(s.Resources, ResourceSummary{Name: string(r.Name), Replicas: r.Replicas, Renamed: string(r.Rename),
+			MatchesDevice: devices[string(r.Name)]})
 	}
 	if len(s.Resources) > 0 {
 		s.Replicas = s.Resources[0].Replicas
+	}
+	if r := replicated(s); r != nil {
+		s.Advertised = AdvertisedSummary{Resource: r.Name, Replicas: r.Replicas, SharingStrategy: string(strategy)}
+		if r.Renamed != "" {
+			s.Advertised.Resource = r.Renamed
+		}
 	}
 	s.FailRequestsGreaterThanOne = strategy == spec.SharingStrategyMPS ||
 		(strategy == spec.SharingStrategyTimeSlicing && rrs.FailRequestsGreaterThanOne)

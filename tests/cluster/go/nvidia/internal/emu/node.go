@@ -164,10 +164,11 @@ type NodeState struct {
 }
 
 // replicated finds the sharing entry for full GPUs, as GFD's replicationInfo
-// and the plugin's resource manager do (matching on the resource name).
+// and the plugin's resource manager do (matching on the resource name): an
+// entry whose name matches no device is skipped.
 func replicated(sum Summary) *ResourceSummary {
 	for i := range sum.Resources {
-		if sum.Resources[i].Name == GPUResource && sum.Resources[i].Replicas > 1 {
+		if sum.Resources[i].MatchesDevice && sum.Resources[i].Replicas > 1 {
 			return &sum.Resources[i]
 		}
 	}
