@@ -320,6 +320,10 @@ def prepare_present(module, kube, docs):
             try:
                 kube.dry_run_apply(doc)
             except Exception as exc:  # pylint: disable=broad-except
+                if getattr(exc, "status", None) == 404:
+                    # The kind's path is gone: discovery was stale (CRDs deleted since it was cached).
+                    kube.forget_discovery()
+                    check_api(module, kube, docs)
                 _fail(module, "The API server rejects %s %s: %s. Nothing was written."
                       % (doc["kind"], doc["metadata"]["name"], error_message(exc)))
     return {"overlay_served": overlay_served, "overlays": desired_overlays, "gate": gate, "source": source,

@@ -209,6 +209,11 @@ class KubeAccess(object):
         except CoreException:
             return None
 
+    def forget_discovery(self):
+        """Read the served kinds from the server again. kubernetes.core keeps discovery in a file
+        that never expires, so a CRD deleted since still looks served until this is called."""
+        self.client.client.resources.invalidate_cache()
+
     def serves_kind(self, group, kind):
         """True when the API server serves ``kind`` in API ``group`` (any version)."""
         try:

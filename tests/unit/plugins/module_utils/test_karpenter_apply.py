@@ -153,6 +153,44 @@ def test_api_rejection_in_dry_run_writes_nothing(monkeypatch):
     assert kube.dry_runs == ["EC2NodeClass", "NodeOverlay", "NodePool"]
 
 
+class StaleDiscoveryKube(FakeKube):
+    """Discovery cached while Karpenter's CRDs were installed; they have been deleted since, so
+    the server answers 404 for their paths until the cache is refreshed."""
+
+    def __init__(self, **kw):
+        super(StaleDiscoveryKube, self).__init__(**kw)
+        self.cached = set(self.served)
+        self.served = set()
+        self.refreshed = 0
+
+    def resource(self, kind, api_version):
+        return kind if kind in self.cached else None
+
+    def serves_kind(self, group, kind):
+        return kind in self.cached
+
+    def forget_discovery(self):
+        self.refreshed += 1
+        self.cached = set(self.served)
+
+    def dry_run_apply(self, definition):
+        self.dry_runs.append(definition["kind"])
+        if definition["kind"] not in self.served:
+            err = ValueError("404 page not found")
+            err.status = 404
+            raise err
+
+
+def test_stale_discovery_after_crds_removed_says_karpenter_is_missing(monkeypatch):
+    """kubernetes.core's discovery cache never expires: after the CRDs are deleted it still lists
+    NodePool. The 404 of the dry run makes the check refresh it and name the real cause."""
+    kube = StaleDiscoveryKube(deployments=[], served=("NodePool", "EC2NodeClass", "NodeOverlay"))
+    with pytest.raises(Failed) as info:
+        run(FakeModule(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    assert "Karpenter v1 is not installed" in str(info.value), str(info.value)
+    assert kube.refreshed == 1 and kube.writes == []
+
+
 def test_node_class_kind_not_served_fails_before_any_write(monkeypatch):
     kube = FakeKube()
     module = FakeModule(manage_node_class=False,
