@@ -300,7 +300,7 @@ func (c *controller) sync() {
 		}
 	}
 	for uid, p := range want {
-		if err := c.writeConfigMapVolumes(p); err != nil {
+		if err := c.writeVolumes(p); err != nil {
 			log.Printf("pod %s/%s: %v", p.Namespace, p.Name, err)
 		}
 		if c.sandboxes[uid] == nil {
@@ -372,16 +372,19 @@ func (c *controller) podDir(p *corev1.Pod) string {
 	return filepath.Join(c.workdir, p.Spec.NodeName, "pods", p.Namespace+"_"+p.Name+"_"+string(p.UID))
 }
 
-// writeConfigMapVolumes keeps the pod's configMap volumes as files, one per key (kubelet's
-// projection of a ConfigMap volume).
-func (c *controller) writeConfigMapVolumes(p *corev1.Pod) error {
+// writeVolumes makes the pod's emptyDir volumes and keeps its configMap volumes as files, one
+// per key (kubelet's projection of a ConfigMap volume).
+func (c *controller) writeVolumes(p *corev1.Pod) error {
 	for _, v := range p.Spec.Volumes {
-		if v.ConfigMap == nil {
+		if v.ConfigMap == nil && v.EmptyDir == nil {
 			continue
 		}
 		dir := filepath.Join(c.podDir(p), "volumes", v.Name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
+		}
+		if v.ConfigMap == nil {
+			continue
 		}
 		cm, err := c.cms.ConfigMaps(p.Namespace).Get(v.ConfigMap.Name)
 		data := map[string]string{}
