@@ -146,7 +146,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds | log.LUTC)
 	data, err := os.ReadFile(fixturePath)
 	if err == nil {
 		err = yaml.Unmarshal(data, &c.fx)
@@ -497,7 +497,8 @@ func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error
 		for _, a := range append(append([]string{}, ct.Command[1:]...), ct.Args...) {
 			args = append(args, rw(a))
 		}
-		return containerSpec{Name: ct.Name, Path: filepath.Join(c.binDir, ct.Command[0]), Args: args, Env: env,
+		return containerSpec{Name: ct.Name, Path: filepath.Join(c.binDir, ct.Command[0]), Argv0: ct.Command[0],
+			Args: args, Env: env,
 			Log: filepath.Join(dir, "logs", ct.Name+".log")}, true
 	}
 	for _, ct := range p.Spec.InitContainers {

@@ -27,11 +27,12 @@ type bindMount struct {
 }
 
 type containerSpec struct {
-	Name string   `json:"name"`
-	Path string   `json:"path"`
-	Args []string `json:"args"`
-	Env  []string `json:"env"`
-	Log  string   `json:"log"`
+	Name  string   `json:"name"`
+	Path  string   `json:"path"`
+	Argv0 string   `json:"argv0"` // the pod's command (config-manager finds the plugin by argv[0])
+	Args  []string `json:"args"`
+	Env   []string `json:"env"`
+	Log   string   `json:"log"`
 }
 
 type sandboxSpec struct {
@@ -122,6 +123,7 @@ func runContainer(c containerSpec, stopping <-chan struct{}) int {
 	defer out.Close()
 	fmt.Fprintf(out, "=== %s start %s %v\n", time.Now().UTC().Format(time.RFC3339Nano), c.Path, c.Args)
 	cmd := exec.Command(c.Path, c.Args...)
+	cmd.Args[0] = c.Argv0
 	cmd.Env = c.Env
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
