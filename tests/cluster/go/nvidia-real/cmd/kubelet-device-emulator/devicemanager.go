@@ -63,6 +63,7 @@ type deviceManager struct {
 	grace  time.Duration
 	server *grpc.Server
 
+	statusMu  sync.Mutex // one status write at a time, each from the state at its start
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
 	removed   map[string]bool
@@ -169,6 +170,8 @@ func (m *deviceManager) addEndpoint(r *pluginapi.RegisterRequest) {
 // writeStatus patches the node's capacity and allocatable for every resource a plugin
 // registered (removed ones at 0, as kubelet writes them).
 func (m *deviceManager) writeStatus() {
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
 	m.mu.Lock()
 	capacity, allocatable := map[string]string{}, map[string]string{}
 	for name := range m.removed {
