@@ -13,11 +13,11 @@ import collections
 import datetime
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from localcluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +44,11 @@ NODES = {
 }
 
 
-def wait(pred, timeout, what, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+def wait(pred, timeout, what):
+    """Wait for pred() to be truthy and return that value."""
+    seen = []
+    LocalCluster._wait(lambda: seen.append(pred()) or seen[-1], timeout, what)  # pylint: disable=protected-access
+    return seen[-1]
 
 
 def slice_pod(name: str, node: str, resource: str = "nvidia.com/gpu", count: int = 1) -> dict:
@@ -169,12 +166,18 @@ def test_real_plugin_advertises_and_labels(real):
         assert secs < 60, secs
 
 
+def place_one_slice_pods(c, node: str, count: int) -> dict[str, list[dict]]:
+    """``count`` one-slice pods through the scheduler onto the node; their allocations."""
+    wait(lambda: allocatable(c, node).get("nvidia.com/gpu") == str(count), 90, f"{node}: nvidia.com/gpu {count}")
+    c.apply([slice_pod(f"{node}-{i}", node) for i in range(count)])
+    return wait(lambda: (lambda a: a if len(a) == count else None)(allocations(c, node)), 120,
+                f"{count} allocations on {node}")
+
+
 def test_four_slices_share_one_gpu_uuid(real):
     c = real
     node = "real-ts4-1gpu"
-    wait(lambda: allocatable(c, node).get("nvidia.com/gpu") == "4", 90, f"{node}: nvidia.com/gpu 4")
-    c.apply([slice_pod(f"one-{i}", node) for i in range(4)])
-    got = wait(lambda: (lambda a: a if len(a) == 4 else None)(allocations(c, node)), 90, "4 allocations")
+    got = place_one_slice_pods(c, node, 4)
     uuids = {a[0]["envs"]["NVIDIA_VISIBLE_DEVICES"] for a in got.values()}
     [gpu] = node_gpus(c, node)
     assert uuids == {gpu}, got
@@ -185,9 +188,7 @@ def test_four_slices_share_one_gpu_uuid(real):
 def test_sixteen_slices_four_per_gpu(real):
     c = real
     node = "real-ts4-4gpu"
-    wait(lambda: allocatable(c, node).get("nvidia.com/gpu") == "16", 90, f"{node}: nvidia.com/gpu 16")
-    c.apply([slice_pod(f"sixteen-{i}", node) for i in range(16)])
-    got = wait(lambda: (lambda a: a if len(a) == 16 else None)(allocations(c, node)), 120, "16 allocations")
+    got = place_one_slice_pods(c, node, 16)
     per_uuid = collections.Counter(a[0]["envs"]["NVIDIA_VISIBLE_DEVICES"] for a in got.values())
     assert max(per_uuid.values()) <= 4, per_uuid
     assert set(per_uuid) == set(node_gpus(c, node)), per_uuid
@@ -218,12 +219,16 @@ def wait_for_config(cluster, node: str, pred, what: str) -> None:
          f"{node}: plugin running with {what}")
 
 
-def test_two_slices_refused_when_fail_requests_greater_than_one(real):
-    c = real
-    node = "real-strict"
+def strict_node_ready(c, node: str = "real-strict") -> str:
     wait_for_config(c, node, lambda cfg: cfg["sharing"]["timeSlicing"].get("failRequestsGreaterThanOne"),
                     "failRequestsGreaterThanOne")
     wait(lambda: allocatable(c, node).get("nvidia.com/gpu") == "4", 90, f"{node}: nvidia.com/gpu 4")
+    return node
+
+
+def test_two_slices_refused_when_fail_requests_greater_than_one(real):
+    c = real
+    node = strict_node_ready(c)
     c.apply(slice_pod("two-slices", node, count=2))
 
     def failed():
@@ -255,10 +260,7 @@ def test_renamed_profile_advertises_gpu_shared(real):
 def test_relabel_switches_config_through_config_manager(real):
     """The node label picks the config through NVIDIA's config-manager sidecar (SIGHUP to the plugin)."""
     c = real
-    node = "real-strict"
-    wait_for_config(c, node, lambda cfg: cfg["sharing"]["timeSlicing"].get("failRequestsGreaterThanOne"),
-                    "failRequestsGreaterThanOne")
-    wait(lambda: allocatable(c, node).get("nvidia.com/gpu") == "4", 90, f"{node}: nvidia.com/gpu 4")
+    node = strict_node_ready(c)
     c.kubectl("label", "node", node, f"{CONFIG_LABEL}=ts-4-renamed", "--overwrite")
     alloc = wait(lambda: (lambda a: a if a.get("nvidia.com/gpu.shared") == "4" else None)(allocatable(c, node)), 90,
                  f"{node}: nvidia.com/gpu.shared 4 after relabel")

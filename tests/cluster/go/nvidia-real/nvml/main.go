@@ -305,44 +305,47 @@ func nvmlDeviceGetHandleByPciBusId(busID *C.char, h *C.uintptr_t) C.gse_return {
 
 //export nvmlDeviceGetIndex
 func nvmlDeviceGetIndex(h C.uintptr_t, index *C.uint) C.gse_return {
-	if _, r := device(h); r != nvmlSuccess {
-		return r
-	}
-	if index == nil {
-		return nvmlInvalidArgument
-	}
-	*index = C.uint(int(h) - deviceHandleBase)
-	return nvmlSuccess
+	return deviceUint(h, index, func(*GPU) (uint32, C.gse_return) { return uint32(int(h) - deviceHandleBase), nvmlSuccess })
 }
 
 //export nvmlDeviceGetName
 func nvmlDeviceGetName(h C.uintptr_t, buf *C.char, length C.uint) C.gse_return {
-	g, r := device(h)
-	if r != nvmlSuccess {
-		return r
-	}
-	return putString(buf, length, g.Name)
+	return deviceString(h, buf, length, func(g *GPU) string { return g.Name })
 }
 
 //export nvmlDeviceGetUUID
 func nvmlDeviceGetUUID(h C.uintptr_t, buf *C.char, length C.uint) C.gse_return {
-	g, r := device(h)
-	if r != nvmlSuccess {
-		return r
-	}
-	return putString(buf, length, g.UUID)
+	return deviceString(h, buf, length, func(g *GPU) string { return g.UUID })
 }
 
 //export nvmlDeviceGetMinorNumber
 func nvmlDeviceGetMinorNumber(h C.uintptr_t, minor *C.uint) C.gse_return {
+	return deviceUint(h, minor, func(g *GPU) (uint32, C.gse_return) { return g.MinorNumber, nvmlSuccess })
+}
+
+// deviceString answers a string getter of the device behind h.
+func deviceString(h C.uintptr_t, buf *C.char, length C.uint, field func(*GPU) string) C.gse_return {
 	g, r := device(h)
 	if r != nvmlSuccess {
 		return r
 	}
-	if minor == nil {
+	return putString(buf, length, field(g))
+}
+
+// deviceUint answers an unsigned-int getter of the device behind h.
+func deviceUint(h C.uintptr_t, out *C.uint, value func(*GPU) (uint32, C.gse_return)) C.gse_return {
+	g, r := device(h)
+	if r != nvmlSuccess {
+		return r
+	}
+	v, r := value(g)
+	if r != nvmlSuccess {
+		return r
+	}
+	if out == nil {
 		return nvmlInvalidArgument
 	}
-	*minor = C.uint(g.MinorNumber)
+	*out = C.uint(v)
 	return nvmlSuccess
 }
 
@@ -422,15 +425,7 @@ func nvmlDeviceGetCudaComputeCapability(h C.uintptr_t, major, minor *C.int) C.gs
 
 //export nvmlDeviceGetArchitecture
 func nvmlDeviceGetArchitecture(h C.uintptr_t, arch *C.uint) C.gse_return {
-	g, r := device(h)
-	if r != nvmlSuccess {
-		return r
-	}
-	if arch == nil {
-		return nvmlInvalidArgument
-	}
-	*arch = C.uint(g.Architecture)
-	return nvmlSuccess
+	return deviceUint(h, arch, func(g *GPU) (uint32, C.gse_return) { return g.Architecture, nvmlSuccess })
 }
 
 // MIG is off on every emulated GPU: a MIG-capable one reports disabled, any other one reports
@@ -454,30 +449,17 @@ func nvmlDeviceGetMigMode(h C.uintptr_t, current, pending *C.uint) C.gse_return 
 
 //export nvmlDeviceIsMigDeviceHandle
 func nvmlDeviceIsMigDeviceHandle(h C.uintptr_t, isMig *C.uint) C.gse_return {
-	if _, r := device(h); r != nvmlSuccess {
-		return r
-	}
-	if isMig == nil {
-		return nvmlInvalidArgument
-	}
-	*isMig = 0
-	return nvmlSuccess
+	return deviceUint(h, isMig, func(*GPU) (uint32, C.gse_return) { return 0, nvmlSuccess })
 }
 
 //export nvmlDeviceGetMaxMigDeviceCount
 func nvmlDeviceGetMaxMigDeviceCount(h C.uintptr_t, count *C.uint) C.gse_return {
-	g, r := device(h)
-	if r != nvmlSuccess {
-		return r
-	}
-	if !g.MigCapable {
-		return nvmlNotSupported
-	}
-	if count == nil {
-		return nvmlInvalidArgument
-	}
-	*count = 7
-	return nvmlSuccess
+	return deviceUint(h, count, func(g *GPU) (uint32, C.gse_return) {
+		if !g.MigCapable {
+			return 0, nvmlNotSupported
+		}
+		return 7, nvmlSuccess
+	})
 }
 
 // Health checks: an event set that never sees an Xid (the emulated GPUs do not fail).
