@@ -44,10 +44,14 @@ NODES = {
 }
 
 
-def wait(pred, timeout, what):
-    """Wait for pred() to be truthy and return that value."""
+def wait(fetch, timeout, what, until=bool):
+    """Call fetch() until until(value) holds; return that value."""
     seen = []
-    LocalCluster._wait(lambda: seen.append(pred()) or seen[-1], timeout, what)  # pylint: disable=protected-access
+
+    def check():
+        seen.append(fetch())
+        return until(seen[-1])
+    LocalCluster._wait(check, timeout, what)  # pylint: disable=protected-access
     return seen[-1]
 
 
@@ -170,8 +174,8 @@ def place_one_slice_pods(c, node: str, count: int) -> dict[str, list[dict]]:
     """``count`` one-slice pods through the scheduler onto the node; their allocations."""
     wait(lambda: allocatable(c, node).get("nvidia.com/gpu") == str(count), 90, f"{node}: nvidia.com/gpu {count}")
     c.apply([slice_pod(f"{node}-{i}", node) for i in range(count)])
-    return wait(lambda: (lambda a: a if len(a) == count else None)(allocations(c, node)), 120,
-                f"{count} allocations on {node}")
+    return wait(lambda: allocations(c, node), 120, f"{count} allocations on {node}",
+                until=lambda a: len(a) == count)
 
 
 def test_four_slices_share_one_gpu_uuid(real):
@@ -215,8 +219,8 @@ def wait_for_config(cluster, node: str, pred, what: str) -> None:
     # config-manager v0.19.3's init container may read the node label before its informer has
     # synced and start the plugin on the default config; its sidecar then switches and sends
     # SIGHUP. Pods admitted in between get the default's answer, on EKS as here.
-    wait(lambda: (lambda cfg: cfg is not None and pred(cfg))(plugin_config(cluster, node)), 90,
-         f"{node}: plugin running with {what}")
+    wait(lambda: plugin_config(cluster, node), 90, f"{node}: plugin running with {what}",
+         until=lambda cfg: cfg is not None and pred(cfg))
 
 
 def strict_node_ready(c, node: str = "real-strict") -> str:
@@ -246,8 +250,8 @@ def test_renamed_profile_advertises_gpu_shared(real):
     c = real
     node = "real-renamed"
     wait_for_config(c, node, lambda cfg: cfg["sharing"]["timeSlicing"].get("renameByDefault"), "renameByDefault")
-    alloc = wait(lambda: (lambda a: a if a.get("nvidia.com/gpu.shared") == "4" else None)(allocatable(c, node)), 90,
-                 f"{node}: nvidia.com/gpu.shared 4")
+    alloc = wait(lambda: allocatable(c, node), 90, f"{node}: nvidia.com/gpu.shared 4",
+                 until=lambda a: a.get("nvidia.com/gpu.shared") == "4")
     # The plugin registers only nvidia.com/gpu.shared. nvidia.com/gpu is absent when kubelet never
     # had it, or allocatable 0 when the plugin first ran the default config (see wait_for_config):
     # either way the scheduler places nothing asking for nvidia.com/gpu here.
@@ -262,8 +266,8 @@ def test_relabel_switches_config_through_config_manager(real):
     c = real
     node = strict_node_ready(c)
     c.kubectl("label", "node", node, f"{CONFIG_LABEL}=ts-4-renamed", "--overwrite")
-    alloc = wait(lambda: (lambda a: a if a.get("nvidia.com/gpu.shared") == "4" else None)(allocatable(c, node)), 90,
-                 f"{node}: nvidia.com/gpu.shared 4 after relabel")
+    alloc = wait(lambda: allocatable(c, node), 90, f"{node}: nvidia.com/gpu.shared 4 after relabel",
+                 until=lambda a: a.get("nvidia.com/gpu.shared") == "4")
     # kubelet marks the devices of a plugin that left unhealthy at once: nvidia.com/gpu is no
     # longer allocatable (its capacity stays until kubelet's 5-minute grace period ends).
     assert alloc.get("nvidia.com/gpu") == "0", alloc
