@@ -167,13 +167,12 @@ func (m *deviceManager) addEndpoint(r *pluginapi.RegisterRequest) {
 	})
 }
 
-// writeStatus patches the node's capacity and allocatable for every resource a plugin
+// desiredStatus is the capacity and allocatable kubelet reports for every resource a plugin
 // registered (removed ones at 0, as kubelet writes them).
-func (m *deviceManager) writeStatus() {
-	m.statusMu.Lock()
-	defer m.statusMu.Unlock()
+func (m *deviceManager) desiredStatus() (capacity, allocatable map[string]string) {
 	m.mu.Lock()
-	capacity, allocatable := map[string]string{}, map[string]string{}
+	defer m.mu.Unlock()
+	capacity, allocatable = map[string]string{}, map[string]string{}
 	for name := range m.removed {
 		capacity[name], allocatable[name] = "0", "0"
 	}
@@ -187,7 +186,14 @@ func (m *deviceManager) writeStatus() {
 		capacity[name] = strconv.Itoa(len(e.devices))
 		allocatable[name] = strconv.Itoa(healthy)
 	}
-	m.mu.Unlock()
+	return capacity, allocatable
+}
+
+// writeStatus patches the node's capacity and allocatable.
+func (m *deviceManager) writeStatus() {
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
+	capacity, allocatable := m.desiredStatus()
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"capacity": capacity, "allocatable": allocatable}})
 	_, err := m.kc.CoreV1().Nodes().Patch(context.Background(), m.node, types.MergePatchType, patch,
 		metav1PatchOptions, "status")
@@ -196,6 +202,19 @@ func (m *deviceManager) writeStatus() {
 		return
 	}
 	log.Printf("node %s: capacity %v allocatable %v", m.node, capacity, allocatable)
+}
+
+// ensureStatus writes the status again when someone else's write (Karpenter, kwok) dropped or
+// changed it: kubelet re-asserts its node status every few seconds too.
+func (m *deviceManager) ensureStatus(n *corev1.Node) {
+	capacity, allocatable := m.desiredStatus()
+	for name, v := range capacity {
+		c, a := n.Status.Capacity[corev1.ResourceName(name)], n.Status.Allocatable[corev1.ResourceName(name)]
+		if c.String() != v || a.String() != allocatable[name] {
+			m.writeStatus()
+			return
+		}
+	}
 }
 
 // healthyFree lists the healthy devices of a resource that no admitted pod holds.

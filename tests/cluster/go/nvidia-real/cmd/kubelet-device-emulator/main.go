@@ -314,13 +314,14 @@ func (c *controller) sync() {
 	}
 	for name, st := range c.nodeState {
 		st.dm.release(active[name])
+		st.dm.ensureStatus(served[name])
 		c.applyNFD(st, served[name])
 	}
 }
 
 // newNode makes the node's directory, its NVML description and its device manager.
 func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
-	dir := filepath.Join(c.workdir, n.Name)
+	dir := c.nodeDir(n.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -363,13 +364,27 @@ func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
 	return &nodeState{name: n.Name, dir: dir, dm: dm, nfdLabels: map[string]string{}}, nil
 }
 
-// hostPath is where a hostPath of the node lives on this machine.
+// nodeDir is the node's directory: its name, shortened for long names (Karpenter's) because
+// kubelet.sock's path must fit a unix socket address (108 bytes).
+func (c *controller) nodeDir(node string) string {
+	if len(node) > 32 {
+		sum := sha256.Sum256([]byte(node))
+		node = fmt.Sprintf("%s-%x", node[:16], sum[:4])
+	}
+	return filepath.Join(c.workdir, node)
+}
+
+// hostPath is where a hostPath of the node lives on this machine (kubelet's socket directory
+// right under the node's directory, to keep socket paths short).
 func (c *controller) hostPath(node, path string) string {
-	return filepath.Join(c.workdir, node, "host", path)
+	if filepath.Clean(path) == "/var/lib/kubelet/device-plugins" {
+		return filepath.Join(c.nodeDir(node), "device-plugins")
+	}
+	return filepath.Join(c.nodeDir(node), "host", path)
 }
 
 func (c *controller) podDir(p *corev1.Pod) string {
-	return filepath.Join(c.workdir, p.Spec.NodeName, "pods", p.Namespace+"_"+p.Name+"_"+string(p.UID))
+	return filepath.Join(c.nodeDir(p.Spec.NodeName), "pods", p.Namespace+"_"+p.Name+"_"+string(p.UID))
 }
 
 // writeVolumes makes the pod's emptyDir volumes and keeps its configMap volumes as files, one
