@@ -3,8 +3,8 @@
 #
 #   tests/cluster/build.sh [component...]     (default: all)
 #
-# Components: kubernetes etcd kwok helm karpenter nvidia artifacts
-# Output: ${GPU_SLICING_CACHE:-$HOME/.cache/gpu-slicing-eks}/{bin,artifacts}
+# Components: kubernetes etcd kwok helm karpenter nvidia nvidia-real artifacts
+# Output: ${GPU_SLICING_CACHE:-$HOME/.cache/gpu-slicing-eks}/{bin,nvml,artifacts}
 # Cached: each component has a stamp keyed by a hash of its go.mod/go.sum (or sources),
 # its build recipe and the Go version; a warm run does nothing.
 # The last two lines printed are `export GPU_SLICING_BIN=...` and `export GPU_SLICING_ARTIFACTS=...`.
@@ -144,6 +144,42 @@ _build_nvidia() {
   go build -C "$1" -trimpath -ldflags "-s -w" -o "$BIN/gpu-plugin-emulator" ./cmd/gpu-plugin-emulator
 }
 
+# NVIDIA's device plugin, GFD and config-manager, unmodified, from the pinned module (cgo on: they
+# dlopen libnvidia-ml.so.1), our emulated NVML (a cgo c-shared library) and the kubelet/NFD
+# emulation that runs them on simulated nodes (go/nvidia-real, see tests/cluster/README.md).
+NVML_DIR="$CACHE/nvml"
+build_nvidia_real() {
+  local d="$GO_DIR/nvidia-real"
+  local files
+  files=$(cd "$d" && find . -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name go.mod -o -name go.sum \) | LC_ALL=C sort)
+  # shellcheck disable=SC2086
+  run_component nvidia-real "$(hash_inputs "nvidia-real cgo $files" $(cd "$d" && echo $files | sed "s#\./#$d/#g"))" \
+    "$BIN/nvidia-device-plugin" "$BIN/gpu-feature-discovery" "$BIN/config-manager" \
+    "$BIN/kubelet-device-emulator" "$NVML_DIR/libnvidia-ml.so.1" -- \
+    _build_nvidia_real "$d"
+}
+_build_nvidia_real() {
+  local m=github.com/NVIDIA/k8s-device-plugin/cmd
+  CGO_ENABLED=1 nice go build -C "$1" -trimpath -ldflags "-s -w" -o "$BIN/" \
+    $m/nvidia-device-plugin $m/gpu-feature-discovery $m/config-manager
+  mkdir -p "$NVML_DIR"
+  CGO_ENABLED=1 nice go build -C "$1" -buildmode=c-shared -trimpath -ldflags "-s -w" \
+    -o "$NVML_DIR/libnvidia-ml.so.1" ./nvml
+  rm -f "$NVML_DIR/libnvidia-ml.so.h"
+  go build -C "$1" -trimpath -ldflags "-s -w" -o "$BIN/kubelet-device-emulator" ./cmd/kubelet-device-emulator
+  # Every NVML symbol NVIDIA's binaries link against must be in our library (implemented, or a
+  # stub that fails loudly): else a call would die with "undefined symbol".
+  local missing
+  missing=$(comm -23 \
+    <(for b in nvidia-device-plugin gpu-feature-discovery config-manager; do nm -D --undefined-only "$BIN/$b"; done \
+        | awk '{print $NF}' | grep '^nvml' | sort -u) \
+    <(nm -D --defined-only "$NVML_DIR/libnvidia-ml.so.1" | awk '{print $NF}' | sort -u))
+  if [[ -n "$missing" ]]; then
+    log "nvidia-real: emulated NVML lacks $(echo "$missing" | wc -l) symbols; run go/nvidia-real/hack/gen-nvml-stubs.sh"
+    return 1
+  fi
+}
+
 # Module directory of a pinned dependency of the artifacts module (downloads it if needed).
 moddir() { go mod download -json "$1@$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }
 
@@ -180,13 +216,14 @@ build_artifacts() {
     place_artifacts
 }
 
-ALL=(kubernetes etcd kwok helm karpenter nvidia artifacts)
+ALL=(kubernetes etcd kwok helm karpenter nvidia nvidia-real artifacts)
 COMPONENTS=("$@")
 [[ ${#COMPONENTS[@]} -gt 0 ]] || COMPONENTS=("${ALL[@]}")
 T0=$SECONDS
 for c in "${COMPONENTS[@]}"; do
   case "$c" in
     kubernetes|etcd|kwok|helm|karpenter|nvidia|artifacts) "build_$c" ;;
+    nvidia-real) build_nvidia_real ;;
     *) log "unknown component: $c (known: ${ALL[*]})"; exit 2 ;;
   esac
 done

@@ -531,6 +531,22 @@ class LocalCluster:
         return self.start_process("gpu-plugin-emulator",
                                   [self.bin / "gpu-plugin-emulator", "--kubeconfig", self.kubeconfig, *extra_args])
 
+    def start_real_plugin(self, *extra_args) -> int:
+        """NVIDIA's own device plugin, GFD and config-manager on the simulated GPU nodes.
+
+        Runs kubelet-device-emulator (go/nvidia-real): it runs the chart's pods bound to simulated
+        GPU nodes as processes (one private mount+PID namespace per pod) over the emulated NVML,
+        and stands in for kubelet's device manager and NFD's labelling. Stopped by down().
+        """
+        self._check_binaries(["kubelet-device-emulator", "nvidia-device-plugin", "gpu-feature-discovery",
+                              "config-manager"])
+        nvml = self.bin.parent / "nvml"
+        if not (nvml / "libnvidia-ml.so.1").exists():
+            raise ClusterError(f"{nvml}/libnvidia-ml.so.1 missing: run tests/cluster/build.sh nvidia-real")
+        return self.start_process("kubelet-device-emulator", [
+            self.bin / "kubelet-device-emulator", "--kubeconfig", self.kubeconfig, "--workdir", self.workdir / "nodes",
+            "--bin", self.bin, "--nvml-lib", nvml, "--fixture", FIXTURE, *extra_args])
+
     def apply_karpenter_crds(self) -> None:
         crds = sorted((self.artifacts / "karpenter-crds").glob("*.yaml"))
         if not crds:
@@ -619,7 +635,8 @@ class LocalCluster:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["up", "down", "status", "add-node", "karpenter", "emulator", "kubeconfig"])
+    ap.add_argument("command", choices=["up", "down", "status", "add-node", "karpenter", "emulator", "real-plugin",
+                                        "kubeconfig"])
     ap.add_argument("args", nargs="*")
     ap.add_argument("--name", default=DEFAULT_NAME)
     ap.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
@@ -651,6 +668,9 @@ def main(argv=None) -> int:
         print(f"karpenter pid {c.start_karpenter()}, log {c.logs / 'karpenter.log'}", file=sys.stderr)
     elif a.command == "emulator":
         print(f"gpu-plugin-emulator pid {c.start_emulator(*a.args)}, log {c.logs / 'gpu-plugin-emulator.log'}",
+              file=sys.stderr)
+    elif a.command == "real-plugin":
+        print(f"kubelet-device-emulator pid {c.start_real_plugin(*a.args)}, log {c.logs / 'kubelet-device-emulator.log'}",
               file=sys.stderr)
     return 0
 

@@ -1,8 +1,8 @@
-"""Smoke test of the local cluster: real chart, real scheduler, emulated device plugin.
+"""Smoke test of the local cluster: real chart, real scheduler, NVIDIA's real device plugin.
 
 A simulated g4dn.xlarge (1x T4) gets NVIDIA's device-plugin chart with a 4-replica
-time-slicing config; the emulator turns the Running plugin pod into allocatable
-nvidia.com/gpu: 4; kube-scheduler places 4 one-slice pods there and leaves a fifth Pending.
+time-slicing config; NVIDIA's plugin, run for the chart's pod by kubelet-device-emulator over the
+emulated NVML, makes it allocatable nvidia.com/gpu: 4; kube-scheduler places 4 one-slice pods there and leaves a fifth Pending.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def test_time_slicing_smoke(local_cluster, tmp_path):
             return any(p["status"].get("phase") == "Running" for p in pods)
         wait(c, plugin_pod_running, 90, "device-plugin DaemonSet pod Running on the node")
 
-        # 4. the emulator advertises what the real plugin would: 1 T4 x 4 replicas
-        c.start_emulator()
+        # 4. NVIDIA's plugin registers 1 T4 x 4 replicas with the (emulated) kubelet
+        c.start_real_plugin()
         wait(c, lambda: allocatable_gpus(c) == "4", 60, "allocatable nvidia.com/gpu: 4")
 
         # 5. four one-slice pods through the real scheduler, all on the node, all Running
@@ -126,7 +126,7 @@ def test_time_slicing_smoke(local_cluster, tmp_path):
         assert pod["status"]["phase"] == "Pending" and not pod["spec"].get("nodeName")
     finally:
         print(f"smoke test body: {time.monotonic() - t0:.1f}s")
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         # Wait for the pods to go: a Pending one left behind would make the next test's Karpenter
         # launch a node for it.
         c.kubectl("delete", "pods", "-n", APP_NS, "--all", "--grace-period=0", "--force", check=False)
@@ -167,7 +167,7 @@ def test_karpenter_kwok_launches_gpu_node(local_cluster, tmp_path):
         values_file.write_text(yaml.safe_dump({"gfd": {"enabled": True}}))  # no sharing config: physical GPUs
         c.helm("install", RELEASE, c.artifacts / "nvidia-device-plugin", "--namespace", PLUGIN_NS,
                "--create-namespace", "-f", values_file)
-        c.start_emulator()
+        c.start_real_plugin()
         c.start_karpenter()
         c.apply(NODEPOOL)
         c.create_namespace(ns)
@@ -196,14 +196,14 @@ def test_karpenter_kwok_launches_gpu_node(local_cluster, tmp_path):
             p = c.kubectl_json("get", "pod", "-n", ns, "wants-gpu")
             return p["status"].get("phase") == "Running" and p["spec"].get("nodeName") == node["metadata"]["name"]
         wait(c, pod_running, 90, "the GPU pod Running on Karpenter's node")
-        # The GPU came from the (emulated) device plugin, not from the node's creation.
+        # The GPU came from NVIDIA's device plugin, not from the node's creation.
         assert allocatable_of(c, node["metadata"]["name"]) == "1"
     finally:
         c.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
         c.remove_karpenter_nodes("karpenter.sh/nodepool=smoke-gpu")
         c.kubectl("delete", "nodepool", "smoke-gpu", "--ignore-not-found", "--timeout=60s", check=False, timeout=90)
         c.stop_process("karpenter")
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, "--no-hooks", check=False)
 
 

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+)
+
+// testPlugin is a device plugin with 2 GPUs x 2 replicas that refuses more than one device per
+// container, as NVIDIA's plugin does with failRequestsGreaterThanOne (its error text).
+type testPlugin struct {
+	pluginapi.UnimplementedDevicePluginServer
+}
+
+func (testPlugin) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pluginapi.DevicePluginOptions, error) {
+	return &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true}, nil
+}
+
+func (testPlugin) ListAndWatch(_ *pluginapi.Empty, s pluginapi.DevicePlugin_ListAndWatchServer) error {
+	var devs []*pluginapi.Device
+	for _, id := range []string{"GPU-a::0", "GPU-a::1", "GPU-b::0", "GPU-b::1"} {
+		devs = append(devs, &pluginapi.Device{ID: id, Health: pluginapi.Healthy})
+	}
+	if err := s.Send(&pluginapi.ListAndWatchResponse{Devices: devs}); err != nil {
+		return err
+	}
+	<-s.Context().Done()
+	return nil
+}
+
+func (testPlugin) GetPreferredAllocation(_ context.Context, r *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
+	req := r.ContainerRequests[0]
+	ids := req.AvailableDeviceIDs[len(req.AvailableDeviceIDs)-int(req.AllocationSize):] // prefer the last ones
+	return &pluginapi.PreferredAllocationResponse{ContainerResponses: []*pluginapi.ContainerPreferredAllocationResponse{{DeviceIDs: ids}}}, nil
+}
+
+func (testPlugin) Allocate(_ context.Context, r *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+	ids := r.ContainerRequests[0].DevicesIds
+	if len(ids) > 1 {
+		return nil, fmt.Errorf("invalid allocation request for %q: invalid request: maximum request size for shared resources is 1; found %d", "nvidia.com/gpu", len(ids))
+	}
+	gpu := strings.SplitN(ids[0], "::", 2)[0]
+	return &pluginapi.AllocateResponse{ContainerResponses: []*pluginapi.ContainerAllocateResponse{{
+		Envs: map[string]string{"NVIDIA_VISIBLE_DEVICES": gpu}}}}, nil
+}
+
+func gpuPod(name string, n int64) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name)},
+		Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "cuda", Resources: corev1.ResourceRequirements{
+			Limits: corev1.ResourceList{"nvidia.com/gpu": *resource.NewQuantity(n, resource.DecimalSI)}}}}},
+	}
+}
+
+func TestDeviceManagerRegistersAdmitsAndRefuses(t *testing.T) {
+	dir, err := os.MkdirTemp("", "dm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	kc := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+	m, err := newDeviceManager("n1", dir, kc, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.stop()
+
+	lis, err := net.Listen("unix", filepath.Join(dir, "test.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pluginapi.RegisterDevicePluginServer(srv, testPlugin{})
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	_, err = m.Register(context.Background(), &pluginapi.RegisterRequest{Version: pluginapi.Version, Endpoint: "test.sock",
+		ResourceName: "nvidia.com/gpu", Options: &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, _ := kc.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+		if q, ok := n.Status.Allocatable["nvidia.com/gpu"]; ok && q.Value() == 4 {
+			if c := n.Status.Capacity["nvidia.com/gpu"]; c.Value() != 4 {
+				t.Fatalf("capacity %v, want 4", c.Value())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("allocatable never reached 4: %v", n.Status.Allocatable)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	a := m.admit(gpuPod("one", 1))
+	if a == nil || a.rejected != "" {
+		t.Fatalf("one slice: %+v", a)
+	}
+	got := a.allocations["cuda"][0]
+	if got.DeviceIDs[0] != "GPU-b::1" || got.Envs["NVIDIA_VISIBLE_DEVICES"] != "GPU-b" {
+		t.Fatalf("one slice: took %v (preferred GPU-b::1), env %v", got.DeviceIDs, got.Envs)
+	}
+
+	a = m.admit(gpuPod("two", 2))
+	want := `Allocate failed due to rpc error: code = Unknown desc = invalid allocation request for "nvidia.com/gpu": ` +
+		`invalid request: maximum request size for shared resources is 1; found 2, which is unexpected`
+	if a == nil || a.rejected != want {
+		t.Fatalf("two slices: got %+v, want rejection %q", a, want)
+	}
+
+	a = m.admit(gpuPod("five", 5))
+	if a == nil || !strings.Contains(a.rejected, "Requested: 5, Available: 3") {
+		t.Fatalf("five slices: %+v", a)
+	}
+
+	// the admitted pod goes: its device is free again
+	m.release(nil)
+	if free := m.healthyFree("nvidia.com/gpu"); len(free) != 4 {
+		t.Fatalf("after release: free %v", free)
+	}
+}

@@ -1,0 +1,709 @@
+// Command kubelet-device-emulator is an EMULATION of the parts of kubelet (and of NFD's
+// labelling) that NVIDIA's device plugin and GPU feature discovery talk to, for the simulated
+// (kwok) GPU nodes of the local cluster. NVIDIA's binaries themselves run unmodified:
+//
+//   - a chart pod (container command nvidia-device-plugin or gpu-feature-discovery, with its
+//     config-manager init container and sidecar) bound to a simulated node gets its containers
+//     run as processes in a private mount+PID namespace (sandbox.go) and loses them when the
+//     pod goes; env and volumes come from the pod spec (see podSandbox);
+//   - the plugin finds libnvidia-ml.so.1 = our emulated NVML (go/nvidia-real/nvml) with the
+//     node's GPUs from fixtures/gpu_instance_types.yaml;
+//   - kubelet's device manager (devicemanager.go): Registration, ListAndWatch -> node
+//     capacity/allocatable, GetPreferredAllocation + Allocate at pod admission, the answer
+//     recorded in the pod annotation gpu-slicing.eks/allocation, refusals failing the pod
+//     with reason UnexpectedAdmissionError;
+//   - NFD master: GFD's NodeFeature objects (and features.d files) become node labels.
+//
+// Usage: kubelet-device-emulator --kubeconfig F --workdir D --bin B --nvml-lib L --fixture Y
+//
+//	kubelet-device-emulator sandbox SPEC.json   (internal: PID 1 of a pod's namespaces)
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listersv1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	allocationAnnotation = "gpu-slicing.eks/allocation"
+	nfdLabelsAnnotation  = "gpu-slicing.eks/nfd-labels"
+	runByAnnotation      = "gpu-slicing.eks/emulated-by"
+)
+
+var metav1PatchOptions = metav1.PatchOptions{}
+
+// The chart's container commands this emulator runs; any other chart pod (e.g. the MPS
+// control daemon, which needs CUDA) is left to kwok.
+var runnable = map[string]bool{"nvidia-device-plugin": true, "gpu-feature-discovery": true, "config-manager": true}
+
+type gpuModel struct {
+	Product           string `json:"product"`
+	PCIDeviceID       uint32 `json:"pci_device_id"`
+	ComputeCapability string `json:"compute_capability"`
+	Architecture      uint32 `json:"architecture"`
+	MigCapable        bool   `json:"mig_capable"`
+}
+
+type fixture struct {
+	Driver struct {
+		Version     string `json:"version"`
+		CudaVersion int32  `json:"cuda_version"`
+	} `json:"nvidia_driver"`
+	Models        map[string]gpuModel `json:"gpu_models"`
+	InstanceTypes map[string]struct {
+		GPU *struct {
+			Name      string `json:"name"`
+			Count     int    `json:"count"`
+			MemoryMiB uint64 `json:"memory_mib"`
+		} `json:"gpu"`
+	} `json:"instance_types"`
+}
+
+type nodeState struct {
+	name      string
+	dir       string
+	dm        *deviceManager
+	nfdLabels map[string]string
+}
+
+type sandbox struct {
+	pod   types.UID
+	name  string
+	node  string
+	dir   string
+	cmd   *exec.Cmd
+	done  chan struct{}
+	start time.Time
+}
+
+type controller struct {
+	kc         kubernetes.Interface
+	dyn        dynamic.Interface
+	kubeconfig string
+	workdir    string
+	binDir     string
+	nvmlLib    string
+	namespace  string
+	grace      time.Duration
+	fx         fixture
+	self       string
+
+	pods  listersv1.PodLister
+	nodes listersv1.NodeLister
+	cms   listersv1.ConfigMapLister
+
+	mu        sync.Mutex
+	nodeState map[string]*nodeState
+	sandboxes map[types.UID]*sandbox
+	trigger   chan struct{}
+}
+
+func main() {
+	if len(os.Args) == 3 && os.Args[1] == "sandbox" {
+		if err := runSandbox(os.Args[2]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	c := &controller{nodeState: map[string]*nodeState{}, sandboxes: map[types.UID]*sandbox{}, trigger: make(chan struct{}, 1)}
+	fixturePath := ""
+	flag.StringVar(&c.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "cluster to act on")
+	flag.StringVar(&c.workdir, "workdir", "", "per-node directories go here (required)")
+	flag.StringVar(&c.binDir, "bin", "", "directory with NVIDIA's nvidia-device-plugin, gpu-feature-discovery, config-manager (required)")
+	flag.StringVar(&c.nvmlLib, "nvml-lib", "", "directory with the emulated libnvidia-ml.so.1 (required)")
+	flag.StringVar(&fixturePath, "fixture", "", "fixtures/gpu_instance_types.yaml (required)")
+	flag.StringVar(&c.namespace, "namespace", "", "namespace of the chart's pods (default: all)")
+	flag.DurationVar(&c.grace, "endpoint-grace", 5*time.Minute, "kubelet's endpointStopGracePeriod: a resource whose plugin left goes to 0 after it")
+	flag.Parse()
+	if c.workdir == "" || c.binDir == "" || c.nvmlLib == "" || fixturePath == "" {
+		flag.Usage()
+		os.Exit(2)
+	}
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds | log.LUTC)
+	data, err := os.ReadFile(fixturePath)
+	if err == nil {
+		err = yaml.Unmarshal(data, &c.fx)
+	}
+	if err != nil {
+		log.Fatalf("fixture %s: %v", fixturePath, err)
+	}
+	if c.self, err = os.Executable(); err != nil {
+		log.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c.kc = kubernetes.NewForConfigOrDie(cfg)
+	c.dyn = dynamic.NewForConfigOrDie(cfg)
+
+	factory := informers.NewSharedInformerFactory(c.kc, 0)
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.kick() },
+		UpdateFunc: func(any, any) { c.kick() },
+		DeleteFunc: func(any) { c.kick() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{factory.Core().V1().Pods().Informer(),
+		factory.Core().V1().Nodes().Informer(), factory.Core().V1().ConfigMaps().Informer()} {
+		if _, err := inf.AddEventHandler(h); err != nil {
+			log.Fatal(err)
+		}
+	}
+	c.pods = factory.Core().V1().Pods().Lister()
+	c.nodes = factory.Core().V1().Nodes().Lister()
+	c.cms = factory.Core().V1().ConfigMaps().Lister()
+	ctx, cancel := context.WithCancel(context.Background())
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	tick := time.NewTicker(time.Second)
+	log.Printf("kubelet-device-emulator: running (workdir %s)", c.workdir)
+	for {
+		select {
+		case <-sigs:
+			cancel()
+			c.shutdown()
+			return
+		case <-c.trigger:
+		case <-tick.C:
+		}
+		c.sync()
+	}
+}
+
+func (c *controller) kick() {
+	select {
+	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (c *controller) shutdown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range c.sandboxes {
+		wg.Add(1)
+		go func(s *sandbox) { defer wg.Done(); c.stopSandbox(s) }(s)
+	}
+	wg.Wait()
+	for _, n := range c.nodeState {
+		n.dm.stop()
+	}
+	log.Printf("kubelet-device-emulator: stopped")
+}
+
+// gpuNode says whether the emulator serves the node: a kwok fake with a GPU instance type.
+func (c *controller) gpuNode(n *corev1.Node) bool {
+	if n.Annotations["kwok.x-k8s.io/node"] != "fake" || n.DeletionTimestamp != nil {
+		return false
+	}
+	it, ok := c.fx.InstanceTypes[n.Labels["node.kubernetes.io/instance-type"]]
+	return ok && it.GPU != nil && it.GPU.Count > 0
+}
+
+func chartPod(p *corev1.Pod) bool {
+	for _, ct := range p.Spec.Containers {
+		if len(ct.Command) > 0 && (ct.Command[0] == "nvidia-device-plugin" || ct.Command[0] == "gpu-feature-discovery") {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *controller) sync() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nodes, _ := c.nodes.List(labels.Everything())
+	served := map[string]*corev1.Node{}
+	for _, n := range nodes {
+		if c.gpuNode(n) {
+			served[n.Name] = n
+		}
+	}
+	for name, st := range c.nodeState {
+		if served[name] == nil {
+			log.Printf("node %s: gone, stopping its device manager", name)
+			st.dm.stop()
+			delete(c.nodeState, name)
+		}
+	}
+	for name, n := range served {
+		if c.nodeState[name] == nil {
+			st, err := c.newNode(n)
+			if err != nil {
+				log.Printf("node %s: %v", name, err)
+				delete(served, name)
+				continue
+			}
+			c.nodeState[name] = st
+		}
+	}
+
+	pods, _ := c.pods.List(labels.Everything())
+	want := map[types.UID]*corev1.Pod{}
+	active := map[string]map[types.UID]bool{}
+	for _, p := range pods {
+		if served[p.Spec.NodeName] == nil {
+			continue
+		}
+		terminal := p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
+		if chartPod(p) {
+			if (c.namespace == "" || p.Namespace == c.namespace) && !terminal {
+				want[p.UID] = p
+			}
+			continue
+		}
+		if active[p.Spec.NodeName] == nil {
+			active[p.Spec.NodeName] = map[types.UID]bool{}
+		}
+		if p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded {
+			active[p.Spec.NodeName][p.UID] = true
+		}
+		if p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded {
+			c.admitPod(c.nodeState[p.Spec.NodeName], p)
+		}
+	}
+	for uid, s := range c.sandboxes {
+		if want[uid] == nil || c.nodeState[s.node] == nil {
+			c.stopSandbox(s)
+			delete(c.sandboxes, uid)
+		}
+	}
+	for uid, p := range want {
+		if err := c.writeVolumes(p); err != nil {
+			log.Printf("pod %s/%s: %v", p.Namespace, p.Name, err)
+		}
+		if c.sandboxes[uid] == nil {
+			s, err := c.startSandbox(p, c.nodeState[p.Spec.NodeName])
+			if err != nil {
+				log.Printf("pod %s/%s: %v", p.Namespace, p.Name, err)
+				continue
+			}
+			c.sandboxes[uid] = s
+		}
+	}
+	for name, st := range c.nodeState {
+		st.dm.release(active[name])
+		st.dm.ensureStatus(served[name])
+		c.applyNFD(st, served[name])
+	}
+}
+
+// newNode makes the node's directory, its NVML description and its device manager.
+func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
+	dir := c.nodeDir(n.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	it := c.fx.InstanceTypes[n.Labels["node.kubernetes.io/instance-type"]]
+	model, ok := c.fx.Models[it.GPU.Name]
+	if !ok {
+		return nil, fmt.Errorf("fixture has no gpu_models entry for %q", it.GPU.Name)
+	}
+	type dev struct {
+		Name              string `json:"name"`
+		UUID              string `json:"uuid"`
+		PCIBusID          string `json:"pciBusId"`
+		PCIDeviceID       uint32 `json:"pciDeviceId"`
+		MemoryMiB         uint64 `json:"memoryMiB"`
+		ComputeCapability string `json:"computeCapability"`
+		Architecture      uint32 `json:"architecture"`
+		MinorNumber       int    `json:"minorNumber"`
+		MigCapable        bool   `json:"migCapable"`
+	}
+	var devs []dev
+	for i := 0; i < it.GPU.Count; i++ {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", n.Name, i)))
+		uuid := fmt.Sprintf("GPU-%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+		devs = append(devs, dev{Name: model.Product, UUID: uuid,
+			PCIBusID:    fmt.Sprintf("00000000:00:%02X.0", 0x1e-it.GPU.Count+1+i),
+			PCIDeviceID: model.PCIDeviceID, MemoryMiB: it.GPU.MemoryMiB, ComputeCapability: model.ComputeCapability,
+			Architecture: model.Architecture, MinorNumber: i, MigCapable: model.MigCapable})
+	}
+	nv := map[string]any{"driverVersion": c.fx.Driver.Version, "cudaDriverVersion": c.fx.Driver.CudaVersion,
+		"nvmlVersion": fmt.Sprintf("%d.%s", c.fx.Driver.CudaVersion/1000, c.fx.Driver.Version), "devices": devs}
+	data, _ := json.MarshalIndent(nv, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "nvml.json"), data, 0o644); err != nil {
+		return nil, err
+	}
+	dm, err := newDeviceManager(n.Name, c.hostPath(n.Name, "/var/lib/kubelet/device-plugins"), c.kc, c.grace)
+	if err != nil {
+		return nil, err
+	}
+	log.Printf("node %s: %d x %s, device manager at %s", n.Name, it.GPU.Count, model.Product, dm.dir)
+	return &nodeState{name: n.Name, dir: dir, dm: dm, nfdLabels: map[string]string{}}, nil
+}
+
+// nodeDir is the node's directory: its name, shortened for long names (Karpenter's) because
+// kubelet.sock's path must fit a unix socket address (108 bytes).
+func (c *controller) nodeDir(node string) string {
+	if len(node) > 32 {
+		sum := sha256.Sum256([]byte(node))
+		node = fmt.Sprintf("%s-%x", node[:16], sum[:4])
+	}
+	return filepath.Join(c.workdir, node)
+}
+
+// hostPath is where a hostPath of the node lives on this machine (kubelet's socket directory
+// right under the node's directory, to keep socket paths short).
+func (c *controller) hostPath(node, path string) string {
+	if filepath.Clean(path) == "/var/lib/kubelet/device-plugins" {
+		return filepath.Join(c.nodeDir(node), "device-plugins")
+	}
+	return filepath.Join(c.nodeDir(node), "host", path)
+}
+
+func (c *controller) podDir(p *corev1.Pod) string {
+	return filepath.Join(c.nodeDir(p.Spec.NodeName), "pods", p.Namespace+"_"+p.Name+"_"+string(p.UID))
+}
+
+// writeVolumes makes the pod's emptyDir volumes and keeps its configMap volumes as files, one
+// per key (kubelet's projection of a ConfigMap volume).
+func (c *controller) writeVolumes(p *corev1.Pod) error {
+	for _, v := range p.Spec.Volumes {
+		if v.ConfigMap == nil && v.EmptyDir == nil {
+			continue
+		}
+		dir := filepath.Join(c.podDir(p), "volumes", v.Name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if v.ConfigMap == nil {
+			continue
+		}
+		cm, err := c.cms.ConfigMaps(p.Namespace).Get(v.ConfigMap.Name)
+		data := map[string]string{}
+		if err == nil {
+			data = cm.Data
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if _, ok := data[e.Name()]; !ok {
+				_ = os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+		for k, val := range data {
+			path := filepath.Join(dir, k)
+			if old, err := os.ReadFile(path); err == nil && string(old) == val {
+				continue
+			}
+			tmp := path + ".tmp"
+			if err := os.WriteFile(tmp, []byte(val), 0o644); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// startSandbox turns the pod spec into processes: each container's command is NVIDIA's binary
+// of that name, its env the pod's (fieldRefs resolved), paths under its configMap/emptyDir
+// mounts rewritten to the pod's directory, hostPath mounts of the node bind-mounted where the
+// binaries expect them (except /, /sys and /dev, which are this machine's), KUBECONFIG the
+// cluster's where the pod would use its service account, and the emulated NVML on
+// LD_LIBRARY_PATH with the node's GPUs.
+func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error) {
+	dir := c.podDir(p)
+	spec := sandboxSpec{Pod: p.Namespace + "/" + p.Name}
+	vols := map[string]corev1.Volume{}
+	for _, v := range p.Spec.Volumes {
+		vols[v.Name] = v
+	}
+	bound := map[string]bool{}
+	convert := func(ct corev1.Container) (containerSpec, bool) {
+		if len(ct.Command) == 0 || !runnable[ct.Command[0]] {
+			return containerSpec{}, false
+		}
+		type rewrite struct{ from, to string }
+		var rewrites []rewrite
+		for _, m := range ct.VolumeMounts {
+			v, ok := vols[m.Name]
+			if !ok {
+				continue
+			}
+			switch {
+			case v.ConfigMap != nil || v.EmptyDir != nil:
+				rewrites = append(rewrites, rewrite{m.MountPath, filepath.Join(dir, "volumes", m.Name)})
+			case v.HostPath != nil:
+				hp := filepath.Clean(v.HostPath.Path)
+				if hp == "/" || hp == "/sys" || hp == "/dev" || strings.HasPrefix(hp, "/sys/") || strings.HasPrefix(hp, "/dev/") {
+					continue
+				}
+				src := c.hostPath(st.name, hp)
+				if hp == filepath.Clean(m.MountPath) {
+					if !bound[hp] {
+						spec.Binds = append(spec.Binds, bindMount{Source: src, Target: hp})
+						bound[hp] = true
+					}
+				} else {
+					rewrites = append(rewrites, rewrite{m.MountPath, src})
+				}
+			}
+		}
+		sort.Slice(rewrites, func(i, j int) bool { return len(rewrites[i].from) > len(rewrites[j].from) })
+		rw := func(s string) string {
+			for _, r := range rewrites {
+				if s == r.from || strings.HasPrefix(s, strings.TrimSuffix(r.from, "/")+"/") {
+					return r.to + strings.TrimPrefix(s, strings.TrimSuffix(r.from, "/"))
+				}
+			}
+			return s
+		}
+		env := []string{"PATH=" + c.binDir + ":/usr/bin:/bin", "LD_LIBRARY_PATH=" + c.nvmlLib,
+			"GSE_NVML_CONFIG=" + filepath.Join(st.dir, "nvml.json")}
+		hasKubeconfig := false
+		for _, e := range ct.Env {
+			val := e.Value
+			if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+				switch e.ValueFrom.FieldRef.FieldPath {
+				case "spec.nodeName":
+					val = p.Spec.NodeName
+				case "metadata.name":
+					val = p.Name
+				case "metadata.namespace":
+					val = p.Namespace
+				}
+			}
+			if e.Name == "KUBECONFIG" {
+				hasKubeconfig = val != ""
+				if val == "" {
+					val = c.kubeconfig // the pod's in-cluster service account
+				}
+			}
+			env = append(env, e.Name+"="+rw(val))
+		}
+		if !hasKubeconfig {
+			env = append(env, "KUBECONFIG="+c.kubeconfig)
+		}
+		var args []string
+		for _, a := range append(append([]string{}, ct.Command[1:]...), ct.Args...) {
+			args = append(args, rw(a))
+		}
+		return containerSpec{Name: ct.Name, Path: filepath.Join(c.binDir, ct.Command[0]), Argv0: ct.Command[0],
+			Args: args, Env: env,
+			Log: filepath.Join(dir, "logs", ct.Name+".log")}, true
+	}
+	for _, ct := range p.Spec.InitContainers {
+		if cs, ok := convert(ct); ok {
+			if ct.RestartPolicy != nil && *ct.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				spec.Containers = append(spec.Containers, cs) // a native sidecar
+			} else {
+				spec.InitContainers = append(spec.InitContainers, cs)
+			}
+		}
+	}
+	for _, ct := range p.Spec.Containers {
+		if cs, ok := convert(ct); ok {
+			spec.Containers = append(spec.Containers, cs)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	data, _ := json.MarshalIndent(spec, "", "  ")
+	specPath := filepath.Join(dir, "sandbox.json")
+	if err := os.WriteFile(specPath, data, 0o644); err != nil {
+		return nil, err
+	}
+	out, err := os.OpenFile(filepath.Join(dir, "sandbox.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc",
+		"--kill-child", c.self, "sandbox", specPath)
+	cmd.Stdout, cmd.Stderr = out, out
+	// Own process group (stopped as one); the sandbox dies with this emulator.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, err
+	}
+	s := &sandbox{pod: p.UID, name: p.Namespace + "/" + p.Name, node: st.name, dir: dir, cmd: cmd,
+		done: make(chan struct{}), start: time.Now()}
+	go func() { _ = cmd.Wait(); out.Close(); close(s.done) }()
+	log.Printf("node %s: started pod %s (sandbox pid %d, %d init + %d containers)", st.name, s.name,
+		cmd.Process.Pid, len(spec.InitContainers), len(spec.Containers))
+	return s, nil
+}
+
+func (c *controller) stopSandbox(s *sandbox) {
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(8 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+	log.Printf("node %s: stopped pod %s", s.node, s.name)
+}
+
+// admitPod runs kubelet's admission for a workload pod bound to a served node and writes the
+// result on the pod.
+func (c *controller) admitPod(st *nodeState, p *corev1.Pod) {
+	a := st.dm.admit(p)
+	if a == nil || (a.rejected == "" && len(a.allocations) == 0) {
+		return
+	}
+	if a.rejected != "" {
+		if p.Status.Phase == corev1.PodFailed {
+			return
+		}
+		msg := "Pod was rejected: " + a.rejected
+		patch, _ := json.Marshal(map[string]any{"status": map[string]any{
+			"phase": "Failed", "reason": "UnexpectedAdmissionError", "message": msg}})
+		if _, err := c.kc.CoreV1().Pods(p.Namespace).Patch(context.Background(), p.Name, types.MergePatchType,
+			patch, metav1.PatchOptions{}, "status"); err != nil {
+			log.Printf("pod %s/%s: %v", p.Namespace, p.Name, err)
+			return
+		}
+		ev := &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{GenerateName: p.Name + ".", Namespace: p.Namespace},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: p.Namespace, Name: p.Name, UID: p.UID, APIVersion: "v1"},
+			Reason:         "UnexpectedAdmissionError", Message: msg, Type: corev1.EventTypeWarning,
+			Source: corev1.EventSource{Component: "kubelet", Host: p.Spec.NodeName}, Count: 1,
+			FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(),
+		}
+		_, _ = c.kc.CoreV1().Events(p.Namespace).Create(context.Background(), ev, metav1.CreateOptions{})
+		log.Printf("node %s: pod %s/%s failed: %s", st.name, p.Namespace, p.Name, msg)
+		return
+	}
+	data, _ := json.Marshal(a.allocations)
+	if p.Annotations[allocationAnnotation] == string(data) {
+		return
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		allocationAnnotation: string(data), runByAnnotation: "kubelet-device-emulator"}}})
+	if _, err := c.kc.CoreV1().Pods(p.Namespace).Patch(context.Background(), p.Name, types.MergePatchType,
+		patch, metav1.PatchOptions{}); err != nil {
+		log.Printf("pod %s/%s: %v", p.Namespace, p.Name, err)
+		return
+	}
+	log.Printf("node %s: pod %s/%s admitted: %s", st.name, p.Namespace, p.Name, data)
+}
+
+var nodeFeatureGVR = schema.GroupVersionResource{Group: "nfd.k8s-sigs.io", Version: "v1alpha1", Resource: "nodefeatures"}
+
+// applyNFD does what NFD master does with GFD's output: the labels of the node's NodeFeature
+// objects (GFD's default) and of features.d files (GFD with useNodeFeatureAPI=false) become
+// node labels; labels it set before and no source has any more are removed.
+func (c *controller) applyNFD(st *nodeState, n *corev1.Node) {
+	want := map[string]string{}
+	list, err := c.dyn.Resource(nodeFeatureGVR).Namespace("").List(context.Background(), metav1.ListOptions{
+		LabelSelector: "nfd.node.kubernetes.io/node-name=" + st.name})
+	if err == nil {
+		for _, item := range list.Items {
+			m, _, _ := unstructuredStringMap(item.Object, "spec", "labels")
+			for k, v := range m {
+				want[k] = v
+			}
+		}
+	}
+	fdir := c.hostPath(st.name, "/etc/kubernetes/node-feature-discovery/features.d")
+	entries, _ := os.ReadDir(fdir)
+	for _, e := range entries {
+		f, err := os.Open(filepath.Join(fdir, e.Name()))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, v, _ := strings.Cut(line, "=")
+			want[k] = v
+		}
+		f.Close()
+	}
+	prev := map[string]bool{}
+	for _, k := range strings.Split(n.Annotations[nfdLabelsAnnotation], ",") {
+		if k != "" {
+			prev[k] = true
+		}
+	}
+	changes := map[string]any{}
+	for k, v := range want {
+		if n.Labels[k] != v {
+			changes[k] = v
+		}
+	}
+	for k := range prev {
+		if _, ok := want[k]; !ok {
+			if _, has := n.Labels[k]; has {
+				changes[k] = nil
+			}
+		}
+	}
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ann := strings.Join(keys, ",")
+	if len(changes) == 0 && n.Annotations[nfdLabelsAnnotation] == ann {
+		return
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": changes,
+		"annotations": map[string]string{nfdLabelsAnnotation: ann}}})
+	if _, err := c.kc.CoreV1().Nodes().Patch(context.Background(), st.name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		log.Printf("node %s: label patch: %v", st.name, err)
+		return
+	}
+	log.Printf("node %s: NFD labels %v", st.name, changes)
+}
+
+func unstructuredStringMap(obj map[string]any, path ...string) (map[string]string, bool, error) {
+	cur := any(obj)
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false, nil
+		}
+		cur = m[p]
+	}
+	m, ok := cur.(map[string]any)
+	if !ok {
+		return nil, false, nil
+	}
+	out := map[string]string{}
+	for k, v := range m {
+		if s, ok := v.(string); ok {
+			out[k] = s
+		}
+	}
+	return out, true, nil
+}

@@ -1,0 +1,151 @@
+package main
+
+// The per-pod sandbox: PID 1 of a private mount and PID namespace (made by
+// `unshare --mount --pid --fork --mount-proc`), it bind-mounts the pod's host paths that
+// NVIDIA's binaries use at fixed locations (/var/lib/kubelet/device-plugins, GFD's features.d),
+// runs the init containers in order and then the containers, restarting a container that exits
+// as kubelet does (restartPolicy Always, backoff capped at 10 s). One PID namespace per pod is
+// what the chart's shareProcessNamespace asks for: config-manager finds nvidia-device-plugin
+// by name to send it SIGHUP, and sees no other node's plugin.
+
+import (
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type bindMount struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+}
+
+type containerSpec struct {
+	Name  string   `json:"name"`
+	Path  string   `json:"path"`
+	Argv0 string   `json:"argv0"` // the pod's command (config-manager finds the plugin by argv[0])
+	Args  []string `json:"args"`
+	Env   []string `json:"env"`
+	Log   string   `json:"log"`
+}
+
+type sandboxSpec struct {
+	Pod            string          `json:"pod"`
+	Binds          []bindMount     `json:"binds"`
+	InitContainers []containerSpec `json:"initContainers"`
+	Containers     []containerSpec `json:"containers"`
+}
+
+func runSandbox(specPath string) error {
+	data, err := os.ReadFile(specPath)
+	if err != nil {
+		return err
+	}
+	var spec sandboxSpec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return err
+	}
+	log.SetPrefix(fmt.Sprintf("sandbox %s: ", spec.Pod))
+	for _, b := range spec.Binds {
+		// hostPath DirectoryOrCreate: kubelet would create the target on the host as well.
+		for _, d := range []string{b.Source, b.Target} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		if err := syscall.Mount(b.Source, b.Target, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
+		}
+	}
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	stopping := make(chan struct{})
+	go func() { <-stop; close(stopping) }()
+
+	for _, c := range spec.InitContainers {
+		for backoff := time.Second; ; backoff = min(2*backoff, 10*time.Second) {
+			code := runContainer(c, stopping)
+			if code == 0 {
+				break
+			}
+			log.Printf("init container %s exited %d; restarting in %s", c.Name, code, backoff)
+			select {
+			case <-stopping:
+				return nil
+			case <-time.After(backoff):
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, c := range spec.Containers {
+		wg.Add(1)
+		go func(c containerSpec) {
+			defer wg.Done()
+			for backoff := time.Second; ; backoff = min(2*backoff, 10*time.Second) {
+				code := runContainer(c, stopping)
+				select {
+				case <-stopping:
+					return
+				default:
+				}
+				log.Printf("container %s exited %d; restarting in %s", c.Name, code, backoff)
+				select {
+				case <-stopping:
+					return
+				case <-time.After(backoff):
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	return nil
+}
+
+// runContainer runs one container process to its end and returns its exit code; on stop it
+// gets SIGTERM (and SIGKILL 5 s later).
+func runContainer(c containerSpec, stopping <-chan struct{}) int {
+	if err := os.MkdirAll(filepath.Dir(c.Log), 0o755); err != nil {
+		log.Printf("%s: %v", c.Name, err)
+		return 1
+	}
+	out, err := os.OpenFile(c.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		log.Printf("%s: %v", c.Name, err)
+		return 1
+	}
+	defer out.Close()
+	fmt.Fprintf(out, "=== %s start %s %v\n", time.Now().UTC().Format(time.RFC3339Nano), c.Path, c.Args)
+	cmd := exec.Command(c.Path, c.Args...)
+	cmd.Args[0] = c.Argv0
+	cmd.Env = c.Env
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(out, "=== start failed: %v\n", err)
+		return 127
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-stopping:
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+		case <-done:
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	code := cmd.ProcessState.ExitCode()
+	fmt.Fprintf(out, "=== %s exit %d (%v)\n", time.Now().UTC().Format(time.RFC3339Nano), code, err)
+	return code
+}

@@ -1,0 +1,305 @@
+"""NVIDIA's own device plugin and GFD (v0.19.3, unmodified) on simulated nodes.
+
+The chart's pods bound to simulated GPU nodes run as processes (kubelet-device-emulator, one
+private mount+PID namespace per pod) over an emulated NVML with the fixture's GPUs; kubelet's
+device manager and NFD's labelling are emulated at their API boundaries (tests/cluster/README.md).
+What these tests assert therefore comes from NVIDIA's code: what a node advertises, GFD's
+labels, which GPU (UUID) each slice got, and the Allocate refusal of a 2-slice request.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from localcluster import LocalCluster
+
+pytestmark = pytest.mark.integration
+
+PLUGIN_NS = "nvidia-device-plugin"
+RELEASE = "nvdp-real"
+APP_NS = "real-plugin"
+CONFIG_LABEL = "nvidia.com/device-plugin.config"
+
+
+def ts_config(replicas: int, fail: bool = False, rename: bool = False) -> str:
+    return yaml.safe_dump({"version": "v1", "flags": {"migStrategy": "none"}, "sharing": {"timeSlicing": {
+        "renameByDefault": rename, "failRequestsGreaterThanOne": fail,
+        "resources": [{"name": "nvidia.com/gpu", "replicas": replicas}]}}})
+
+
+CONFIGS = {"ts-4": ts_config(4), "ts-4-strict": ts_config(4, fail=True), "ts-4-renamed": ts_config(4, rename=True)}
+
+# node -> (instance type, config label or None for the chart's default ts-4)
+NODES = {
+    "real-ts4-1gpu": ("g4dn.xlarge", None),
+    "real-ts4-4gpu": ("g4dn.12xlarge", None),
+    "real-strict": ("g4dn.xlarge", "ts-4-strict"),
+    "real-renamed": ("g4dn.xlarge", "ts-4-renamed"),
+}
+
+
+def wait(fetch, timeout, what, until=bool):
+    """Call fetch() until until(value) holds; return that value."""
+    seen = []
+
+    def check():
+        seen.append(fetch())
+        return until(seen[-1])
+    LocalCluster._wait(check, timeout, what)  # pylint: disable=protected-access
+    return seen[-1]
+
+
+def slice_pod(name: str, node: str, resource: str = "nvidia.com/gpu", count: int = 1) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": APP_NS, "labels": {"app": "real-slice", "node": node}},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": node},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [{"name": "cuda", "image": "cuda-sample:vectoradd",
+                            "resources": {"limits": {resource: str(count)}}}],
+        },
+    }
+
+
+def node_gpus(cluster, node: str) -> list[str]:
+    """The UUIDs the emulated NVML gives the node (what nvidia-smi -L would list)."""
+    nvml = json.loads((cluster.workdir / "nodes" / node / "nvml.json").read_text())
+    return [d["uuid"] for d in nvml["devices"]]
+
+
+def allocations(cluster, node: str) -> dict[str, list[dict]]:
+    pods = cluster.kubectl_json("get", "pods", "-n", APP_NS, "-l", f"node={node}")["items"]
+    out = {}
+    for p in pods:
+        ann = p["metadata"].get("annotations", {}).get("gpu-slicing.eks/allocation")
+        if ann:
+            out[p["metadata"]["name"]] = json.loads(ann)["cuda"]
+    return out
+
+
+def node_rss_mib(cluster, node: str) -> float:
+    """Resident memory of every process of the node's chart pods (sandboxes included)."""
+    marker = f"{cluster.workdir}/nodes/{node}/".encode()
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker not in (proc / "cmdline").read_bytes() and marker not in (proc / "environ").read_bytes():
+                continue
+            m = re.search(r"VmRSS:\s+(\d+) kB", (proc / "status").read_text())
+        except OSError:
+            continue
+        if m:
+            total += int(m.group(1))
+    return total / 1024
+
+
+def bound_to_allocatable_s(cluster, node: str) -> float:
+    """Seconds from the plugin pod's PodScheduled transition to the first allocatable write."""
+    pods = cluster.kubectl_json("get", "pods", "-n", PLUGIN_NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",
+                                "--field-selector", f"spec.nodeName={node}")["items"]
+    plugin = [p for p in pods if any(c.get("command", [""])[0] == "nvidia-device-plugin"
+                                     for c in p["spec"]["containers"])][0]
+    cond = {c["type"]: c for c in plugin["status"]["conditions"]}["PodScheduled"]
+    bound = datetime.datetime.fromisoformat(cond["lastTransitionTime"].replace("Z", "+00:00"))
+    log = (cluster.logs / "kubelet-device-emulator.log").read_text()
+    m = re.search(rf"^(\S+ \S+) node {re.escape(node)}: capacity .*allocatable map\[nvidia\.com/gpu", log, re.M)
+    assert m, f"no allocatable write for {node} in the emulator log"
+    written = datetime.datetime.strptime(m.group(1), "%Y/%m/%d %H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+    return (written - bound).total_seconds()
+
+
+@pytest.fixture(scope="module")
+def real(local_cluster, tmp_path_factory):
+    c = local_cluster
+    values = {"gfd": {"enabled": True}, "config": {"default": "ts-4", "map": CONFIGS}}
+    values_file = tmp_path_factory.mktemp("real") / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    try:
+        c.start_real_plugin("--namespace", PLUGIN_NS)
+        c.helm("install", RELEASE, c.artifacts / "nvidia-device-plugin", "--namespace", PLUGIN_NS,
+               "--create-namespace", "-f", values_file)
+        for node, (itype, config) in NODES.items():
+            c.add_gpu_node(node, itype, labels={CONFIG_LABEL: config} if config else None)
+        c.create_namespace(APP_NS)
+        yield c
+    finally:
+        c.kubectl("delete", "pods", "-n", APP_NS, "--all", "--grace-period=0", "--force", check=False)
+        c.kubectl("delete", "namespace", APP_NS, "--ignore-not-found", "--timeout=90s", check=False, timeout=120)
+        c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, "--no-hooks", check=False)
+        for node in NODES:
+            c.delete_node(node)
+        c.stop_process("kubelet-device-emulator")
+
+
+def allocatable(c, node):
+    return c.kubectl_json("get", "node", node)["status"].get("allocatable", {})
+
+
+def test_real_plugin_advertises_and_labels(real):
+    c = real
+    wait(lambda: allocatable(c, "real-ts4-1gpu").get("nvidia.com/gpu") == "4", 90, "real-ts4-1gpu: nvidia.com/gpu 4")
+    wait(lambda: allocatable(c, "real-ts4-4gpu").get("nvidia.com/gpu") == "16", 90, "real-ts4-4gpu: nvidia.com/gpu 16")
+
+    def gfd_labels():
+        labels = c.kubectl_json("get", "node", "real-ts4-1gpu")["metadata"]["labels"]
+        return labels if "nvidia.com/gpu.product" in labels else None
+    labels = wait(gfd_labels, 90, "GFD labels on real-ts4-1gpu")
+    assert labels["nvidia.com/gpu.product"] == "Tesla-T4-SHARED"
+    assert labels["nvidia.com/gpu.count"] == "1"
+    assert labels["nvidia.com/gpu.replicas"] == "4"
+    assert labels["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+    assert labels["nvidia.com/gpu.memory"] == "16384"
+    assert labels["nvidia.com/gpu.compute.major"] == "7" and labels["nvidia.com/gpu.compute.minor"] == "5"
+    assert labels["nvidia.com/cuda.driver-version.full"] == "570.172.08"
+
+    # Figures (issue 15 targets: < 10 s, < 100 MiB); printed for the report, asserted loosely.
+    for node in ("real-ts4-1gpu", "real-ts4-4gpu"):
+        secs = bound_to_allocatable_s(c, node)
+        rss = node_rss_mib(c, node)
+        print(f"\n{node}: plugin pod bound -> allocatable {secs:.1f}s; chart processes RSS {rss:.0f} MiB")
+        assert 0 < rss < 400, rss
+        assert secs < 60, secs
+
+
+def place_one_slice_pods(c, node: str, count: int) -> dict[str, list[dict]]:
+    """``count`` one-slice pods through the scheduler onto the node; their allocations."""
+    wait(lambda: allocatable(c, node).get("nvidia.com/gpu") == str(count), 90, f"{node}: nvidia.com/gpu {count}")
+    c.apply([slice_pod(f"{node}-{i}", node) for i in range(count)])
+    return wait(lambda: allocations(c, node), 120, f"{count} allocations on {node}",
+                until=lambda a: len(a) == count)
+
+
+def test_four_slices_share_one_gpu_uuid(real):
+    c = real
+    node = "real-ts4-1gpu"
+    got = place_one_slice_pods(c, node, 4)
+    uuids = {a[0]["envs"]["NVIDIA_VISIBLE_DEVICES"] for a in got.values()}
+    [gpu] = node_gpus(c, node)
+    assert uuids == {gpu}, got
+    device_ids = sorted(a[0]["deviceIDs"][0] for a in got.values())
+    assert len(set(device_ids)) == 4 and all(d.startswith(gpu + "::") for d in device_ids), device_ids
+
+
+def test_sixteen_slices_four_per_gpu(real):
+    c = real
+    node = "real-ts4-4gpu"
+    got = place_one_slice_pods(c, node, 16)
+    per_uuid = collections.Counter(a[0]["envs"]["NVIDIA_VISIBLE_DEVICES"] for a in got.values())
+    assert max(per_uuid.values()) <= 4, per_uuid
+    assert set(per_uuid) == set(node_gpus(c, node)), per_uuid
+
+
+def plugin_config(cluster, node: str) -> dict | None:
+    """The config NVIDIA's plugin on the node last started with, from its container log (what
+    `kubectl logs` shows on a real node)."""
+    logs = sorted((cluster.workdir / "nodes" / node / "pods").glob("*/logs/nvidia-device-plugin-ctr.log"),
+                  key=lambda p: p.stat().st_mtime)
+    if not logs:
+        return None
+    text = logs[-1].read_text()
+    start = text.rfind("Running with config:\n")
+    if start < 0:
+        return None
+    try:
+        return json.JSONDecoder().raw_decode(text[start + len("Running with config:\n"):])[0]
+    except ValueError:
+        return None
+
+
+def wait_for_config(cluster, node: str, pred, what: str) -> None:
+    # config-manager v0.19.3's init container may read the node label before its informer has
+    # synced and start the plugin on the default config; its sidecar then switches and sends
+    # SIGHUP. Pods admitted in between get the default's answer, on EKS as here.
+    wait(lambda: plugin_config(cluster, node), 90, f"{node}: plugin running with {what}",
+         until=lambda cfg: cfg is not None and pred(cfg))
+
+
+def strict_node_ready(c, node: str = "real-strict") -> str:
+    wait_for_config(c, node, lambda cfg: cfg["sharing"]["timeSlicing"].get("failRequestsGreaterThanOne"),
+                    "failRequestsGreaterThanOne")
+    wait(lambda: allocatable(c, node).get("nvidia.com/gpu") == "4", 90, f"{node}: nvidia.com/gpu 4")
+    return node
+
+
+def test_two_slices_refused_when_fail_requests_greater_than_one(real):
+    c = real
+    node = strict_node_ready(c)
+    c.apply(slice_pod("two-slices", node, count=2))
+
+    def failed():
+        pod = c.kubectl_json("get", "pod", "-n", APP_NS, "two-slices")
+        return pod if pod["status"].get("phase") == "Failed" else None
+    pod = wait(failed, 90, "two-slices Failed")
+    assert pod["status"]["reason"] == "UnexpectedAdmissionError"
+    assert pod["status"]["message"] == (
+        'Pod was rejected: Allocate failed due to rpc error: code = Unknown desc = invalid allocation request '
+        'for "nvidia.com/gpu": invalid request: maximum request size for shared resources is 1; found 2, '
+        'which is unexpected')
+
+
+def test_renamed_profile_advertises_gpu_shared(real):
+    c = real
+    node = "real-renamed"
+    wait_for_config(c, node, lambda cfg: cfg["sharing"]["timeSlicing"].get("renameByDefault"), "renameByDefault")
+    alloc = wait(lambda: allocatable(c, node), 90, f"{node}: nvidia.com/gpu.shared 4",
+                 until=lambda a: a.get("nvidia.com/gpu.shared") == "4")
+    # The plugin registers only nvidia.com/gpu.shared. nvidia.com/gpu is absent when kubelet never
+    # had it, or allocatable 0 when the plugin first ran the default config (see wait_for_config):
+    # either way the scheduler places nothing asking for nvidia.com/gpu here.
+    assert alloc.get("nvidia.com/gpu", "0") == "0", alloc
+    # GFD drops -SHARED from the product with renameByDefault
+    wait(lambda: c.kubectl_json("get", "node", node)["metadata"]["labels"].get("nvidia.com/gpu.product") == "Tesla-T4",
+         90, "GFD product label Tesla-T4 on real-renamed")
+
+
+def test_relabel_switches_config_through_config_manager(real):
+    """The node label picks the config through NVIDIA's config-manager sidecar (SIGHUP to the plugin)."""
+    c = real
+    node = strict_node_ready(c)
+    c.kubectl("label", "node", node, f"{CONFIG_LABEL}=ts-4-renamed", "--overwrite")
+    alloc = wait(lambda: allocatable(c, node), 90, f"{node}: nvidia.com/gpu.shared 4 after relabel",
+                 until=lambda a: a.get("nvidia.com/gpu.shared") == "4")
+    # kubelet marks the devices of a plugin that left unhealthy at once: nvidia.com/gpu is no
+    # longer allocatable (its capacity stays until kubelet's 5-minute grace period ends).
+    assert alloc.get("nvidia.com/gpu") == "0", alloc
+
+
+def test_plugin_processes_follow_the_pod(real):
+    """Deleting the chart's plugin pod stops its processes; the DaemonSet's new pod gets new ones."""
+    c = real
+    node = "real-ts4-1gpu"
+    wait(lambda: allocatable(c, node).get("nvidia.com/gpu") == "4", 90, f"{node}: nvidia.com/gpu 4")
+    pods = c.kubectl_json("get", "pods", "-n", PLUGIN_NS, "--field-selector", f"spec.nodeName={node}")["items"]
+    old = [p["metadata"]["uid"] for p in pods]
+    assert old and all(processes_of(uid) for uid in old)
+    c.kubectl("delete", "pods", "-n", PLUGIN_NS, "--field-selector", f"spec.nodeName={node}", "--grace-period=0",
+              "--force")
+    wait(lambda: not any(processes_of(uid) for uid in old), 60, "the deleted pods' processes gone")
+
+    def new_pods_running():
+        pods = c.kubectl_json("get", "pods", "-n", PLUGIN_NS, "--field-selector", f"spec.nodeName={node}")["items"]
+        uids = [p["metadata"]["uid"] for p in pods if p["metadata"]["uid"] not in old]
+        return len(uids) == len(old) and all(processes_of(uid) for uid in uids)
+    wait(new_pods_running, 90, "the DaemonSet's new pods running as processes")
+
+
+def processes_of(pod_uid: str) -> list[int]:
+    """PIDs whose command line names the pod's directory (each pod's sandbox, PID 1 of its namespaces)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if pod_uid.encode() in (proc / "cmdline").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                pass
+    return pids
