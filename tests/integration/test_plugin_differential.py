@@ -171,12 +171,10 @@ def test_collection_prediction_matches_nvidia_plugin(results, profile):
     assert results["real"][profile["name"]]["allocatable"] == predicted(profile)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 1: the collection accepts resource_name gpu-ts and predicts "
-                                       "nvidia.com/gpu-ts, which NVIDIA's plugin ignores; the resource_name "
-                                       "validation fix makes the collection refuse it (then remove this mark)")
-def test_custom_resource_name_refused_or_matches_nvidia_plugin(results):
-    try:
-        want = predicted(CUSTOM_NAME_PROFILE)
-    except sharing.SharingError:
-        return  # refused: what the plugin would do with it never reaches a node
-    assert results["real"][CUSTOM_NAME_PROFILE["name"]]["allocatable"] == want
+def test_custom_resource_name_is_refused_as_nvidia_plugin_ignores_it(results):
+    """Issue 13 item 1, held to NVIDIA's code: the plugin advertises plain, unshared nvidia.com/gpu
+    for a sharing entry named nvidia.com/gpu-ts, so the collection must refuse that resource_name."""
+    assert results["real"]["custom-name-raw"]["allocatable"] == {"nvidia.com/gpu": str(GPUS)}
+    with pytest.raises(sharing.SharingError) as info:
+        predicted(CUSTOM_NAME_PROFILE)
+    assert "resource_name" in str(info.value)
