@@ -58,7 +58,7 @@ def plugin_args(cluster, **overrides):
     ref, version = chart(cluster)
     args = {
         "release_name": RELEASE,
-        "release_namespace": NS,
+        "namespace": NS,
         "chart_ref": ref,
         "chart_version": version,
         "binary_path": str(cluster.bin / "helm"),
@@ -297,7 +297,7 @@ def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
     c = local_cluster
     kc = str(c.kubeconfig)
     plan = build_plan({"profiles": [{"name": "ts-4", "replicas": 4}]})
-    base = {"cluster_name": "demo", "role": "KarpenterNodeRole-demo", "instance_types": ["g4dn.xlarge"]}
+    base = {"discovery_tag_value": "demo", "role": "KarpenterNodeRole-demo", "instance_types": ["g4dn.xlarge"]}
     nodes = {}
     for name, alias in (("dp-al2023", "al2023@latest"), ("dp-bottlerocket", "bottlerocket@latest")):
         pool = karpenter.render(plan, dict(base, name=name, ami_alias=alias))["nodepool"]

@@ -157,7 +157,7 @@ def chart(c):
 
 def plugin_args(c, **over):
     ref, version = chart(c)
-    args = {"release_name": RELEASE, "release_namespace": NS, "chart_ref": ref, "chart_version": version,
+    args = {"release_name": RELEASE, "namespace": NS, "chart_ref": ref, "chart_version": version,
             "binary_path": str(c.bin / "helm"), "profiles": [{"name": "ts-4", "replicas": 4}], "wait_timeout": 120}
     args.update(over)
     return args
@@ -298,7 +298,7 @@ def test_apiserver_restart_during_verification(restart_cluster):
     node = NODE + "-verify"
     c.add_gpu_node(node, "g4dn.xlarge", zone="us-east-1a", labels={"nvidia.com/device-plugin.config": "ts-4"})
     c.start_emulator()
-    verify_args = {"profiles": [{"name": "ts-4", "replicas": 4}], "plugin_namespace": NS, "timeout": 240,
+    verify_args = {"profiles": [{"name": "ts-4", "replicas": 4}], "device_plugin_namespace": NS, "wait_timeout": 240,
                    "image": "cuda-sample@sha256:" + "0" * 64}
     box = {}
     try:
