@@ -102,7 +102,7 @@ def _cases(cluster, tmp):
     helm = str(cluster.bin / "helm")
     dp = {"release_name": "bi-nvdp", "namespace": "gse-bad-input", "chart_ref": ref,
           "chart_version": version, "binary_path": helm, "profiles": PROFILES, "wait_timeout": 30}
-    cfg = {"name": "bi-configs", "namespace": "gse-bad-input", "profiles": PROFILES}
+    cfg = {"config_map_name": "bi-configs", "namespace": "gse-bad-input", "profiles": PROFILES}
     kp = {"name": "bi-pool", "profiles": PROFILES, "discovery_tag_value": "c", "role": "KarpenterNodeRole-c",
           "instance_families": ["g4dn"], "karpenter_feature_gates": "NodeOverlay=true"}
     vf = {"profiles": PROFILES, "wait_timeout": 20, "cleanup_wait_timeout": 20}
@@ -306,7 +306,7 @@ def _cases(cluster, tmp):
         ],
         "gpu_slicing_verify": [
             ("profile-unknown", m("gpu_slicing_verify", vf, profile="ts-99"), ["profile", "ts-99"]),
-            ("timeout-negative", m("gpu_slicing_verify", vf, timeout=-5), ["timeout", "Fix"]),
+            ("timeout-negative", m("gpu_slicing_verify", vf, wait_timeout=-5), ["wait_timeout", "-5", "Fix"]),
             ("cleanup-timeout-negative", m("gpu_slicing_verify", vf, cleanup_wait_timeout=-1),
              ["cleanup_wait_timeout", "-1", "0 or more", "Fix"]),
             ("hold-string", m("gpu_slicing_verify", vf, hold_seconds="forever"), ["hold_seconds", "int"]),

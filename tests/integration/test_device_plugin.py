@@ -49,7 +49,7 @@ def cluster_state(cluster):
 
 
 def config_args(**overrides):
-    args = {"namespace": NS, "name": CM, "profiles": [{"name": "ts-4", "replicas": 4}]}
+    args = {"namespace": NS, "config_map_name": CM, "profiles": [{"name": "ts-4", "replicas": 4}]}
     args.update(overrides)
     return args
 
@@ -143,10 +143,10 @@ def test_config_map_check_mode_idempotence_diff_and_absent(local_cluster):
     assert changed.changed and "diff" in changed, changed
     assert sorted(c.kubectl_json("get", "configmap", CM, "-n", NS)["data"]) == ["ts-4"]
 
-    gone = run_module("device_plugin_config", {"namespace": NS, "name": CM, "state": "absent"}, kubeconfig=kc)
+    gone = run_module("device_plugin_config", {"namespace": NS, "config_map_name": CM, "state": "absent"}, kubeconfig=kc)
     assert gone.changed
     assert c.kubectl("get", "configmap", CM, "-n", NS, check=False).returncode != 0
-    again = run_module("device_plugin_config", {"namespace": NS, "name": CM, "state": "absent"}, kubeconfig=kc)
+    again = run_module("device_plugin_config", {"namespace": NS, "config_map_name": CM, "state": "absent"}, kubeconfig=kc)
     assert not again.changed
 
 

@@ -172,7 +172,7 @@ def test_409_and_429_are_retried_and_counted(local_cluster, tmp_path):
         proxy.inject(409, method="PATCH", path=r"/configmaps/%s$" % CM, count=2)
         proxy.inject(429, method="PATCH", path=r"/configmaps/%s$" % CM, count=1, retry_after=1)
         t0 = time.monotonic()
-        result = run_module("device_plugin_config", {"namespace": NS, "name": CM,
+        result = run_module("device_plugin_config", {"namespace": NS, "config_map_name": CM,
                                                      "profiles": [{"name": "ts-4", "replicas": 4}]},
                             env={"KUBECONFIG": kc, "K8S_AUTH_KUBECONFIG": kc})
         seconds = time.monotonic() - t0
@@ -200,7 +200,7 @@ def test_create_post_409_is_not_blindly_retried(local_cluster, tmp_path):
     with FaultProxy(c.kubeconfig) as proxy:
         kc = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig")
         proxy.inject(409, method="POST", path=r"/namespaces$", count=5)
-        result = run_module("device_plugin_config", {"namespace": NS + "-post", "name": CM,
+        result = run_module("device_plugin_config", {"namespace": NS + "-post", "config_map_name": CM,
                                                      "profiles": [{"name": "ts-4", "replicas": 4}]},
                             env={"KUBECONFIG": kc, "K8S_AUTH_KUBECONFIG": kc})
         posts = [r for r in proxy.requests if r[0] == "POST" and r[1].endswith("/namespaces")]
@@ -346,7 +346,7 @@ def test_retry_budget_spent_is_a_clear_failure(local_cluster, tmp_path):
     with FaultProxy(c.kubeconfig) as proxy:
         kc = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig")
         proxy.inject(503, method="GET", path=r"/api/v1/namespaces/", count=1000)
-        result = run_module("device_plugin_config", {"namespace": NS + "-budget", "name": CM,
+        result = run_module("device_plugin_config", {"namespace": NS + "-budget", "config_map_name": CM,
                                                      "profiles": [{"name": "ts-4", "replicas": 4}]},
                             env={"KUBECONFIG": kc, "K8S_AUTH_KUBECONFIG": kc, "GPU_SLICING_EKS_RETRY_BUDGET": "4"})
     assert result.failed

@@ -69,8 +69,7 @@ def walk(options, path=()):
     """(path, name, spec) of every option and sub-option."""
     for name, spec in sorted((options or {}).items()):
         yield path, name, spec
-        for item in walk(spec.get("suboptions"), path + (name,)):
-            yield item
+        yield from walk(spec.get("suboptions"), path + (name,))
 
 
 def all_options(docs):
