@@ -131,7 +131,7 @@ options:
     type: str
     default: nvidia
   gpu_counts:
-    description: GPUs per instance, requirement C(karpenter.k8s.aws/instance-gpu-count In ...).
+    description: The GPU counts per instance the NodePool admits, requirement C(karpenter.k8s.aws/instance-gpu-count In ...).
     type: list
     elements: raw
   min_gpu_memory:
