@@ -130,6 +130,19 @@ def test_no_overlays_for_unshared_profile():
     assert k.render(plan, dict(BASE))["overlays"] == []
 
 
+def test_discovery_tag_value_defaults_to_eks_cluster_name():
+    """By Karpenter's convention the discovery tag is the cluster's name: the EKS connection's one."""
+    params = dict(BASE, profiles=[{"name": "ts-4", "replicas": 4}], discovery_tag_value=None,
+                  eks_cluster_name="prod-gpu")
+    spec = k.render_from_params(params)["ec2nodeclass"]["spec"]
+    assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "prod-gpu"}}]
+    spec = k.render_from_params(dict(params, discovery_tag_value="shared-vpc"))["ec2nodeclass"]["spec"]
+    assert spec["securityGroupSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "shared-vpc"}}]
+    with pytest.raises(k.KarpenterError) as err:
+        k.render_from_params(dict(params, eks_cluster_name=None))
+    assert "discovery_tag_value" in str(err.value) and "eks_cluster_name" in str(err.value)
+
+
 def test_ec2nodeclass_al2023():
     nc = render()["ec2nodeclass"]
     assert nc["apiVersion"] == "karpenter.k8s.aws/v1" and nc["kind"] == "EC2NodeClass"
