@@ -297,7 +297,7 @@ def bench_packing(wd, quick):
         chart_ref, chart_version = chart_info(c)
         # The device plugin, installed by this collection's module, with both configs (ts-4, whole).
         res, secs, _ = run_module_timed("device_plugin", {
-            "release_name": "nvdp", "release_namespace": "nvidia-device-plugin",
+            "release_name": "nvdp", "namespace": "nvidia-device-plugin",
             "chart_ref": chart_ref, "chart_version": chart_version, "binary_path": str(c.bin / "helm"),
             "profiles": [PROFILE_TS4, PROFILE_WHOLE], "default_profile": "ts-4", "wait_timeout": 120,
         }, c.kubeconfig, tmp)
@@ -537,7 +537,7 @@ def bench_verify(wd, quick):
                                                                    {"nvidia.com/device-plugin.config": "ts-4"})),
                   timeout=300)
         res, secs, _ = run_module_timed("device_plugin", {
-            "release_name": "nvdp", "release_namespace": VERIFY_NS, "chart_ref": chart_ref,
+            "release_name": "nvdp", "namespace": VERIFY_NS, "chart_ref": chart_ref,
             "chart_version": chart_version, "binary_path": str(c.bin / "helm"),
             "profiles": [PROFILE_TS4], "wait": False,
         }, c.kubeconfig, tmp)
@@ -555,8 +555,8 @@ def bench_verify(wd, quick):
         for size in sizes:
             # The role's default cleanup: the run ends when its pods are gone; the namespace
             # controller's removal of the namespace is timed separately below.
-            xv = {"gpu_slicing_profiles": [PROFILE_TS4], "verify_nodes": names[:size], "verify_plugin_namespace": VERIFY_NS,
-                  "verify_timeout": 900, "verify_report_json": str(tmp / ("verify-%d.json" % size))}
+            xv = {"gpu_slicing_profiles": [PROFILE_TS4], "verify_node_names": names[:size], "verify_device_plugin_namespace": VERIFY_NS,
+                  "verify_wait_timeout": 900, "verify_report_json": str(tmp / ("verify-%d.json" % size))}
             log("verify: %d node(s)" % size)
             rc, secs, out, err = ansible_playbook(pb, c.kubeconfig, extra_vars=xv)
             entry = {"seconds": round(secs, 2), "rc": rc}
@@ -678,7 +678,7 @@ def bench_info(wd, quick):
         wrapper.write_text("#!/bin/sh\nexec /usr/bin/time -a -o %s -f '%%e %%M' %s \"$@\"\n"
                            % (rss_file, sys.executable))
         wrapper.chmod(0o755)
-        args = {"profiles": [PROFILE_TS4], "label_selector": "nvidia.com/gpu.present=true"}
+        args = {"profiles": [PROFILE_TS4], "label_selectors": ["nvidia.com/gpu.present=true"]}
         runs = []
         for _ in range(2):
             rss_file.write_text("")

@@ -43,7 +43,7 @@ cat >"$workdir/local-cluster-vars.json" <<JSON
   "karpenter_gpu_manage_node_class": false,
   "karpenter_gpu_node_class_ref": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
   "karpenter_gpu_feature_gates": "NodeOverlay=true",
-  "verify_karpenter_nodepool": "gpu-shared",
+  "verify_karpenter_nodepool_name": "gpu-shared",
   "verify_report_json": "$workdir/reports/verify.json",
   "verify_report_junit": "$workdir/reports/verify.xml"
 }

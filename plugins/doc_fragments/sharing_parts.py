@@ -27,8 +27,8 @@ options:
     description: Helm release name.
     type: str
     default: nvdp
-  release_namespace:
-    description: Namespace of the release, the DaemonSets and the ConfigMap.
+  namespace:
+    description: Namespace of the release, the DaemonSets and the ConfigMap (kubernetes.core.helm's I(release_namespace)).
     type: str
     default: nvidia-device-plugin
   chart_ref:
@@ -103,14 +103,16 @@ options:
   profile:
     description: The sharing profile the nodes use. Defaults to I(default_profile) (or the first profile).
     type: str
-  cluster_name:
+  discovery_tag_value:
     description:
-      - EKS cluster name. Subnets and security groups default to those tagged C(karpenter.sh/discovery=<cluster_name>).
+      - Value of the C(karpenter.sh/discovery) tag on the subnets and security groups the EC2NodeClass selects by
+        default (C(karpenter.sh/discovery=<discovery_tag_value>)); by Karpenter's convention the EKS cluster's name.
+      - Defaults to I(eks_cluster_name) when that is given.
     type: str
   instance_types:
     description:
       - EC2 instance types the NodePool may launch (requirement C(node.kubernetes.io/instance-type)).
-      - Unknown types are refused with close known names, unless their GPU count is in I(gpu_counts).
+      - Unknown types are refused with close known names, unless their GPU count is in I(gpus_per_instance_type).
       - At least one of I(instance_types) and I(instance_families) is required.
     type: list
     elements: str
@@ -128,8 +130,8 @@ options:
     description: Requirement C(karpenter.k8s.aws/instance-gpu-manufacturer). Set to an empty string to leave it out.
     type: str
     default: nvidia
-  gpu_count:
-    description: GPUs per instance, requirement C(karpenter.k8s.aws/instance-gpu-count In ...).
+  gpu_counts:
+    description: The GPU counts per instance the NodePool admits, requirement C(karpenter.k8s.aws/instance-gpu-count In ...).
     type: list
     elements: raw
   min_gpu_memory:
@@ -252,11 +254,11 @@ options:
     description: Existing instance profile name. Exactly one of I(role) and I(instance_profile).
     type: str
   subnet_selector_terms:
-    description: C(subnetSelectorTerms); defaults to the discovery tag of I(cluster_name).
+    description: C(subnetSelectorTerms); defaults to the discovery tag of I(discovery_tag_value).
     type: list
     elements: dict
   security_group_selector_terms:
-    description: C(securityGroupSelectorTerms); defaults to the discovery tag of I(cluster_name).
+    description: C(securityGroupSelectorTerms); defaults to the discovery tag of I(discovery_tag_value).
     type: list
     elements: dict
   root_volume_size:
@@ -286,7 +288,7 @@ options:
     description: NodeOverlay weight 1-10000 (the higher weight wins where overlays overlap).
     type: int
     default: 10
-  gpu_counts:
+  gpus_per_instance_type:
     description: GPUs per instance type where the shipped table does not know it, for example C(g7.xlarge=1).
     type: dict
   karpenter_namespace:

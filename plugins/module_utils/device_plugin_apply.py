@@ -85,8 +85,8 @@ def _apply_config_map(module, kube, plan, name, namespace, create_namespace):
 def ensure_config_map(module):
     """device_plugin_config: the sharing ConfigMap present (from the profiles) or absent."""
     params = module.params
-    name, namespace = params["name"], params["namespace"]
-    check_names(module, labels={"namespace": namespace}, subdomains={"name": name})
+    name, namespace = params["config_map_name"], params["namespace"]
+    check_names(module, labels={"namespace": namespace}, subdomains={"config_map_name": name})
     plan = plan_from_params(module) if params["state"] == "present" else None
     kube = connect(module)
     try:
@@ -130,7 +130,7 @@ class Helm(object):
 
             params = helm_environment(self.module, self.kube)
             params["binary_path"] = self.binary
-            params["release_namespace"] = self.module.params["release_namespace"]
+            params["release_namespace"] = self.module.params["namespace"]  # kubernetes.core.helm's name
             self._helm_module = AnsibleHelmModule(module=ParamsView(self.module._module, params))
         return self._helm_module
 
@@ -322,9 +322,9 @@ def prepare_device_plugin(module, kube=None):
     present) the chart and the Helm values to install. Fails naming field, value and fix.
     ``kube``: an open kube.KubeAccess to reuse (gpu_sharing shares one with its NodePool part)."""
     params = module.params
-    release, namespace = params["release_name"], params["release_namespace"]
+    release, namespace = params["release_name"], params["namespace"]
     cm_name = params["config_map_name"]
-    check_names(module, labels={"release_namespace": namespace}, subdomains={"config_map_name": cm_name})
+    check_names(module, labels={"namespace": namespace}, subdomains={"config_map_name": cm_name})
     check_names(module, labels={"release_name": release}, max_label=53)  # Helm's own limit
 
     plan = plan_from_params(module) if params["state"] == "present" else None
@@ -359,7 +359,7 @@ def apply_device_plugin(module, change):
     the rollout (restoring the previous state when it does not become ready)."""
     params = module.params
     kube, helm, release, namespace, cm_name = change.kube, change.helm, change.release, change.namespace, change.cm_name
-    result = {"changed": False, "release_name": release, "release_namespace": namespace}
+    result = {"changed": False, "release_name": release, "namespace": namespace}
 
     if params["state"] == "absent":
         if change.existing:

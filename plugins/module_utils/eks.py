@@ -74,14 +74,14 @@ DEFAULT_REFRESH_MARGIN = datetime.timedelta(seconds=60)
 DEFAULT_ROLE_SESSION_NAME = "gpu-slicing-eks"
 
 CREDENTIAL_HINT = (
-    "Give AWS credentials: the options aws_access_key and aws_secret_key (plus aws_session_token "
+    "Give AWS credentials: the options access_key and secret_key (plus session_token "
     "for temporary credentials), or the environment variables AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN or AWS_SECURITY_TOKEN, which AWX's AWS "
     "credential sets), or aws_profile / AWS_PROFILE, or an instance/pod role"
 )
-REGION_HINT = "Set the option aws_region or the environment variable AWS_REGION (or AWS_DEFAULT_REGION)"
+REGION_HINT = "Set the option region or the environment variable AWS_REGION (or AWS_DEFAULT_REGION)"
 NO_CONNECTION_HINT = (
-    "No Kubernetes connection was given. Set eks_cluster_name and aws_region (with AWS credentials) "
+    "No Kubernetes connection was given. Set eks_cluster_name and region (with AWS credentials) "
     "to reach an EKS cluster, or kubernetes.core's host with api_key and ca_cert (environment "
     "K8S_AUTH_HOST, K8S_AUTH_API_KEY, K8S_AUTH_SSL_CA_CERT, as AWX's bearer-token credential sets), "
     "or kubeconfig/context (K8S_AUTH_KUBECONFIG). The in-cluster service account is never used "
@@ -199,7 +199,7 @@ def translate_error(exc, action, resource=None, region=None):
         aws_message = error.get("Message", "")
         if code == "ResourceNotFoundException" and resource:
             return EKSError("EKS cluster %r was not found%s" % (resource, where), kind="not_found",
-                            fix="check eks_cluster_name and aws_region (aws eks list-clusters shows the names)")
+                            fix="check eks_cluster_name and region (aws eks list-clusters shows the names)")
         if code in _AUTH_ERROR_CODES:
             return EKSError("AWS refused %s%s (%s: %s)" % (action, where, code, aws_message), kind="access_denied",
                             fix="check the credentials are valid and not expired, and that the identity (or "
@@ -211,15 +211,16 @@ def translate_error(exc, action, resource=None, region=None):
 
 
 def make_session(region=None, profile=None, access_key=None, secret_key=None, session_token=None,
-                 role_arn=None, role_session_name=DEFAULT_ROLE_SESSION_NAME):
+                 role_arn=None, role_session_name=DEFAULT_ROLE_SESSION_NAME, endpoint_url=None):
     """A boto3 Session from explicit values (falling back to boto3's own chain).
 
     With ``role_arn`` the base identity assumes that role (session name ``gpu-slicing-eks``)
-    and the returned session carries the temporary credentials.
+    and the returned session carries the temporary credentials. With ``endpoint_url`` every
+    client of the session (STS included) talks to that URL, as amazon.aws's option does.
     """
     _require_boto3()
     if bool(access_key) != bool(secret_key):
-        raise EKSError("aws_access_key and aws_secret_key must be given together", kind="no_credentials",
+        raise EKSError("access_key and secret_key must be given together", kind="no_credentials",
                        fix=CREDENTIAL_HINT)
     kwargs = {}
     if region:
@@ -238,8 +239,22 @@ def make_session(region=None, profile=None, access_key=None, secret_key=None, se
         raise EKSError("No AWS region is set", kind="no_region", fix=REGION_HINT)
     if session.get_credentials() is None:
         raise EKSError("No AWS credentials were found", kind="no_credentials", fix=CREDENTIAL_HINT)
+    _use_endpoint(session, endpoint_url)
     if role_arn:
-        session = assume_role_session(session, role_arn, role_session_name)
+        session = _use_endpoint(assume_role_session(session, role_arn, role_session_name), endpoint_url)
+    return session
+
+
+def _use_endpoint(session, endpoint_url):
+    """Make every client of ``session`` use ``endpoint_url`` (unless a caller names another)."""
+    if endpoint_url:
+        make_client = session.client
+
+        def client(*args, **kwargs):
+            kwargs.setdefault("endpoint_url", endpoint_url)
+            return make_client(*args, **kwargs)
+
+        session.client = client
     return session
 
 
@@ -290,12 +305,13 @@ class _AssumedRole(botocore.credentials.CredentialProvider if HAS_BOTO3 else obj
 def session_from_params(params):
     """Session from the shared module options (see :func:`eks_connection_argument_spec`)."""
     return make_session(
-        region=params.get("aws_region"),
+        region=params.get("region"),
         profile=params.get("aws_profile"),
-        access_key=params.get("aws_access_key"),
-        secret_key=params.get("aws_secret_key"),
-        session_token=params.get("aws_session_token"),
+        access_key=params.get("access_key"),
+        secret_key=params.get("secret_key"),
+        session_token=params.get("session_token"),
         role_arn=params.get("aws_role_arn"),
+        endpoint_url=params.get("endpoint_url"),
     )
 
 
@@ -621,7 +637,7 @@ def kube_configuration_from_params(params, clock=None):
 
 def aws_requested(params):
     """True when the options name a cluster, a role, a profile or keys."""
-    return any(params.get(k) for k in ("eks_cluster_name", "aws_role_arn", "aws_profile", "aws_access_key"))
+    return any(params.get(k) for k in ("eks_cluster_name", "aws_role_arn", "aws_profile", "access_key"))
 
 
 # ---------------------------------------------------------------------------
@@ -773,7 +789,7 @@ def resolve_instance_facts(params, instance_types, source="auto", session_factor
     warnings = []
     if source == "offline":
         return offline_instance_facts(instance_types), "offline", warnings
-    if source == "auto" and not (params.get("aws_region") or aws_requested(params)):
+    if source == "auto" and not (params.get("region") or aws_requested(params)):
         return offline_instance_facts(instance_types), "offline", warnings
     names = instance_types or _table().known_instance_types()
     try:
@@ -871,7 +887,7 @@ def resolve_prices(params, instance_types, pricing="table", session_factory=None
     """``(prices, price_source, prices_date, warnings)`` for the cost view.
 
     ``pricing``: ``table`` (the shipped, dated table: us-east-1 on-demand), ``api`` (Pricing
-    API for ``aws_region``, errors fail) or ``auto`` (the API when AWS options are given,
+    API for ``region``, errors fail) or ``auto`` (the API when AWS options are given,
     falling back to the table on missing credentials/unreachable/denied). Types the API has
     no price for keep the table's price, with a warning.
     """
@@ -879,9 +895,9 @@ def resolve_prices(params, instance_types, pricing="table", session_factory=None
     table = _table()
     warnings = []
     table_source = "table (%s)" % table.PRICE_NOTE
-    if pricing == "table" or (pricing == "auto" and not aws_requested(params) and not params.get("aws_region")):
+    if pricing == "table" or (pricing == "auto" and not aws_requested(params) and not params.get("region")):
         return table_prices(instance_types), table_source, table.PRICES_AS_OF, warnings
-    region = params.get("aws_region") or table.PRICE_REGION
+    region = params.get("region") or table.PRICE_REGION
     try:
         session = session_factory(params)
         prices = on_demand_prices(session, instance_types, region)

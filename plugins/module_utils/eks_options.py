@@ -18,13 +18,23 @@ def eks_connection_argument_spec():
     """The argument spec of the ``gpu_slicing.eks.eks_connection`` doc fragment."""
     return dict(
         eks_cluster_name=dict(type="str", fallback=(env_fallback, ["EKS_CLUSTER_NAME"])),
-        aws_region=dict(type="str", fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
+        # amazon.aws's names, aliases and environment variables (doc fragments common/region),
+        # so module_defaults and credentials written for amazon.aws modules work here unchanged.
+        region=dict(type="str", aliases=["aws_region", "ec2_region"],
+                    fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION", "EC2_REGION"])),
+        endpoint_url=dict(type="str", aliases=["aws_endpoint_url"], fallback=(env_fallback, ["AWS_URL"])),
         aws_role_arn=dict(type="str"),
-        aws_profile=dict(type="str", fallback=(env_fallback, ["AWS_PROFILE"])),
-        aws_access_key=dict(type="str", no_log=True, fallback=(env_fallback, ["AWS_ACCESS_KEY_ID"])),
-        aws_secret_key=dict(type="str", no_log=True, fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY"])),
-        aws_session_token=dict(type="str", no_log=True,
-                               fallback=(env_fallback, ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"])),
+        # amazon.aws's canonical name is profile; here that names a sharing profile, so the
+        # AWS profile keeps amazon.aws's alias as its name.
+        aws_profile=dict(type="str", fallback=(env_fallback, ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])),
+        access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id", "aws_access_key", "ec2_access_key"],
+                        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "EC2_ACCESS_KEY"])),
+        secret_key=dict(type="str", no_log=True,
+                        aliases=["aws_secret_access_key", "aws_secret_key", "ec2_secret_key"],
+                        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY", "EC2_SECRET_KEY"])),
+        session_token=dict(type="str", no_log=True,
+                           aliases=["aws_session_token", "security_token", "aws_security_token"],
+                           fallback=(env_fallback, ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "EC2_SECURITY_TOKEN"])),
     )
 
 

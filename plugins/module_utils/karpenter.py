@@ -102,12 +102,12 @@ _VOLUME_SIZE_RE = re.compile(r"^[1-9][0-9]*(Gi|G|Ti|T)$")
 
 DEFAULTS = {
     "profile": None,
-    "cluster_name": None,
+    "discovery_tag_value": None,
     "instance_types": None,
     "instance_families": None,
     "gpu_names": None,
     "gpu_manufacturer": "nvidia",
-    "gpu_count": None,
+    "gpu_counts": None,
     "min_gpu_memory": None,
     "capacity_types": ["on-demand"],
     "architectures": ["amd64"],
@@ -135,7 +135,7 @@ DEFAULTS = {
     "overlays": True,
     "overlay_key": "instance-type",
     "overlay_weight": 10,
-    "gpu_counts": None,
+    "gpus_per_instance_type": None,
     "labels": None,
     "startup_taints": None,
 }
@@ -263,13 +263,13 @@ def _check_bottlerocket_release(alias, profile):
 # --------------------------------------------------------------------------- instance types
 
 
-def _gpu_count_of(name, gpu_counts):
-    if gpu_counts and name in gpu_counts:
-        return gpu_counts[name]
+def _gpu_count_of(name, gpus_per_instance_type):
+    if gpus_per_instance_type and name in gpus_per_instance_type:
+        return gpus_per_instance_type[name]
     return INSTANCE_TYPES[name].gpu_count if name in INSTANCE_TYPES else None
 
 
-def _admitted_instance_types(opts, gpu_counts):
+def _admitted_instance_types(opts, gpus_per_instance_type):
     """Instance types the NodePool admits: explicit types, or the known types of the families, filtered."""
     types_given = opts["instance_types"]
     families = opts["instance_families"]
@@ -286,14 +286,14 @@ def _admitted_instance_types(opts, gpu_counts):
         names = []
         for i, itype in enumerate(types_given):
             key = itype.lower()
-            if gpu_counts and key in gpu_counts:
+            if gpus_per_instance_type and key in gpus_per_instance_type:
                 names.append(key)
                 continue
             try:
                 names.append(lookup(key).name)
             except InstanceTypeError as exc:
                 raise _err("instance_types[%d]" % i, itype,
-                           exc.fix + ", or give its GPU count in gpu_counts", exc.why)
+                           exc.fix + ", or give its GPU count in gpus_per_instance_type", exc.why)
         for i, name in enumerate(names):
             # Both requirements apply on the NodePool: a type outside the families could never launch.
             family = name.split(".", 1)[0]
@@ -315,19 +315,19 @@ def _admitted_instance_types(opts, gpu_counts):
         if info is not None:
             if opts["gpu_names"] and info.gpu_name not in opts["gpu_names"]:
                 continue
-            if opts["gpu_count"] and info.gpu_count not in opts["gpu_count"]:
+            if opts["gpu_counts"] and info.gpu_count not in opts["gpu_counts"]:
                 continue
             if opts["min_gpu_memory_mib"] and info.gpu_memory_mib < opts["min_gpu_memory_mib"]:
                 continue
         result.append(name)
     if not result:
         raise _err("instance_types", types_given or families,
-                   "widen instance_types / instance_families or relax gpu_names, gpu_count and min_gpu_memory",
+                   "widen instance_types / instance_families or relax gpu_names, gpu_counts and min_gpu_memory",
                    "empty requirements: no instance type satisfies all the requirements together")
 
     def order(n):
         info = INSTANCE_TYPES.get(n)
-        return (n.split(".", 1)[0], _gpu_count_of(n, gpu_counts) or 0, info.vcpu if info else 0, n)
+        return (n.split(".", 1)[0], _gpu_count_of(n, gpus_per_instance_type) or 0, info.vcpu if info else 0, n)
 
     return sorted(set(result), key=order)
 
@@ -350,13 +350,13 @@ def normalize_options(options, plan):
         raise _err("profile", raw["profile"], exc.fix, exc.why)
     opts["profile"] = profile
 
-    gpu_counts = _dict(raw["gpu_counts"], "gpu_counts")
-    if gpu_counts:
+    gpus_per_instance_type = _dict(raw["gpus_per_instance_type"], "gpus_per_instance_type")
+    if gpus_per_instance_type:
         normalized = {}
-        for key, value in gpu_counts.items():
-            normalized[str(key).strip().lower()] = _positive_count(value, "gpu_counts.%s" % key)
-        gpu_counts = normalized
-    opts["gpu_counts"] = gpu_counts
+        for key, value in gpus_per_instance_type.items():
+            normalized[str(key).strip().lower()] = _positive_count(value, "gpus_per_instance_type.%s" % key)
+        gpus_per_instance_type = normalized
+    opts["gpus_per_instance_type"] = gpus_per_instance_type
 
     opts["instance_types"] = _str_list(raw["instance_types"], "instance_types")
     opts["instance_families"] = _str_list(raw["instance_families"], "instance_families")
@@ -365,12 +365,12 @@ def normalize_options(options, plan):
     opts["gpu_names"] = _label_values([n.lower() for n in _str_list(raw["gpu_names"], "gpu_names") or []],
                                       "gpu_names") or None
     opts["gpu_manufacturer"] = raw["gpu_manufacturer"] or None
-    counts = raw["gpu_count"]
+    counts = raw["gpu_counts"]
     if counts is not None:
         if not isinstance(counts, (list, tuple)) or not counts:
-            raise _err("gpu_count", counts, "give a list of GPU counts such as [1, 4]", "not a non-empty list")
-        counts = sorted({_positive_count(c, "gpu_count[%d]" % i) for i, c in enumerate(counts)})
-    opts["gpu_count"] = counts
+            raise _err("gpu_counts", counts, "give a list of GPU counts such as [1, 4]", "not a non-empty list")
+        counts = sorted({_positive_count(c, "gpu_counts[%d]" % i) for i, c in enumerate(counts)})
+    opts["gpu_counts"] = counts
     opts["min_gpu_memory_mib"] = None
     if raw["min_gpu_memory"] is not None:
         try:
@@ -382,7 +382,7 @@ def normalize_options(options, plan):
     opts["architectures"] = _choices(_str_list(raw["architectures"], "architectures"), "architectures",
                                      ARCHITECTURES)
     opts["zones"] = _label_values(_str_list(raw["zones"], "zones") or [], "zones") or None
-    opts["admitted"] = _admitted_instance_types(opts, gpu_counts)
+    opts["admitted"] = _admitted_instance_types(opts, gpus_per_instance_type)
 
     # limits
     opts["limit_slices"] = None if raw["limit_slices"] is None else _positive_count(raw["limit_slices"], "limit_slices")
@@ -448,7 +448,7 @@ def normalize_options(options, plan):
     opts["ami_family"] = match.group(1)
     opts["role"] = raw["role"] or None
     opts["instance_profile"] = raw["instance_profile"] or None
-    opts["cluster_name"] = raw["cluster_name"] or None
+    opts["discovery_tag_value"] = raw["discovery_tag_value"] or None
     if opts["manage_node_class"]:
         if opts["role"] and opts["instance_profile"]:
             raise _err("instance_profile", opts["instance_profile"],
@@ -488,8 +488,9 @@ def normalize_options(options, plan):
                    "NodeOverlay weight must be between 1 and 10000")
     opts["overlay_weight"] = weight
     for name in opts["admitted"]:
-        if _gpu_count_of(name, gpu_counts) is None:
-            raise _err("gpu_counts", gpu_counts, "add %s: <GPUs per instance> to gpu_counts" % name,
+        if _gpu_count_of(name, gpus_per_instance_type) is None:
+            raise _err("gpus_per_instance_type", gpus_per_instance_type,
+                       "add %s: <GPUs per instance> to gpus_per_instance_type" % name,
                        "the GPU count of %s is not known" % name)
     labels = _dict(raw["labels"], "labels") or {}
     opts["labels"] = {str(k): str(v) for k, v in labels.items()}
@@ -620,8 +621,8 @@ def nodepool_requirements(opts):
         reqs.append(_req(LABEL_GPU_NAME, opts["gpu_names"]))
     if opts["gpu_manufacturer"]:
         reqs.append(_req(LABEL_GPU_MANUFACTURER, [opts["gpu_manufacturer"]]))
-    if opts["gpu_count"]:
-        reqs.append(_req(LABEL_GPU_COUNT, opts["gpu_count"]))
+    if opts["gpu_counts"]:
+        reqs.append(_req(LABEL_GPU_COUNT, opts["gpu_counts"]))
     if opts["min_gpu_memory_mib"]:
         reqs.append(_req(LABEL_GPU_MEMORY, [opts["min_gpu_memory_mib"]], operator="Gte"))
     reqs.append(_req(LABEL_CAPACITY_TYPE, opts["capacity_types"]))
@@ -673,10 +674,11 @@ def render_nodepool(opts):
 
 
 def _discovery_terms(opts, field):
-    if not opts["cluster_name"]:
-        raise _err(field, None, "give cluster_name (selects by tag karpenter.sh/discovery=<cluster name>) or %s" % field,
+    if not opts["discovery_tag_value"]:
+        raise _err(field, None, "give discovery_tag_value (selects by tag karpenter.sh/discovery=<value>, "
+                   "by convention the cluster name; eks_cluster_name when not given) or %s" % field,
                    "the EC2NodeClass needs subnet and security-group selectors")
-    return [{"tags": {DISCOVERY_TAG: opts["cluster_name"]}}]
+    return [{"tags": {DISCOVERY_TAG: opts["discovery_tag_value"]}}]
 
 
 def render_ec2nodeclass(opts):
@@ -732,10 +734,10 @@ def overlay_capacity(opts):
     rows = []
     if opts["overlay_key"] == "instance-type":
         for name in opts["admitted"]:
-            gpus = _gpu_count_of(name, opts["gpu_counts"])
+            gpus = _gpu_count_of(name, opts["gpus_per_instance_type"])
             rows.append((name.replace(".", "-"), _req(LABEL_INSTANCE_TYPE, [name]), gpus, gpus * profile.replicas))
     else:
-        tiers = sorted({_gpu_count_of(name, opts["gpu_counts"]) for name in opts["admitted"]})
+        tiers = sorted({_gpu_count_of(name, opts["gpus_per_instance_type"]) for name in opts["admitted"]})
         for gpus in tiers:
             rows.append(("%dgpu" % gpus, _req(LABEL_GPU_COUNT, [gpus]), gpus, gpus * profile.replicas))
     return rows
@@ -781,8 +783,8 @@ def render(plan, options):
         "replicas": profile.replicas,
         "advertised_resource": profile.advertised_resource,
         "instance_types": [
-            {"name": name, "gpus": _gpu_count_of(name, opts["gpu_counts"]),
-             "slices": _gpu_count_of(name, opts["gpu_counts"]) * profile.replicas}
+            {"name": name, "gpus": _gpu_count_of(name, opts["gpus_per_instance_type"]),
+             "slices": _gpu_count_of(name, opts["gpus_per_instance_type"]) * profile.replicas}
             for name in opts["admitted"]
         ],
         "overlay_key": opts["overlay_key"],
@@ -794,13 +796,13 @@ def render(plan, options):
 
 #: Module options that are passed to karpenter.render() as they are.
 RENDER_OPTIONS = (
-    "name", "profile", "cluster_name", "instance_types", "instance_families", "gpu_names",
-    "gpu_manufacturer", "gpu_count", "min_gpu_memory", "capacity_types", "architectures", "zones",
+    "name", "profile", "discovery_tag_value", "instance_types", "instance_families", "gpu_names",
+    "gpu_manufacturer", "gpu_counts", "min_gpu_memory", "capacity_types", "architectures", "zones",
     "limit_slices", "limit_gpus", "limits", "consolidation_policy", "consolidate_after", "budgets",
     "expire_after", "weight", "manage_node_class", "node_class_name", "node_class_ref", "ami_alias",
     "role", "instance_profile", "subnet_selector_terms", "security_group_selector_terms",
     "root_volume_size", "root_volume_type", "root_volume_encrypted", "node_class_tags",
-    "overlay_key", "overlay_weight", "gpu_counts", "labels", "startup_taints",
+    "overlay_key", "overlay_weight", "gpus_per_instance_type", "labels", "startup_taints",
 )
 
 
@@ -830,7 +832,10 @@ def render_from_params(params):
     """render() from karpenter_gpu_nodepool's validated parameters: ``profiles``,
     ``default_profile`` and the RENDER_OPTIONS. Raises SharingError (KarpenterError)."""
     plan = build_plan(sharing_spec_from_params(params))
-    return render(plan, {key: params.get(key) for key in RENDER_OPTIONS})
+    options = {key: params.get(key) for key in RENDER_OPTIONS}
+    # The discovery tag's value is by convention the cluster's name: the EKS connection's, unless given.
+    options["discovery_tag_value"] = options["discovery_tag_value"] or params.get("eks_cluster_name")
+    return render(plan, options)
 
 
 __all__ = [

@@ -139,9 +139,9 @@ def check_ami(module, kube, nodeclass):
     alias = nodeclass["spec"]["amiSelectorTerms"][0]["alias"]
     family, version = alias.split("@", 1)
     params = module.params
-    if not (aws_requested(params) or params.get("aws_region")):
+    if not (aws_requested(params) or params.get("region")):
         return {"alias": alias, "checked": False,
-                "reason": "no AWS connection given (aws_region and credentials): Karpenter resolves it at run time"}
+                "reason": "no AWS connection given (region and credentials): Karpenter resolves it at run time"}
     try:
         k8s_version = kube.server_minor_version()
         parameter = ami_ssm_parameter(family, version, k8s_version)

@@ -72,12 +72,13 @@ FIELD_MANAGER = "gpu-slicing-eks"
 # The option names of the EKS connection (documented in doc_fragments/eks_connection.py).
 EKS_CONNECTION_OPTIONS = (
     "eks_cluster_name",
-    "aws_region",
+    "region",
     "aws_role_arn",
+    "endpoint_url",
     "aws_profile",
-    "aws_access_key",
-    "aws_secret_key",
-    "aws_session_token",
+    "access_key",
+    "secret_key",
+    "session_token",
 )
 
 
@@ -122,7 +123,7 @@ def resolve_connection(module):
         "No Kubernetes connection was given. Set one of: the kubeconfig option or "
         "K8S_AUTH_KUBECONFIG / KUBECONFIG; host and api_key (K8S_AUTH_HOST and "
         "K8S_AUTH_API_KEY, as AWX's Kubernetes Bearer Token credential does); or "
-        "eks_cluster_name with aws_region and AWS credentials. The in-cluster service "
+        "eks_cluster_name with region and AWS credentials. The in-cluster service "
         "account is never used implicitly."
     )
 

@@ -38,7 +38,7 @@ def _diff(plugin_module, plugin_result, pool_result):
     diffs = []
     plugin_diff = plugin_result.pop("diff", None)
     if plugin_diff is not None and plugin_diff["before"] != plugin_diff["after"]:
-        header = "Helm values of %s/%s" % (plugin_module.params["release_namespace"], plugin_module.params["release_name"])
+        header = "Helm values of %s/%s" % (plugin_module.params["namespace"], plugin_module.params["release_name"])
         diffs.append(dict(plugin_diff, before_header=header, after_header=header))
     diffs.extend((pool_result or {}).pop("diff", None) or [])
     return diffs

@@ -210,7 +210,7 @@ class Verifier(object):
         The pods are gone when the collection delete returns (grace 0 removes them at once), so
         their slices are free. Removing the namespace itself is the namespace controller's work
         (about 5 s even for an empty one, much longer with thousands of pods' events); it is
-        waited for only up to ``cleanup_timeout`` seconds (0: the deletion is requested, not
+        waited for only up to ``cleanup_wait_timeout`` seconds (0: the deletion is requested, not
         waited for; a later run removes a namespace that is still there).
         """
         if not self.namespace_created:
@@ -227,7 +227,7 @@ class Verifier(object):
             self.cleanup["namespace_deletion_requested"] = True
         except Exception as exc:  # pylint: disable=broad-except
             self.cleanup["errors"].append("deleting namespace: %s" % error_message(exc))
-        wait = float(self._option("cleanup_timeout", 0))
+        wait = float(self._option("cleanup_wait_timeout", 0))
         gone, dummy = self.kube.wait_for(lambda: self.kube.get("Namespace", "v1", self.namespace) is None,
                                          wait, interval=POLL, what="namespace gone")  # 0: one look
         self.cleanup["namespace_removed"] = bool(gone)
@@ -238,7 +238,7 @@ class Verifier(object):
 
     def node_phase(self, nodes):
         t0 = time.monotonic()
-        plugin = plugin_pods_by_node(self.kube, self.opts["plugin_namespace"])
+        plugin = plugin_pods_by_node(self.kube, self.opts["device_plugin_namespace"])
         for node in nodes:
             name = node["metadata"]["name"]
             exp, checks = V.node_checks(node, self.profile, plugin.get(name, []),
@@ -274,14 +274,14 @@ class Verifier(object):
         t0 = time.monotonic()
         names = dict((v.node, "multi-%d" % self.node_index[v.node]) for v in todo)
         self._create_pods([self._pod(v.node, names[v.node], 2, "multi-slice") for v in todo])
-        budget = min(self._remaining(), float(self.opts["multi_slice_wait"]))
-        cut = self._remaining() < float(self.opts["multi_slice_wait"])
+        budget = min(self._remaining(), float(self.opts["multi_slice_wait_timeout"]))
+        cut = self._remaining() < float(self.opts["multi_slice_wait_timeout"])
         end = time.monotonic() + budget
         pods = {}
         # Running is only final once it holds for a moment: an emulated kubelet (kwok + the
         # device-plugin emulator) shows Running briefly before it records the rejection.
         running_since = {}
-        settle = min(3.0, float(self.opts["multi_slice_wait"]))
+        settle = min(3.0, float(self.opts["multi_slice_wait_timeout"]))
 
         def decided(pod):
             if pod is None:
@@ -409,7 +409,7 @@ class Verifier(object):
             names = ["slice-%d-%d" % (idx, i) for i in range(exp["slice_pods"])]
             logs = {}
             # The sample prints its UUID within seconds; give the logs a short, bounded time.
-            end = time.monotonic() + min(self._remaining() + 5, float(self.opts["log_wait"]))
+            end = time.monotonic() + min(self._remaining() + 5, float(self.opts["log_wait_timeout"]))
             while True:
                 logs = {n: self.kube.pod_log(n, self.namespace) for n in names}
                 if all(V.gpu_uuids(t) for t in logs.values()) or time.monotonic() >= end:
@@ -423,7 +423,7 @@ class Verifier(object):
         The pods live in the run's namespace (removed with it). The NodeClaims launched for them
         are deleted afterwards (karpenter_cleanup_nodes) so the check leaves no GPU node running.
         """
-        pool = self.opts["karpenter_nodepool"]
+        pool = self.opts["karpenter_nodepool_name"]
         verdict = V.NodeVerdict("nodepool/%s" % pool, self.profile.name)
         self.verdicts.append(verdict)
         t0 = time.monotonic()
@@ -465,7 +465,7 @@ class Verifier(object):
                        self.run_id, "karpenter", resources=self.opts.get("pod_resources"),
                        extra_tolerations=self.opts.get("tolerations"), node_selector=selector)
             for i in range(pods)])
-        budget = float(self._option("karpenter_timeout", 600))
+        budget = float(self._option("karpenter_wait_timeout", 600))
         settle = float(self._option("karpenter_settle", 10))
         end = time.monotonic() + budget
         launched, running, stable_since, last = set(), 0, None, None
@@ -513,7 +513,7 @@ class Verifier(object):
     def run(self, nodes):
         """Verify ``nodes``; returns the report dict. Cleans up whatever happens."""
         start = time.monotonic()
-        self.deadline = start + float(self.opts["timeout"])
+        self.deadline = start + float(self.opts["wait_timeout"])
         self.node_index = {n["metadata"]["name"]: i for i, n in enumerate(nodes)}
         previous = None
         if not self.check_mode:
@@ -533,9 +533,9 @@ class Verifier(object):
                 self.multi_slice_phase(verdicts)
                 full = self.slice_phase(verdicts)
                 self.uuid_phase(verdicts, full)
-            if self.opts.get("karpenter_nodepool"):
+            if self.opts.get("karpenter_nodepool_name"):
                 if self.check_mode:
-                    self.verdicts.append(V.NodeVerdict("nodepool/%s" % self.opts["karpenter_nodepool"], self.profile.name, [
+                    self.verdicts.append(V.NodeVerdict("nodepool/%s" % self.opts["karpenter_nodepool_name"], self.profile.name, [
                         V.not_available(V.CHECK_KARPENTER, "check mode: no test pods were created")]))
                 else:
                     self.karpenter_phase()

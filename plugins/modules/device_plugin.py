@@ -77,8 +77,8 @@ release_name:
   description: Helm release name.
   returned: always
   type: str
-release_namespace:
-  description: Helm release namespace.
+namespace:
+  description: Namespace of the Helm release.
   returned: always
   type: str
 release_revision:
@@ -126,6 +126,11 @@ diff:
   description: Helm values before and after, with --diff.
   returned: when diff mode is on
   type: dict
+api_retries:
+  description: Transient failures retried (409 on apply, 429, 5xx, lost connections) - count, reasons, last ten operations, seconds slept.
+  returned: when a Kubernetes API or helm call was retried
+  type: dict
+  sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /api/v1/namespaces/x/configmaps/y (conflict)"], slept_seconds: 1.3}
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (

@@ -31,8 +31,8 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  name:
-    description: Name of the ConfigMap.
+  config_map_name:
+    description: Name of the ConfigMap (M(gpu_slicing.eks.device_plugin)'s I(config_map_name)).
     type: str
     default: nvidia-device-plugin-configs
   namespace:
@@ -122,6 +122,11 @@ diff:
   description: Before and after, with --diff.
   returned: when diff mode is on and the ConfigMap existed
   type: dict
+api_retries:
+  description: Transient failures retried (409 on apply, 429, 5xx, lost connections) - count, reasons, last ten operations, seconds slept.
+  returned: when a Kubernetes API or helm call was retried
+  type: dict
+  sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /api/v1/namespaces/x/configmaps/y (conflict)"], slept_seconds: 1.3}
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
@@ -139,7 +144,7 @@ def main():
     argument_spec.update(sharing_arg_spec(required=False))
     argument_spec.update(
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        name=dict(type="str", default="nvidia-device-plugin-configs"),
+        config_map_name=dict(type="str", default="nvidia-device-plugin-configs"),
         namespace=dict(type="str", default="nvidia-device-plugin"),
         create_namespace=dict(type="bool", default=True),
     )

@@ -58,7 +58,7 @@ EXAMPLES = r"""
 - name: Connect to the cluster with the AWS credential AWX injects (AWS_ACCESS_KEY_ID ...)
   gpu_slicing.eks.eks_connection_info:
     eks_cluster_name: gpu-demo
-    aws_region: eu-west-1
+    region: eu-west-1
     ca_cert_path: "{{ playbook_dir }}/.eks-ca.crt"
   register: eks
   no_log: true
@@ -78,7 +78,7 @@ EXAMPLES = r"""
 - name: Through an assumed role
   gpu_slicing.eks.eks_connection_info:
     eks_cluster_name: gpu-demo
-    aws_region: us-east-1
+    region: us-east-1
     aws_role_arn: arn:aws:iam::123456789012:role/gpu-slicing-deployer
     include_token: false
   register: cluster

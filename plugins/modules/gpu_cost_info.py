@@ -51,7 +51,7 @@ options:
     elements: str
     required: true
   instance_source:
-    description: Where GPU figures come from; see M(gpu_slicing.eks.gpu_instance_info)'s I(source).
+    description: Where GPU figures come from; see M(gpu_slicing.eks.gpu_instance_info)'s I(instance_source).
     type: str
     choices: [auto, aws, offline]
     default: offline
@@ -59,7 +59,7 @@ options:
     description:
       - C(table) uses the shipped, dated price table (us-east-1).
       - C(api) asks the AWS Pricing API (C(pricing:GetProducts), on-demand Linux, shared tenancy) for
-        I(aws_region) and fails on AWS errors; types without an API price keep the table's price.
+        I(region) and fails on AWS errors; types without an API price keep the table's price.
       - C(auto) uses the API when AWS options are given, else (or when AWS is unreachable) the table.
       - Ignored for types listed in I(prices).
     type: str
@@ -104,7 +104,7 @@ EXAMPLES = r"""
     slices_per_pod: 2
     gpu_memory_per_pod_mib: 5120
     instance_types: [g6.xlarge, g6e.xlarge]
-    aws_region: eu-west-1
+    region: eu-west-1
     pricing: auto
 """
 

@@ -17,7 +17,7 @@ description:
   - Returns, per EC2 instance type, the GPU model, GPUs per instance, memory per GPU, vCPUs and memory,
     the C(karpenter.k8s.aws/instance-gpu-*) labels Karpenter sets, and the shipped on-demand price.
   - Figures come from C(ec2:DescribeInstanceTypes) when AWS is asked for or reachable, else from the
-    collection's shipped offline table (see I(source)).
+    collection's shipped offline table (see I(instance_source)).
   - I(gpu_memory) of each result is a Kubernetes quantity, ready for a sharing profile's
     I(gpu_memory) with I(slice_memory) sizing.
 extends_documentation_fragment:
@@ -28,18 +28,18 @@ options:
       - EC2 instance types to describe, for example C(g5.xlarge). Default is every type in the shipped table.
     type: list
     elements: str
-  source:
+  instance_source:
     description:
-      - C(aws) calls C(ec2:DescribeInstanceTypes) in I(aws_region) (paginated) and fails on AWS errors.
+      - C(aws) calls C(ec2:DescribeInstanceTypes) in I(region) (paginated) and fails on AWS errors.
       - C(offline) reads only the shipped table (no network).
-      - C(auto) uses AWS when I(aws_region) or AWS credentials/profile/role/cluster options are given,
+      - C(auto) uses AWS when I(region) or AWS credentials/profile/role/cluster options are given,
         and falls back to the table with a warning when credentials are missing, the endpoint is
         unreachable or access is denied.
     type: str
     choices: [auto, aws, offline]
     default: auto
 requirements:
-  - boto3 >= 1.35 (only for I(source=aws) or I(source=auto) with AWS options)
+  - boto3 >= 1.35 (only for I(instance_source=aws) or I(instance_source=auto) with AWS options)
 attributes:
   check_mode:
     description: Can run in check_mode and return the same facts; it never changes anything.
@@ -50,14 +50,14 @@ attributes:
 notes:
   - EC2 does not report prices or CUDA compute capability; those always come from the shipped table
     (I(prices_as_of) says from when).
-  - The IAM identity needs C(ec2:DescribeInstanceTypes) for I(source=aws).
+  - The IAM identity needs C(ec2:DescribeInstanceTypes) for I(instance_source=aws).
 """
 
 EXAMPLES = r"""
 - name: GPU facts from the shipped table (no AWS)
   gpu_slicing.eks.gpu_instance_info:
     instance_types: [g4dn.xlarge, g5.xlarge]
-    source: offline
+    instance_source: offline
   register: gpus
 
 - name: Size 4 GiB slices on a g5.xlarge
@@ -67,8 +67,8 @@ EXAMPLES = r"""
 - name: Live figures from EC2 with the AWX AWS credential
   gpu_slicing.eks.gpu_instance_info:
     instance_types: [g6.xlarge, g6e.xlarge]
-    aws_region: eu-west-1
-    source: aws
+    region: eu-west-1
+    instance_source: aws
 """
 
 RETURN = r"""
@@ -97,7 +97,7 @@ instance_types:
         karpenter.k8s.aws/instance-gpu-count: "1"
         karpenter.k8s.aws/instance-gpu-memory: "24576"
       source: aws
-source:
+instance_source:
   description: Where the figures came from, C(aws) or C(offline).
   returned: success
   type: str
@@ -132,14 +132,14 @@ def argument_spec():
     spec = eks_connection_argument_spec()
     spec.update(
         instance_types=dict(type="list", elements="str"),
-        source=dict(type="str", default="auto", choices=["auto", "aws", "offline"]),
+        instance_source=dict(type="str", default="auto", choices=["auto", "aws", "offline"]),
     )
     return spec
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    source = module.params["source"]
+    source = module.params["instance_source"]
     if source == "aws" and not HAS_BOTO3:
         module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
     try:
@@ -151,7 +151,7 @@ def main():
     for name, fact in facts.items():
         if not fact.get("gpu_count"):
             module.warn("%s has no GPU" % name)
-    module.exit_json(changed=False, instance_types=facts, source=used, prices_as_of=PRICES_AS_OF,
+    module.exit_json(changed=False, instance_types=facts, instance_source=used, prices_as_of=PRICES_AS_OF,
                      price_note=PRICE_NOTE)
 
 

@@ -64,7 +64,7 @@ EXAMPLES = r"""
     device_plugin: {}  # NVIDIA's chart from NVIDIA's Helm repository
     nodepool:
       name: gpu-shared
-      cluster_name: prod
+      discovery_tag_value: prod
       instance_types: [g4dn.xlarge, g5.12xlarge]
       role: KarpenterNodeRole-prod
 
@@ -98,7 +98,7 @@ device_plugin:
   sample:
     changed: false
     release_name: nvdp
-    release_namespace: nvidia-device-plugin
+    namespace: nvidia-device-plugin
     release_revision: 1
     config_hash: 9c0f1e...
     rollout: {ready: true, target_nodes: 2}
@@ -119,6 +119,11 @@ diff:
   returned: when diff mode is on
   type: list
   elements: dict
+api_retries:
+  description: Transient failures retried (409 on apply, 429, 5xx, lost connections) - count, reasons, last ten operations, seconds slept.
+  returned: when a Kubernetes API or helm call was retried
+  type: dict
+  sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /api/v1/namespaces/x/configmaps/y (conflict)"], slept_seconds: 1.3}
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import gpu_sharing_arg_spec

@@ -29,12 +29,15 @@ extends_documentation_fragment:
   - gpu_slicing.eks.sharing_profiles
   - gpu_slicing.eks.eks_connection
 options:
-  label_selector:
-    description: Which nodes to report on.
-    type: str
-    default: nvidia.com/gpu.present=true
+  label_selectors:
+    description:
+      - Which nodes to report on; a node must match every selector (as kubernetes.core.k8s_info's I(label_selectors)).
+      - An empty list reports on every node.
+    type: list
+    elements: str
+    default: [nvidia.com/gpu.present=true]
   node_names:
-    description: Only these nodes (after I(label_selector)).
+    description: Only these nodes (after I(label_selectors)).
     type: list
     elements: str
     default: []
@@ -99,6 +102,11 @@ totals:
     requested_slices: 3
     free_slices: 1
     nodes_with_mismatch: 0
+api_retries:
+  description: Transient failures retried (409 on apply, 429, 5xx, lost connections) - count, reasons, last ten operations, seconds slept.
+  returned: when a Kubernetes API or helm call was retried
+  type: dict
+  sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /api/v1/namespaces/x/configmaps/y (conflict)"], slept_seconds: 1.3}
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
@@ -121,7 +129,7 @@ def main():
     argument_spec = connection_arg_spec()
     argument_spec.update(sharing_arg_spec(required=False))
     argument_spec.update(
-        label_selector=dict(type="str", default="nvidia.com/gpu.present=true"),
+        label_selectors=dict(type="list", elements="str", default=["nvidia.com/gpu.present=true"]),
         node_names=dict(type="list", elements="str", default=[]),
         fail_on_mismatch=dict(type="bool", default=False),
     )
@@ -130,7 +138,7 @@ def main():
     try:
         kube = KubeAccess(module)
         nodes, pods = kube.list_raw_together(
-            {"kind": "Node", "api_version": "v1", "label_selector": module.params["label_selector"],
+            {"kind": "Node", "api_version": "v1", "label_selector": ",".join(module.params["label_selectors"]),
              "fields_only": True},
             {"kind": "Pod", "api_version": "v1", "fields_only": True,
              "field_selector": HOLDING_PODS_SELECTOR})

@@ -43,16 +43,16 @@ options:
   profile:
     description: Name of the profile (from I(profiles)) to verify. Defaults to the default profile.
     type: str
-  nodes:
-    description: Verify these nodes (by name). Takes precedence over I(nodepool) and the profile label.
+  node_names:
+    description: Verify these nodes (by name). Takes precedence over I(nodepool_name) and the profile label.
     type: list
     elements: str
-  nodepool:
+  nodepool_name:
     description:
-      - Verify the nodes with label C(karpenter.sh/nodepool=<nodepool>).
-      - Without I(nodes) and I(nodepool), the nodes labelled C(nvidia.com/device-plugin.config=<profile>) are verified.
+      - Verify the nodes with label C(karpenter.sh/nodepool=<nodepool_name>).
+      - Without I(node_names) and I(nodepool_name), the nodes labelled C(nvidia.com/device-plugin.config=<profile>) are verified.
     type: str
-  plugin_namespace:
+  device_plugin_namespace:
     description: Namespace of the NVIDIA device plugin's pods.
     type: str
     default: nvidia-device-plugin
@@ -83,7 +83,7 @@ options:
     description: Extra tolerations for the test pods (C(nvidia.com/gpu:NoSchedule) is always tolerated).
     type: list
     elements: dict
-  timeout:
+  wait_timeout:
     description:
       - Seconds the pod checks may take in total before the remaining checks fail as timed out.
       - It bounds waiting, not evidence. A check that is already complete when it is first looked at
@@ -91,7 +91,7 @@ options:
         C(0) does not force a failure on a node that proves slicing at the first look.
     type: int
     default: 300
-  multi_slice_wait:
+  multi_slice_wait_timeout:
     description: Seconds to wait for a two-slice pod to be rejected; still Pending after that counts as never scheduled.
     type: int
     default: 30
@@ -99,11 +99,11 @@ options:
     description: Stop waiting for a node's slice pods when every pod is Running or Unschedulable and nothing changed for this long.
     type: int
     default: 10
-  log_wait:
+  log_wait_timeout:
     description: Seconds to wait for the GPU UUID to appear in the test pods' logs (real nodes only).
     type: int
     default: 60
-  cleanup_timeout:
+  cleanup_wait_timeout:
     description:
       - Seconds to wait for the run's namespace to disappear at the end.
       - The test pods are deleted (grace period 0) before the module returns in any case, so their slices are
@@ -120,7 +120,7 @@ options:
         C(run.cleanup.leftover_namespaces_removed) and C(run.cleanup.leftover_namespaces_terminating).
     type: bool
     default: false
-  karpenter_nodepool:
+  karpenter_nodepool_name:
     description:
       - Run the Karpenter launch check for this NodePool (reported as the pseudo-node C(nodepool/<name>)).
         I(karpenter_pods) one-slice pods pinned to the NodePool and one instance type are created at once;
@@ -129,7 +129,7 @@ options:
         (GPUs x replicas)). More means Karpenter does not know about the slices (no NodeOverlay).
       - The check's pods are deleted afterwards, and so are the NodeClaims it launched (I(karpenter_cleanup_nodes)).
       - It launches real nodes on EKS, which cost money while the check runs.
-      - With I(karpenter_nodepool) set, the verification may select no node at all (a NodePool scaled to zero).
+      - With I(karpenter_nodepool_name) set, the verification may select no node at all (a NodePool scaled to zero).
     type: str
   karpenter_instance_type:
     description:
@@ -140,7 +140,7 @@ options:
   karpenter_pods:
     description: Pods the Karpenter check creates. Default GPUs x replicas + 1 (the minimum is then 2 new nodes on an empty pool).
     type: int
-  karpenter_timeout:
+  karpenter_wait_timeout:
     description: Seconds the Karpenter check waits for all its pods to run (node launch included).
     type: int
     default: 600
@@ -187,7 +187,7 @@ EXAMPLES = r"""
   gpu_slicing.eks.gpu_slicing_verify:
     profiles: "{{ gpu_sharing_profiles }}"
     profile: ts-4
-    nodes: [ip-10-0-1-23.ec2.internal, ip-10-0-2-7.ec2.internal]
+    node_names: [ip-10-0-1-23.ec2.internal, ip-10-0-2-7.ec2.internal]
     image: nvcr.io/nvidia/k8s/cuda-sample@sha256:<digest you checked>
   check_mode: true
 
@@ -195,8 +195,8 @@ EXAMPLES = r"""
   gpu_slicing.eks.gpu_slicing_verify:
     profiles: "{{ gpu_sharing_profiles }}"
     profile: ts-4
-    nodepool: gpu-ts-4
-    karpenter_nodepool: gpu-ts-4
+    nodepool_name: gpu-ts-4
+    karpenter_nodepool_name: gpu-ts-4
     karpenter_instance_type: g4dn.xlarge
     karpenter_pods: 5
 """
@@ -223,7 +223,7 @@ run:
   description:
     - The run's namespace, run id, image, profile, check mode flag and what cleanup did.
     - C(cleanup.pods_removed) (the test pods are gone), C(cleanup.namespace_deletion_requested),
-      C(cleanup.namespace_removed) (seen gone within I(cleanup_timeout)), C(cleanup.leftover_namespaces_removed)
+      C(cleanup.namespace_removed) (seen gone within I(cleanup_wait_timeout)), C(cleanup.leftover_namespaces_removed)
       (namespaces of earlier runs deleted first) and C(cleanup.errors).
   returned: always
   type: dict
@@ -231,6 +231,11 @@ reports:
   description: Paths of the report files written.
   returned: unless cleanup_only is true
   type: dict
+api_retries:
+  description: Transient failures retried (409 on apply, 429, 5xx, lost connections) - count, reasons, last ten operations, seconds slept.
+  returned: when a Kubernetes API or helm call was retried
+  type: dict
+  sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /api/v1/namespaces/x/configmaps/y (conflict)"], slept_seconds: 1.3}
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
@@ -273,24 +278,24 @@ def main():
     argument_spec.update(sharing_arg_spec(required=False))
     argument_spec.update(
         profile=dict(type="str"),
-        nodes=dict(type="list", elements="str"),
-        nodepool=dict(type="str"),
-        plugin_namespace=dict(type="str", default="nvidia-device-plugin"),
+        node_names=dict(type="list", elements="str"),
+        nodepool_name=dict(type="str"),
+        device_plugin_namespace=dict(type="str", default="nvidia-device-plugin"),
         image=dict(type="str", default=DEFAULT_IMAGE),
         command=dict(type="list", elements="str"),
         hold_seconds=dict(type="int", default=3600),
         pod_resources=dict(type="dict"),
         tolerations=dict(type="list", elements="dict"),
-        timeout=dict(type="int", default=300),
-        multi_slice_wait=dict(type="int", default=30),
+        wait_timeout=dict(type="int", default=300),
+        multi_slice_wait_timeout=dict(type="int", default=30),
         unschedulable_grace=dict(type="int", default=10),
-        log_wait=dict(type="int", default=60),
-        cleanup_timeout=dict(type="int", default=0),
+        log_wait_timeout=dict(type="int", default=60),
+        cleanup_wait_timeout=dict(type="int", default=0),
         cleanup_only=dict(type="bool", default=False),
-        karpenter_nodepool=dict(type="str"),
+        karpenter_nodepool_name=dict(type="str"),
         karpenter_instance_type=dict(type="str"),
         karpenter_pods=dict(type="int"),
-        karpenter_timeout=dict(type="int", default=600),
+        karpenter_wait_timeout=dict(type="int", default=600),
         karpenter_settle=dict(type="int", default=10),
         karpenter_cleanup_nodes=dict(type="bool", default=True),
         report_json=dict(type="path"),
@@ -316,8 +321,8 @@ def main():
     if params["hold_seconds"] < 1:
         module.fail_json(msg="hold_seconds: %r is invalid: each test pod must hold its slice while the others start. "
                          "Fix: give seconds, e.g. 3600 (the pods are deleted when the run ends)" % params["hold_seconds"])
-    for key in ("timeout", "multi_slice_wait", "unschedulable_grace", "log_wait", "cleanup_timeout",
-                "karpenter_timeout", "karpenter_settle"):
+    for key in ("wait_timeout", "multi_slice_wait_timeout", "unschedulable_grace", "log_wait_timeout",
+                "cleanup_wait_timeout", "karpenter_wait_timeout", "karpenter_settle"):
         if params[key] < 0:
             module.fail_json(msg="%s: %r is invalid: must be 0 or more. Fix: give seconds, e.g. 300" % (key, params[key]))
     if "@sha256:" not in params["image"]:
@@ -325,15 +330,15 @@ def main():
 
     try:
         kube = KubeAccess(module)
-        nodes, how, missing = select_nodes(kube, profile.name, params.get("nodes"), params.get("nodepool"),
-                                           is_default=profile.name == plan.default_profile)
+        nodes, how, missing = select_nodes(kube, profile.name, params.get("node_names"),
+                                           params.get("nodepool_name"), is_default=profile.name == plan.default_profile)
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg="Cannot read nodes from the Kubernetes API: %s" % error_message(exc))
     if missing:
-        module.fail_json(msg="nodes: %s not found in the cluster. Fix: give existing node names (kubectl get nodes)"
+        module.fail_json(msg="node_names: %s not found in the cluster. Fix: give existing node names (kubectl get nodes)"
                          % ", ".join(missing))
-    if not nodes and not params.get("karpenter_nodepool"):
-        module.fail_json(msg="No node matches %s. Fix: label the nodes, or pass nodes or nodepool" % how)
+    if not nodes and not params.get("karpenter_nodepool_name"):
+        module.fail_json(msg="No node matches %s. Fix: label the nodes, or pass node_names or nodepool_name" % how)
 
     verifier = Verifier(kube, plan, profile, params, check_mode=module.check_mode)
     try:

@@ -64,20 +64,20 @@ EXAMPLES = r"""
 - name: T4 nodes cut in four, Karpenter told about the slices
   gpu_slicing.eks.karpenter_gpu_nodepool:
     name: gpu-ts4
-    cluster_name: my-cluster
+    discovery_tag_value: my-cluster
     role: KarpenterNodeRole-my-cluster
     profiles:
       - name: ts-4
         replicas: 4
     instance_families: [g4dn]
-    gpu_count: [1]
+    gpu_counts: [1]
     limit_slices: 64
     consolidate_after: 10m
 
 - name: Bottlerocket (plugin built in, time-slicing set in user data), spot first
   gpu_slicing.eks.karpenter_gpu_nodepool:
     name: gpu-br
-    cluster_name: my-cluster
+    discovery_tag_value: my-cluster
     role: KarpenterNodeRole-my-cluster
     ami_alias: bottlerocket@latest
     profiles:
@@ -179,6 +179,11 @@ diff:
   returned: when diff mode is on and something changed
   type: list
   elements: dict
+api_retries:
+  description: Transient failures retried (409 on apply, 429, 5xx, lost connections) - count, reasons, last ten operations, seconds slept.
+  returned: when a Kubernetes API or helm call was retried
+  type: dict
+  sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /api/v1/namespaces/x/configmaps/y (conflict)"], slept_seconds: 1.3}
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (

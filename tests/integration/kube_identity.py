@@ -22,7 +22,7 @@ def service_account_token(cluster, name, clusterrole, manifest):
     return cluster.kubectl("create", "token", name, "-n", IDENTITY_NS, "--duration", "1h").stdout.strip()
 
 
-def installer_token(cluster, name, plugin_namespace="nvidia-device-plugin"):
+def installer_token(cluster, name, device_plugin_namespace="nvidia-device-plugin"):
     """Apply rbac/installer.yml as users do (its ClusterRole, and its Role in the plugin's
     namespace), bind both to a new ServiceAccount, return a 1 h token."""
     cluster.kubectl("apply", "-f", os.path.join(REPO_ROOT, "rbac", "installer.yml"))
@@ -31,7 +31,7 @@ def installer_token(cluster, name, plugin_namespace="nvidia-device-plugin"):
     subject = "%s:%s" % (IDENTITY_NS, name)
     cluster.kubectl("create", "clusterrolebinding", binding_name(name), "--clusterrole", "gpu-slicing-installer",
                     "--serviceaccount", subject, check=False)
-    cluster.kubectl("create", "rolebinding", binding_name(name), "-n", plugin_namespace, "--role",
+    cluster.kubectl("create", "rolebinding", binding_name(name), "-n", device_plugin_namespace, "--role",
                     "gpu-slicing-installer", "--serviceaccount", subject, check=False)
     return cluster.kubectl("create", "token", name, "-n", IDENTITY_NS, "--duration", "1h").stdout.strip()
 
@@ -40,9 +40,9 @@ def binding_name(name):
     return "%s-%s" % (IDENTITY_NS, name)
 
 
-def drop_identity(cluster, name, plugin_namespace="nvidia-device-plugin"):
+def drop_identity(cluster, name, device_plugin_namespace="nvidia-device-plugin"):
     cluster.kubectl("delete", "clusterrolebinding", binding_name(name), "--ignore-not-found", check=False)
-    cluster.kubectl("delete", "rolebinding", binding_name(name), "-n", plugin_namespace, "--ignore-not-found",
+    cluster.kubectl("delete", "rolebinding", binding_name(name), "-n", device_plugin_namespace, "--ignore-not-found",
                     check=False)
     cluster.kubectl("delete", "serviceaccount", name, "-n", IDENTITY_NS, "--ignore-not-found", check=False)
 

@@ -100,12 +100,12 @@ def _cases(cluster, tmp):
     """(id, task, [substrings the failure message must contain]). ``{chart}`` etc. filled here."""
     ref, version = chart(cluster)
     helm = str(cluster.bin / "helm")
-    dp = {"release_name": "bi-nvdp", "release_namespace": "gse-bad-input", "chart_ref": ref,
+    dp = {"release_name": "bi-nvdp", "namespace": "gse-bad-input", "chart_ref": ref,
           "chart_version": version, "binary_path": helm, "profiles": PROFILES, "wait_timeout": 30}
-    cfg = {"name": "bi-configs", "namespace": "gse-bad-input", "profiles": PROFILES}
-    kp = {"name": "bi-pool", "profiles": PROFILES, "cluster_name": "c", "role": "KarpenterNodeRole-c",
+    cfg = {"config_map_name": "bi-configs", "namespace": "gse-bad-input", "profiles": PROFILES}
+    kp = {"name": "bi-pool", "profiles": PROFILES, "discovery_tag_value": "c", "role": "KarpenterNodeRole-c",
           "instance_families": ["g4dn"], "karpenter_feature_gates": "NodeOverlay=true"}
-    vf = {"profiles": PROFILES, "timeout": 20, "cleanup_timeout": 20}
+    vf = {"profiles": PROFILES, "wait_timeout": 20, "cleanup_wait_timeout": 20}
     dp_part = {k: v for k, v in dp.items() if k != "profiles"}
     kp_part = {k: v for k, v in kp.items() if k != "profiles"}
     gs = {"profiles": PROFILES, "device_plugin": dp_part, "nodepool": kp_part}
@@ -251,8 +251,8 @@ def _cases(cluster, tmp):
             # answers ParameterNotFound for the parameter the provider would read
             (
                 "ami-alias-version-not-published",
-                dict(m("karpenter_gpu_nodepool", kp, ami_alias="al2023@v20990101", aws_region="us-east-1",
-                       aws_access_key="AKIDBADINPUT00000001", aws_secret_key="bad-input-secret"),
+                dict(m("karpenter_gpu_nodepool", kp, ami_alias="al2023@v20990101", region="us-east-1",
+                       access_key="AKIDBADINPUT00000001", secret_key="bad-input-secret"),
                      environment={"AWS_ENDPOINT_URL_SSM": ssm_without_parameters()}),
                 ["ami_alias", "al2023@v20990101", "amazon-eks-node-al2023-x86_64-nvidia-1.36-v20990101",
                  "Nothing was written", "Fix"],
@@ -306,36 +306,36 @@ def _cases(cluster, tmp):
         ],
         "gpu_slicing_verify": [
             ("profile-unknown", m("gpu_slicing_verify", vf, profile="ts-99"), ["profile", "ts-99"]),
-            ("timeout-negative", m("gpu_slicing_verify", vf, timeout=-5), ["timeout", "Fix"]),
-            ("cleanup-timeout-negative", m("gpu_slicing_verify", vf, cleanup_timeout=-1),
-             ["cleanup_timeout", "-1", "0 or more", "Fix"]),
+            ("timeout-negative", m("gpu_slicing_verify", vf, wait_timeout=-5), ["wait_timeout", "-5", "Fix"]),
+            ("cleanup-timeout-negative", m("gpu_slicing_verify", vf, cleanup_wait_timeout=-1),
+             ["cleanup_wait_timeout", "-1", "0 or more", "Fix"]),
             ("hold-string", m("gpu_slicing_verify", vf, hold_seconds="forever"), ["hold_seconds", "int"]),
             ("hold-zero", m("gpu_slicing_verify", vf, hold_seconds=0), ["hold_seconds", "0", "Fix"]),
-            ("karpenter-pods-zero", m("gpu_slicing_verify", vf, karpenter_nodepool="gpu-shared", karpenter_pods=0),
+            ("karpenter-pods-zero", m("gpu_slicing_verify", vf, karpenter_nodepool_name="gpu-shared", karpenter_pods=0),
              ["karpenter_pods", "0", "Fix"]),
-            ("karpenter-timeout-negative", m("gpu_slicing_verify", vf, karpenter_nodepool="gpu-shared",
-                                             karpenter_timeout=-1), ["karpenter_timeout", "-1", "Fix"]),
-            ("karpenter-settle-negative", m("gpu_slicing_verify", vf, karpenter_nodepool="gpu-shared",
+            ("karpenter-timeout-negative", m("gpu_slicing_verify", vf, karpenter_nodepool_name="gpu-shared",
+                                             karpenter_wait_timeout=-1), ["karpenter_wait_timeout", "-1", "Fix"]),
+            ("karpenter-settle-negative", m("gpu_slicing_verify", vf, karpenter_nodepool_name="gpu-shared",
                                             karpenter_settle=-3), ["karpenter_settle", "-3", "Fix"]),
-            ("nodes-and-nodepool", m("gpu_slicing_verify", vf, nodes=["a"], nodepool="p"),
-             ["nodes", "Fix"]),
+            ("nodes-and-nodepool", m("gpu_slicing_verify", vf, node_names=["a"], nodepool_name="p"),
+             ["node_names", "Fix"]),
             ("bad-tolerations", m("gpu_slicing_verify", vf, tolerations="all"), ["tolerations", "dict"]),
-            ("profile-no-node-can-use", m("gpu_slicing_verify", vf, nodes=["no-such-node-bi"]),
+            ("profile-no-node-can-use", m("gpu_slicing_verify", vf, node_names=["no-such-node-bi"]),
              ["no-such-node-bi"]),
         ],
         "info_modules": [
-            ("slicing-info-bad-selector", m("gpu_slicing_info", {"profiles": PROFILES}, label_selector="a=b=c!"),
+            ("slicing-info-bad-selector", m("gpu_slicing_info", {"profiles": PROFILES}, label_selectors=["a=b=c!"]),
              ["expected", "BadRequest"]),
-            ("instance-info-unknown", m("gpu_instance_info", {"source": "offline"}, instance_types=["p9.huge"]),
+            ("instance-info-unknown", m("gpu_instance_info", {"instance_source": "offline"}, instance_types=["p9.huge"]),
              ["instance_type", "p9.huge", "Fix"]),
-            ("instance-info-bad-source", m("gpu_instance_info", {"source": "cache"}),
-             ["source", "offline"]),
+            ("instance-info-bad-source", m("gpu_instance_info", {"instance_source": "cache"}),
+             ["instance_source", "offline"]),
             ("cost-fraction-and-replicas", m("gpu_cost_info", {"instance_types": ["g4dn.xlarge"], "pods": 4},
                                              fraction=0.25, replicas=4),
              ["fraction", "replicas"]),
             ("cost-no-instance-types", m("gpu_cost_info", {"pods": 4, "replicas": 4}, instance_types=[]),
              ["instance_types"]),
-            ("eks-info-no-cluster", m("eks_connection_info", {"aws_region": "us-east-1"}),
+            ("eks-info-no-cluster", m("eks_connection_info", {"region": "us-east-1"}),
              ["eks_cluster_name"]),
         ],
         "roles_and_filters": [
@@ -345,7 +345,7 @@ def _cases(cluster, tmp):
             ("role-device-plugin-state", role("device_plugin", device_plugin_state="installed",
                                               device_plugin_chart_ref=ref),
              ["device_plugin_state", "present"]),
-            ("role-verify-timeout-type", role("verify", verify_timeout="long"), ["verify_timeout", "int"]),
+            ("role-verify-timeout-type", role("verify", verify_wait_timeout="long"), ["verify_wait_timeout", "int"]),
             ("role-gpu-sharing-state", role("gpu_sharing", gpu_sharing_state="on"), ["gpu_sharing_state", "on"]),
             ("role-gpu-sharing-nodepool-type", role("gpu_sharing", gpu_sharing_nodepool="sometimes"),
              ["gpu_sharing_nodepool", "bool"]),
@@ -487,7 +487,7 @@ def test_main_job_checks_the_nodepool_before_the_device_plugin(local_cluster, ca
              "karpenter_gpu_feature_gates": "NodeOverlay=true"}
     if case == "no-node-role":  # a managed EC2NodeClass needs a role or an instance profile
         extra.update(karpenter_gpu_manage_node_class=True, karpenter_gpu_node_class_ref={},
-                     karpenter_gpu_cluster_name="c")
+                     karpenter_gpu_discovery_tag_value="c")
     extra.update(overrides)
     try:
         before = snapshot(c)

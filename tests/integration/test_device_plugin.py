@@ -49,7 +49,7 @@ def cluster_state(cluster):
 
 
 def config_args(**overrides):
-    args = {"namespace": NS, "name": CM, "profiles": [{"name": "ts-4", "replicas": 4}]}
+    args = {"namespace": NS, "config_map_name": CM, "profiles": [{"name": "ts-4", "replicas": 4}]}
     args.update(overrides)
     return args
 
@@ -58,7 +58,7 @@ def plugin_args(cluster, **overrides):
     ref, version = chart(cluster)
     args = {
         "release_name": RELEASE,
-        "release_namespace": NS,
+        "namespace": NS,
         "chart_ref": ref,
         "chart_version": version,
         "binary_path": str(cluster.bin / "helm"),
@@ -143,10 +143,10 @@ def test_config_map_check_mode_idempotence_diff_and_absent(local_cluster):
     assert changed.changed and "diff" in changed, changed
     assert sorted(c.kubectl_json("get", "configmap", CM, "-n", NS)["data"]) == ["ts-4"]
 
-    gone = run_module("device_plugin_config", {"namespace": NS, "name": CM, "state": "absent"}, kubeconfig=kc)
+    gone = run_module("device_plugin_config", {"namespace": NS, "config_map_name": CM, "state": "absent"}, kubeconfig=kc)
     assert gone.changed
     assert c.kubectl("get", "configmap", CM, "-n", NS, check=False).returncode != 0
-    again = run_module("device_plugin_config", {"namespace": NS, "name": CM, "state": "absent"}, kubeconfig=kc)
+    again = run_module("device_plugin_config", {"namespace": NS, "config_map_name": CM, "state": "absent"}, kubeconfig=kc)
     assert not again.changed
 
 
@@ -297,7 +297,7 @@ def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
     c = local_cluster
     kc = str(c.kubeconfig)
     plan = build_plan({"profiles": [{"name": "ts-4", "replicas": 4}]})
-    base = {"cluster_name": "demo", "role": "KarpenterNodeRole-demo", "instance_types": ["g4dn.xlarge"]}
+    base = {"discovery_tag_value": "demo", "role": "KarpenterNodeRole-demo", "instance_types": ["g4dn.xlarge"]}
     nodes = {}
     for name, alias in (("dp-al2023", "al2023@latest"), ("dp-bottlerocket", "bottlerocket@latest")):
         pool = karpenter.render(plan, dict(base, name=name, ami_alias=alias))["nodepool"]

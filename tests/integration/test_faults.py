@@ -157,7 +157,7 @@ def chart(c):
 
 def plugin_args(c, **over):
     ref, version = chart(c)
-    args = {"release_name": RELEASE, "release_namespace": NS, "chart_ref": ref, "chart_version": version,
+    args = {"release_name": RELEASE, "namespace": NS, "chart_ref": ref, "chart_version": version,
             "binary_path": str(c.bin / "helm"), "profiles": [{"name": "ts-4", "replicas": 4}], "wait_timeout": 120}
     args.update(over)
     return args
@@ -172,7 +172,7 @@ def test_409_and_429_are_retried_and_counted(local_cluster, tmp_path):
         proxy.inject(409, method="PATCH", path=r"/configmaps/%s$" % CM, count=2)
         proxy.inject(429, method="PATCH", path=r"/configmaps/%s$" % CM, count=1, retry_after=1)
         t0 = time.monotonic()
-        result = run_module("device_plugin_config", {"namespace": NS, "name": CM,
+        result = run_module("device_plugin_config", {"namespace": NS, "config_map_name": CM,
                                                      "profiles": [{"name": "ts-4", "replicas": 4}]},
                             env={"KUBECONFIG": kc, "K8S_AUTH_KUBECONFIG": kc})
         seconds = time.monotonic() - t0
@@ -200,7 +200,7 @@ def test_create_post_409_is_not_blindly_retried(local_cluster, tmp_path):
     with FaultProxy(c.kubeconfig) as proxy:
         kc = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig")
         proxy.inject(409, method="POST", path=r"/namespaces$", count=5)
-        result = run_module("device_plugin_config", {"namespace": NS + "-post", "name": CM,
+        result = run_module("device_plugin_config", {"namespace": NS + "-post", "config_map_name": CM,
                                                      "profiles": [{"name": "ts-4", "replicas": 4}]},
                             env={"KUBECONFIG": kc, "K8S_AUTH_KUBECONFIG": kc})
         posts = [r for r in proxy.requests if r[0] == "POST" and r[1].endswith("/namespaces")]
@@ -298,7 +298,7 @@ def test_apiserver_restart_during_verification(restart_cluster):
     node = NODE + "-verify"
     c.add_gpu_node(node, "g4dn.xlarge", zone="us-east-1a", labels={"nvidia.com/device-plugin.config": "ts-4"})
     c.start_emulator()
-    verify_args = {"profiles": [{"name": "ts-4", "replicas": 4}], "plugin_namespace": NS, "timeout": 240,
+    verify_args = {"profiles": [{"name": "ts-4", "replicas": 4}], "device_plugin_namespace": NS, "wait_timeout": 240,
                    "image": "cuda-sample@sha256:" + "0" * 64}
     box = {}
     try:
@@ -346,7 +346,7 @@ def test_retry_budget_spent_is_a_clear_failure(local_cluster, tmp_path):
     with FaultProxy(c.kubeconfig) as proxy:
         kc = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig")
         proxy.inject(503, method="GET", path=r"/api/v1/namespaces/", count=1000)
-        result = run_module("device_plugin_config", {"namespace": NS + "-budget", "name": CM,
+        result = run_module("device_plugin_config", {"namespace": NS + "-budget", "config_map_name": CM,
                                                      "profiles": [{"name": "ts-4", "replicas": 4}]},
                             env={"KUBECONFIG": kc, "K8S_AUTH_KUBECONFIG": kc, "GPU_SLICING_EKS_RETRY_BUDGET": "4"})
     assert result.failed

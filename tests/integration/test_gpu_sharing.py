@@ -30,7 +30,7 @@ def sharing_args(cluster, **overrides):
     path = cluster.artifacts / "nvidia-device-plugin"
     args = {
         "profiles": [{"name": "ts-4", "replicas": 4}],
-        "device_plugin": {"release_name": RELEASE, "release_namespace": NS, "chart_ref": str(path),
+        "device_plugin": {"release_name": RELEASE, "namespace": NS, "chart_ref": str(path),
                           "chart_version": str(yaml.safe_load((path / "Chart.yaml").read_text())["version"]),
                           "binary_path": str(cluster.bin / "helm"), "wait_timeout": 90},
         "nodepool": {"name": POOL, "instance_types": ["g4dn.xlarge"], "manage_node_class": False,

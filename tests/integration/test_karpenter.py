@@ -40,7 +40,7 @@ def eks_args(name="it-gpu", **over):
     args = {
         "name": name,
         "profiles": PROFILES,
-        "cluster_name": "it-cluster",
+        "discovery_tag_value": "it-cluster",
         "role": "KarpenterNodeRole-it",
         "instance_families": ["g4dn", "g5"],
         "limit_slices": 64,
@@ -140,7 +140,7 @@ def test_bottlerocket_and_gpu_count_tiers_accepted(karpenter_crds):
     try:
         res = run(c, eks_args(name="it-br", ami_alias="bottlerocket@latest", role=None,
                               instance_profile="KarpenterNodeProfile", overlay_key="gpu-count",
-                              gpu_names=["t4"], gpu_count=[1, 4], min_gpu_memory="16Gi",
+                              gpu_names=["t4"], gpu_counts=[1, 4], min_gpu_memory="16Gi",
                               capacity_types=["spot", "on-demand"], zones=["us-east-1a", "us-east-1b"],
                               root_volume_size="200Gi"))
         assert not res.failed, res.get("msg")
@@ -432,8 +432,8 @@ def test_verify_karpenter_launch_check(karpenter_sim, overlays):
         assert not run(c, args).failed
         time.sleep(3)  # Karpenter's NodeOverlay controller takes up the overlays
         res = run_module("gpu_slicing_verify", {
-            "profiles": PROFILES, "plugin_namespace": PLUGIN_NS, "nodepool": POOL,
-            "karpenter_nodepool": POOL, "karpenter_pods": 5, "karpenter_timeout": 240, "karpenter_settle": 10,
+            "profiles": PROFILES, "device_plugin_namespace": PLUGIN_NS, "nodepool_name": POOL,
+            "karpenter_nodepool_name": POOL, "karpenter_pods": 5, "karpenter_wait_timeout": 240, "karpenter_settle": 10,
             "image": "cuda-sample@sha256:" + "0" * 64,
         }, kubeconfig=str(c.kubeconfig))
         pool = [n for n in res["nodes"] if n["node"] == "nodepool/%s" % POOL][0]

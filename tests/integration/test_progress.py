@@ -37,7 +37,7 @@ def test_rollout_wait_shows_progress_lines_while_it_waits(local_cluster, tmp_pat
     playbook.write_text(yaml.safe_dump([{
         "hosts": "localhost", "connection": "local", "gather_facts": False,
         "tasks": [{"name": "Install the device plugin", "gpu_slicing.eks.device_plugin": {
-            "release_name": RELEASE, "release_namespace": NS, "chart_ref": str(chart), "chart_version": version,
+            "release_name": RELEASE, "namespace": NS, "chart_ref": str(chart), "chart_version": version,
             "binary_path": str(c.bin / "helm"), "profiles": [{"name": "ts-4", "replicas": 4}],
             "values": {"nodeSelector": {GATE_LABEL: "true"}}, "wait_timeout": 120}}],
     }]))

@@ -125,7 +125,7 @@ def test_protobuf_readers_match_the_servers_json(info_cluster, path, reader, kin
 
 def test_report_equals_the_pure_report_over_json(info_cluster):
     args = {"profiles": PROFILES, "default_profile": "ts-4",
-            "label_selector": SELECTOR}
+            "label_selectors": [SELECTOR]}
     result = run_module("gpu_slicing_info", args, kubeconfig=str(info_cluster.kubeconfig))
     assert not result.failed, result
     assert result["changed"] is False
@@ -145,7 +145,7 @@ def test_report_equals_the_pure_report_over_json(info_cluster):
 
 def test_fail_on_mismatch_names_the_node(info_cluster):
     args = {"profiles": PROFILES, "default_profile": "ts-4",
-            "label_selector": SELECTOR, "node_names": ["info-it-a", "info-it-c"], "fail_on_mismatch": True}
+            "label_selectors": [SELECTOR], "node_names": ["info-it-a", "info-it-c"], "fail_on_mismatch": True}
     result = run_module("gpu_slicing_info", args, kubeconfig=str(info_cluster.kubeconfig), check=True)
     assert result.failed
     assert "1 node(s) do not match" in result["msg"] and "info-it-c" in result["msg"], result["msg"]

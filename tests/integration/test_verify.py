@@ -102,8 +102,8 @@ def sliced(local_cluster, tmp_path_factory):
 
 
 def verify(c, check=False, **args):
-    params = {"profiles": PROFILES, "plugin_namespace": NS, "timeout": 60, "unschedulable_grace": 3,
-              "multi_slice_wait": 15}
+    params = {"profiles": PROFILES, "device_plugin_namespace": NS, "wait_timeout": 60, "unschedulable_grace": 3,
+              "multi_slice_wait_timeout": 15}
     params.update(args)
     t0 = time.monotonic()
     result = run_module("gpu_slicing_verify", params, kubeconfig=str(c.kubeconfig), check=check)
@@ -120,9 +120,9 @@ def checks(result, node):
 
 def test_sliced_node_passes(sliced, tmp_path):
     c = sliced
-    # cleanup_timeout: this run waits until its namespace is gone (the default only requests it).
-    result = verify(c, nodes=[OK], report_json=str(tmp_path / "v.json"), report_junit=str(tmp_path / "v.xml"),
-                    cleanup_timeout=60)
+    # cleanup_wait_timeout: this run waits until its namespace is gone (the default only requests it).
+    result = verify(c, node_names=[OK], report_json=str(tmp_path / "v.json"), report_junit=str(tmp_path / "v.xml"),
+                    cleanup_wait_timeout=60)
     assert not result.failed, result.get("msg")
     assert result["passed"] is True
     assert result["run"]["cleanup"]["namespace_removed"] is True, result["run"]["cleanup"]
@@ -147,7 +147,7 @@ def test_sliced_node_passes(sliced, tmp_path):
 
 
 def test_unsliced_node_fails_with_numbers(sliced):
-    result = verify(sliced, nodes=[UNSLICED])
+    result = verify(sliced, node_names=[UNSLICED])
     assert result.failed
     ch = checks(result, UNSLICED)
     assert ch["profile_label"]["status"] == "passed"  # no label: the default profile is expected...
@@ -160,7 +160,7 @@ def test_unsliced_node_fails_with_numbers(sliced):
 
 
 def test_wrong_profile_label_fails(sliced):
-    result = verify(sliced, nodes=[WRONG], profile="ts-4")
+    result = verify(sliced, node_names=[WRONG], profile="ts-4")
     assert result.failed
     ch = checks(result, WRONG)
     assert (ch["profile_label"]["status"], ch["profile_label"]["expected"], ch["profile_label"]["observed"]) == \
@@ -168,7 +168,7 @@ def test_wrong_profile_label_fails(sliced):
     assert ch["allocatable"]["observed"] == 2
     assert "profile_label" in result["msg"]
     # The same node verified against the profile it carries passes.
-    ok = verify(sliced, nodes=[WRONG], profile="ts-2")
+    ok = verify(sliced, node_names=[WRONG], profile="ts-2")
     assert not ok.failed, ok.get("msg")
     assert checks(ok, WRONG)["multi_slice_request_rejected"]["status"] == "not-available"
 
@@ -180,7 +180,7 @@ def test_forced_timeout_leaves_nothing_behind(sliced):
                   "metadata": {"name": "gpu-slicing-verify-stale1", "labels": stale_labels}})
     # The unsliced node's 4 one-slice pods cannot all run (1 slice), so the run is still waiting
     # when its zero timeout is checked: concurrent pod creation makes a sliced node finish first.
-    result = verify(sliced, nodes=[UNSLICED], timeout=0)
+    result = verify(sliced, node_names=[UNSLICED], wait_timeout=0)
     assert result.failed
     ch = checks(result, UNSLICED)
     assert any("timed out" in x["reason"] or "timeout" in x["reason"] for x in ch.values() if x["status"] == "failed")
@@ -200,8 +200,8 @@ def test_pods_removed_one_by_one_when_deletecollection_is_forbidden(sliced, tmp_
     with FaultProxy(sliced.kubeconfig) as proxy:
         kc = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig")
         proxy.inject(403, method="DELETE", path=r"/namespaces/gpu-slicing-verify-[^/]+/pods$", count=1000)
-        result = run_module("gpu_slicing_verify", {"profiles": PROFILES, "plugin_namespace": NS, "timeout": 60,
-                                                   "unschedulable_grace": 3, "multi_slice_wait": 15, "nodes": [OK]},
+        result = run_module("gpu_slicing_verify", {"profiles": PROFILES, "device_plugin_namespace": NS, "wait_timeout": 60,
+                                                   "unschedulable_grace": 3, "multi_slice_wait_timeout": 15, "node_names": [OK]},
                             env={"KUBECONFIG": kc, "K8S_AUTH_KUBECONFIG": kc})
         refused = proxy.injected
         single = [r for r in proxy.requests if r[0] == "DELETE" and "/pods/" in r[1]]
@@ -246,7 +246,7 @@ def test_twenty_nodes_timing(sliced):
                                 and any(x["type"] == "Ready" and x["status"] == "True"
                                         for x in p["status"].get("conditions", []))]) == 20,
                    180, "plugin pods Ready on 20 nodes")
-        result = verify(c, nodepool=NODEPOOL, timeout=300)
+        result = verify(c, nodepool_name=NODEPOOL, wait_timeout=300)
         assert not result.failed, result.get("msg")
         assert len(result["nodes"]) == 20
         assert all(n["status"] == "passed" for n in result["nodes"])
@@ -264,8 +264,8 @@ def test_verify_playbook_and_role(sliced, tmp_path):
     junit = tmp_path / "verify.xml"
     rc, output = run_playbook(
         "%s/playbooks/verify.yml" % REPO_ROOT, kubeconfig=str(sliced.kubeconfig),
-        extra_vars={"verify_profiles": PROFILES, "verify_nodes": [OK], "verify_plugin_namespace": NS,
-                    "verify_timeout": 60, "verify_report_junit": str(junit)})
+        extra_vars={"verify_profiles": PROFILES, "verify_node_names": [OK], "verify_device_plugin_namespace": NS,
+                    "verify_wait_timeout": 60, "verify_report_junit": str(junit)})
     results = [r for name, r in task_results(output) if name.endswith("Verify GPU slicing on the selected nodes")]
     assert results, [name for name, dummy in task_results(output)]
     verify_result = results[0]
@@ -293,8 +293,8 @@ def test_verify_role_runs_as_least_privilege_service_account(sliced, tmp_path, m
     try:
         rc, output = run_playbook(
             "%s/playbooks/verify.yml" % REPO_ROOT,
-            extra_vars={"verify_profiles": PROFILES, "verify_profile": "ts-4", "verify_nodes": [OK],
-                        "verify_plugin_namespace": NS, "verify_timeout": 60},
+            extra_vars={"verify_profiles": PROFILES, "verify_profile": "ts-4", "verify_node_names": [OK],
+                        "verify_device_plugin_namespace": NS, "verify_wait_timeout": 60},
             env=bearer_env(host, token, ca, tmp_path),
         )
         failed = [r.get("msg") for dummy, r in task_results(output) if r.get("failed")]

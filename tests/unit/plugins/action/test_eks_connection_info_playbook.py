@@ -68,7 +68,7 @@ PLAYBOOK = """
     - name: Connect with only what AWX's AWS credential injects
       gpu_slicing.eks.eks_connection_info:
         eks_cluster_name: gpu-demo
-        aws_region: eu-west-1
+        region: eu-west-1
         ca_cert_path: "{{ ca_path }}"
       register: eks
 
@@ -92,9 +92,9 @@ PLAYBOOK = """
     - name: A missing cluster fails with a clear message
       gpu_slicing.eks.eks_connection_info:
         eks_cluster_name: missing
-        aws_region: eu-west-1
-        aws_access_key: AKIDPLAYBOOK0000001
-        aws_secret_key: "{{ secret }}"
+        region: eu-west-1
+        access_key: AKIDPLAYBOOK0000001
+        secret_key: "{{ secret }}"
       register: missing
       ignore_errors: true
 

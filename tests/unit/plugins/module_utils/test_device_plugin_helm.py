@@ -86,7 +86,7 @@ def helm(tmp_path, monkeypatch):
     source = eks.TokenSource(session, "gpu-demo", clock=clock)
     configuration = eks.kube_client_config({"name": "gpu-demo", "endpoint": ENDPOINT,
                                             "certificate_authority_data": CA_B64}, source, str(tmp_path))
-    params = {"eks_cluster_name": "gpu-demo", "release_namespace": "nvidia-device-plugin"}
+    params = {"eks_cluster_name": "gpu-demo", "namespace": "nvidia-device-plugin"}
     with patch_module_args({}):
         inner = AnsibleModule(argument_spec={})
     runner = Helm(StandInModule(inner, params), KubeWithConfiguration(configuration), str(binary))

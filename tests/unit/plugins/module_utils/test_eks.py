@@ -250,14 +250,14 @@ class TestSession:
         message = str(err.value)
         assert err.value.kind == "no_credentials"
         for hint in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                     "aws_access_key", "aws_profile"):
+                     "access_key", "aws_profile"):
             assert hint in message
 
     def test_no_region_says_what_to_set(self, clean_aws_env):
         with pytest.raises(eks.EKSError) as err:
             eks.make_session(access_key=ACCESS_KEY, secret_key=SECRET_KEY)
         assert err.value.kind == "no_region"
-        assert "aws_region" in str(err.value) and "AWS_REGION" in str(err.value)
+        assert "region" in str(err.value) and "AWS_REGION" in str(err.value)
 
     def test_half_a_key_pair(self, clean_aws_env):
         with pytest.raises(eks.EKSError) as err:
@@ -283,10 +283,19 @@ class TestSession:
         assert creds.token == SESSION_TOKEN
 
     def test_params(self, clean_aws_env):
-        s = eks.session_from_params({"aws_region": "us-west-2", "aws_access_key": ACCESS_KEY,
-                                     "aws_secret_key": SECRET_KEY, "aws_session_token": SESSION_TOKEN})
+        s = eks.session_from_params({"region": "us-west-2", "access_key": ACCESS_KEY,
+                                     "secret_key": SECRET_KEY, "session_token": SESSION_TOKEN})
         assert s.region_name == "us-west-2"
         assert s.get_credentials().get_frozen_credentials().token == SESSION_TOKEN
+
+    def test_endpoint_url(self, clean_aws_env):
+        """amazon.aws's endpoint_url: every client of the session, the role's included, uses it."""
+        s = eks.session_from_params({"region": "us-west-2", "access_key": ACCESS_KEY, "secret_key": SECRET_KEY,
+                                     "endpoint_url": "http://127.0.0.1:4566"})
+        assert s.client("eks").meta.endpoint_url == "http://127.0.0.1:4566"
+        assert s.client("ec2", region_name="eu-west-1").meta.endpoint_url == "http://127.0.0.1:4566"
+        plain = eks.session_from_params({"region": "us-west-2", "access_key": ACCESS_KEY, "secret_key": SECRET_KEY})
+        assert plain.client("eks").meta.endpoint_url != "http://127.0.0.1:4566"
 
     def test_assume_role(self, aws):
         s = eks.make_session(region="eu-west-1", role_arn="arn:aws:iam::123456789012:role/gpu-deployer")
@@ -533,7 +542,7 @@ class TestConnect:
     def test_kube_configuration_from_params(self, aws):
         create_moto_cluster()
         clock = FakeClock()
-        params = {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1"}
+        params = {"eks_cluster_name": "gpu-demo", "region": "eu-west-1"}
         config = eks.kube_configuration_from_params(params, clock=clock)
         assert config.host.startswith("https://")
         assert config.get_api_key_with_prefix("authorization").startswith("Bearer k8s-aws-v1.")
@@ -541,7 +550,7 @@ class TestConnect:
 
     def test_connection_and_auth_params(self, aws):
         create_moto_cluster()
-        conn = eks.connect({"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1"}, clock=FakeClock())
+        conn = eks.connect({"eks_cluster_name": "gpu-demo", "region": "eu-west-1"}, clock=FakeClock())
         auth = conn.k8s_auth_params()
         assert set(auth) == {"host", "api_key", "ca_cert", "validate_certs"}
         assert auth["api_key"].startswith("k8s-aws-v1.")
@@ -549,7 +558,7 @@ class TestConnect:
 
     def test_connect_requires_cluster_name(self, clean_aws_env):
         with pytest.raises(eks.EKSError) as err:
-            eks.connect({"aws_region": "eu-west-1"})
+            eks.connect({"region": "eu-west-1"})
         assert err.value.kind == "no_connection"
 
     def test_connection_mode(self):
@@ -569,10 +578,12 @@ class TestConnect:
         assert set(documented) == set(spec)
         for name, option in spec.items():
             assert documented[name]["type"] == option["type"]
-        for secret in ("aws_access_key", "aws_secret_key", "aws_session_token"):
+            assert documented[name].get("aliases", []) == option.get("aliases", [])
+        for secret in ("access_key", "secret_key", "session_token"):
             assert spec[secret]["no_log"] is True
-        assert spec["aws_session_token"]["fallback"][1] == ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"]
-        assert spec["aws_region"]["fallback"][1] == ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        # amazon.aws's environment variables, AWX's AWS_SECURITY_TOKEN included.
+        assert spec["session_token"]["fallback"][1] == ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "EC2_SECURITY_TOKEN"]
+        assert spec["region"]["fallback"][1] == ["AWS_REGION", "AWS_DEFAULT_REGION", "EC2_REGION"]
         assert eks.EKS_CONNECTION_ARG_SPEC == spec
 
 
@@ -639,13 +650,13 @@ class TestInstanceTypes:
         facts, source, warnings = eks.resolve_instance_facts({}, ["g5.xlarge"], "auto")
         assert source == "offline" and facts["g5.xlarge"]["source"] == "offline" and not warnings
         # AWS options given but no credentials: auto falls back, with a warning
-        facts, source, warnings = eks.resolve_instance_facts({"aws_region": "eu-west-1"}, ["g5.xlarge"], "auto")
+        facts, source, warnings = eks.resolve_instance_facts({"region": "eu-west-1"}, ["g5.xlarge"], "auto")
         assert source == "offline" and "AWS_ACCESS_KEY_ID" in warnings[0]
         with pytest.raises(eks.EKSError):
-            eks.resolve_instance_facts({"aws_region": "eu-west-1"}, ["g5.xlarge"], "aws")
+            eks.resolve_instance_facts({"region": "eu-west-1"}, ["g5.xlarge"], "aws")
 
     def test_resolve_aws(self, aws):
-        facts, source, dummy = eks.resolve_instance_facts({"aws_region": "us-east-1"}, ["g6.xlarge"], "auto")
+        facts, source, dummy = eks.resolve_instance_facts({"region": "us-east-1"}, ["g6.xlarge"], "auto")
         assert source == "aws" and facts["g6.xlarge"]["gpu_name"] == "l4"
 
 
@@ -682,10 +693,10 @@ class TestPricing:
     def test_resolve_prices(self, clean_aws_env):
         prices, source, date, warnings = eks.resolve_prices({}, ["g5.xlarge"], "auto")
         assert prices["g5.xlarge"] > 0 and source.startswith("table") and date and not warnings
-        prices, source, dummy, warnings = eks.resolve_prices({"aws_region": "us-east-1"}, ["g5.xlarge"], "auto")
+        prices, source, dummy, warnings = eks.resolve_prices({"region": "us-east-1"}, ["g5.xlarge"], "auto")
         assert source.startswith("table") and warnings
         with pytest.raises(eks.EKSError):
-            eks.resolve_prices({"aws_region": "us-east-1"}, ["g5.xlarge"], "api")
+            eks.resolve_prices({"region": "us-east-1"}, ["g5.xlarge"], "api")
 
     def test_resolve_prices_api_with_gap(self, clean_aws_env):
         client, stub = stubbed("pricing", region="us-east-1")
@@ -695,7 +706,7 @@ class TestPricing:
         fake = FakeSession(region="us-east-1", clients={"pricing": client})
         with stub:
             prices, source, date, warnings = eks.resolve_prices(
-                {"aws_region": "us-east-1"}, ["g5.xlarge", "g6.xlarge"], "api",
+                {"region": "us-east-1"}, ["g5.xlarge", "g6.xlarge"], "api",
                 session_factory=lambda params: fake, today="2026-11-24")
         assert source.startswith("pricing_api") and date == "2026-11-24"
         assert prices["g5.xlarge"] == 1.006 and prices["g6.xlarge"] > 0

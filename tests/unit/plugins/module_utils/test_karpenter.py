@@ -11,7 +11,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import bui
 
 PLAN = build_plan({"profiles": [{"name": "ts-4", "replicas": 4},
                                 {"name": "shared-2", "replicas": 2, "rename_by_default": True}]})
-BASE = {"name": "gpu-ts4", "cluster_name": "demo", "role": "KarpenterNodeRole-demo",
+BASE = {"name": "gpu-ts4", "discovery_tag_value": "demo", "role": "KarpenterNodeRole-demo",
         "instance_types": ["g4dn.xlarge", "g4dn.12xlarge"]}
 
 
@@ -51,7 +51,7 @@ def test_nodepool_defaults():
 
 
 def test_nodepool_all_requirements_limits_disruption():
-    pool = render(instance_types=None, instance_families=["g5", "g6"], gpu_names=["A10G", "l4"], gpu_count=[1, "4"],
+    pool = render(instance_types=None, instance_families=["g5", "g6"], gpu_names=["A10G", "l4"], gpu_counts=[1, "4"],
                   min_gpu_memory="20Gi", capacity_types=["spot", "on-demand"], zones=["us-east-1a"],
                   limit_slices=64, limits={"cpu": 1000, "memory": "4000Gi"}, consolidation_policy="WhenEmpty",
                   consolidate_after="10m", budgets=[{"nodes": "20%"}, {"nodes": "0", "schedule": "@daily",
@@ -121,13 +121,26 @@ def test_overlays_per_gpu_count_tier_and_renamed_resource():
 
 
 def test_gpu_counts_override_admits_unknown_type():
-    docs = render(instance_types=["g7.xlarge"], gpu_counts={"g7.xlarge": 2})
+    docs = render(instance_types=["g7.xlarge"], gpus_per_instance_type={"g7.xlarge": 2})
     assert docs["overlays"][0]["spec"]["capacity"] == {"nvidia.com/gpu": "8"}
 
 
 def test_no_overlays_for_unshared_profile():
     plan = build_plan({"profiles": [{"name": "whole", "strategy": "none"}]})
     assert k.render(plan, dict(BASE))["overlays"] == []
+
+
+def test_discovery_tag_value_defaults_to_eks_cluster_name():
+    """By Karpenter's convention the discovery tag is the cluster's name: the EKS connection's one."""
+    params = dict(BASE, profiles=[{"name": "ts-4", "replicas": 4}], discovery_tag_value=None,
+                  eks_cluster_name="prod-gpu")
+    spec = k.render_from_params(params)["ec2nodeclass"]["spec"]
+    assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "prod-gpu"}}]
+    spec = k.render_from_params(dict(params, discovery_tag_value="shared-vpc"))["ec2nodeclass"]["spec"]
+    assert spec["securityGroupSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "shared-vpc"}}]
+    with pytest.raises(k.KarpenterError) as err:
+        k.render_from_params(dict(params, eks_cluster_name=None))
+    assert "discovery_tag_value" in str(err.value) and "eks_cluster_name" in str(err.value)
 
 
 def test_ec2nodeclass_al2023():
@@ -181,14 +194,14 @@ BAD = [
     ({"limits": {"memory": "10 GB"}}, "limits.memory", "quantity"),
     ({"limit_slices": 10, "limit_gpus": 10}, "limit_gpus", "only one"),
     ({"instance_types": ["g4dn.xlarg"]}, "instance_types[0]", "g4dn.xlarge"),
-    ({"instance_types": ["m5.large"]}, "instance_types[0]", "gpu_counts"),
+    ({"instance_types": ["m5.large"]}, "instance_types[0]", "gpus_per_instance_type"),
     ({"instance_types": None, "instance_families": ["g4"]}, "instance_families[0]", "g4dn"),
     ({"instance_types": None}, "instance_types", "instance_families"),
     # a type outside the given families is refused, not silently dropped
     ({"instance_types": ["g5.xlarge", "g6e.xlarge"], "instance_families": ["g4dn", "g5", "g6"]},
      "instance_types[1]", "add g6e to instance_families"),
     ({"instance_types": []}, "instance_types", "at least one"),
-    ({"instance_types": ["g4dn.xlarge"], "gpu_count": [8]}, "instance_types", "widen"),
+    ({"instance_types": ["g4dn.xlarge"], "gpu_counts": [8]}, "instance_types", "widen"),
     ({"capacity_types": ["spott"]}, "capacity_types[0]", "spot"),
     ({"weight": 0}, "weight", "1 to 100"),
     ({"weight": 101}, "weight", "1 to 100"),
@@ -200,7 +213,7 @@ BAD = [
     ({"budgets": [{"nodes": "110%"}]}, "budgets[0].nodes", "percentage"),
     ({"budgets": [{"nodes": "1", "schedule": "@daily"}]}, "budgets[0]", "together"),
     ({"root_volume_size": "100GB"}, "root_volume_size", "100Gi"),
-    ({"cluster_name": None}, "subnet_selector_terms", "cluster_name"),
+    ({"discovery_tag_value": None}, "subnet_selector_terms", "discovery_tag_value"),
     ({"profile": "nope"}, "profile", "ts-4"),
     ({"name": "GPU_Pool"}, "name", "lower-case"),
     ({"overlay_key": "zone"}, "overlay_key", "gpu-count"),

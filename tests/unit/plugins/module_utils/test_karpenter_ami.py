@@ -21,7 +21,7 @@ from test_karpenter_apply import FakeKube, FakeModule, Failed, run
 from test_eks import aws, clean_aws_env  # noqa: F401 pylint: disable=unused-import
 
 PLAN = build_plan([{"name": "ts-4", "replicas": 4}])
-BASE = {"name": "gpu-ts4", "cluster_name": "demo", "role": "KarpenterNodeRole-demo",
+BASE = {"name": "gpu-ts4", "discovery_tag_value": "demo", "role": "KarpenterNodeRole-demo",
         "instance_types": ["g4dn.xlarge"]}
 
 
@@ -115,7 +115,7 @@ def test_pinned_alias_without_image_fails_before_any_write(monkeypatch, aws):
     """AWS (moto's SSM) has no parameter for the pinned version: Karpenter would leave the
     EC2NodeClass not ready, so nothing is written."""
     kube = FakeKube()
-    module = FakeModule(ami_alias="al2023@v20990101", aws_region="eu-west-1", karpenter_feature_gates="NodeOverlay=true")
+    module = FakeModule(ami_alias="al2023@v20990101", region="eu-west-1", karpenter_feature_gates="NodeOverlay=true")
     with pytest.raises(Failed) as info:
         run(module, kube, monkeypatch)
     msg = str(info.value)

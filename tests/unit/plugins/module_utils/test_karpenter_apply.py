@@ -15,7 +15,7 @@ class FakeModule(object):
     def __init__(self, **params):
         self.params = {
             "state": "present", "name": "pool", "profiles": [{"name": "ts-4", "replicas": 4}],
-            "default_profile": None, "instance_types": ["g4dn.xlarge"], "cluster_name": "c", "role": "r",
+            "default_profile": None, "instance_types": ["g4dn.xlarge"], "discovery_tag_value": "c", "role": "r",
             "manage_node_class": True, "node_class_name": None, "karpenter_namespace": "kube-system",
             "karpenter_feature_gates": None, "allow_without_node_overlay": False,
         }
@@ -225,7 +225,7 @@ def test_pinned_alias_with_image_is_reported(monkeypatch):
     monkeypatch.setattr(ka, "session_from_params", lambda params: Session())
     kube = FakeKube()
     with stub:
-        result = run(FakeModule(ami_alias="bottlerocket@v1.46.0", aws_region="eu-west-1", **GATES), kube, monkeypatch)
+        result = run(FakeModule(ami_alias="bottlerocket@v1.46.0", region="eu-west-1", **GATES), kube, monkeypatch)
     assert result["ami_check"] == {"alias": "bottlerocket@v1.46.0", "ssm_parameter": path,
                                    "image_id": "ami-0bottlerocket0001", "checked": True}
 
@@ -242,7 +242,7 @@ def test_unreachable_aws_warns_and_goes_on(monkeypatch):
         raise ka.EKSError("Cannot reach the AWS endpoint", kind="unreachable")
 
     monkeypatch.setattr(ka, "session_from_params", unreachable)
-    module = FakeModule(ami_alias="al2023@v20240625", aws_region="eu-west-1", **GATES)
+    module = FakeModule(ami_alias="al2023@v20240625", region="eu-west-1", **GATES)
     result = run(module, FakeKube(), monkeypatch)
     assert result["ami_check"]["checked"] is False
     assert any("ami_alias al2023@v20240625 was not checked" in w for w in module.warnings)

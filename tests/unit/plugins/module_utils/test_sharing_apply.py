@@ -51,7 +51,7 @@ class Module(object):
     def __init__(self, state="present", nodepool=True):
         self.params = {"state": state, "profiles": [{"name": "ts-4", "replicas": 4}], "default_profile": None,
                        "device_plugin": {"chart_ref": "/c", "release_name": "nvdp",
-                                         "release_namespace": "nvidia-device-plugin"},
+                                         "namespace": "nvidia-device-plugin"},
                        "nodepool": {"name": "gpu-shared"} if nodepool else None}
         self._diff = True
         self.check_mode = False

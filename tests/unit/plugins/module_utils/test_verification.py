@@ -316,8 +316,8 @@ class FakeKube(object):
                 {"type": "Ready", "status": "True", "lastTransitionTime": now}]}
 
 
-OPTS = {"plugin_namespace": "nvidia-device-plugin", "image": R.DEFAULT_IMAGE, "timeout": 5,
-        "multi_slice_wait": 2, "unschedulable_grace": 0, "log_wait": 1, "cleanup_timeout": 1}
+OPTS = {"device_plugin_namespace": "nvidia-device-plugin", "image": R.DEFAULT_IMAGE, "wait_timeout": 5,
+        "multi_slice_wait_timeout": 2, "unschedulable_grace": 0, "log_wait_timeout": 1, "cleanup_wait_timeout": 1}
 
 
 def run_fake(nodes, profile_extra=None, check_mode=False, **kube_kwargs):
@@ -401,7 +401,7 @@ def test_runner_by_default_removes_pods_and_does_not_wait_for_the_namespace():
         return get(kind, api_version, name, namespace)
 
     kube.get = counting_get
-    opts = dict(OPTS, cleanup_timeout=0)
+    opts = dict(OPTS, cleanup_wait_timeout=0)
     report = R.Verifier(kube, p, p.profile("ts-4"), opts).run([node("a")])
     cleanup = report["run"]["cleanup"]
     assert cleanup["pods_removed"] is True and cleanup["namespace_deletion_requested"] is True
@@ -436,7 +436,7 @@ def test_runner_removes_leftover_namespaces():
 def test_karpenter_check_creates_nothing_in_check_mode():
     p = plan()
     kube = FakeKube([node("a")], [ready_plugin_pod("a")])
-    opts = dict(OPTS, karpenter_nodepool="gpu")
+    opts = dict(OPTS, karpenter_nodepool_name="gpu")
     report = R.Verifier(kube, p, p.profile("ts-4"), opts, check_mode=True).run([node("a")])
     pool = [n for n in report["nodes"] if n["node"] == "nodepool/gpu"][0]
     assert pool["checks"][0]["name"] == V.CHECK_KARPENTER

@@ -2,7 +2,7 @@
 """The README's module_defaults pattern, through ansible-playbook.
 
 ``group/gpu_slicing.eks.kubernetes`` gets ``kubeconfig`` and ``group/gpu_slicing.eks.aws`` gets
-``aws_region`` in one play; the AWS-only modules then run in the same play (before: one
+``region`` in one play; the AWS-only modules then run in the same play (before: one
 ``all`` group gave them ``kubeconfig`` and they failed with "Unsupported parameters"), and a
 Kubernetes module uses the kubeconfig from the group (its error names the kubeconfig's server,
 here a closed port on 127.0.0.1: no cluster is needed to see which connection it took).
@@ -28,12 +28,12 @@ PLAYBOOK = """
     group/gpu_slicing.eks.kubernetes:
       kubeconfig: "{{ kubeconfig_path }}"
     group/gpu_slicing.eks.aws:
-      aws_region: us-east-1
+      region: us-east-1
   tasks:
     - name: AWS-only module in a play with a kubeconfig default
       gpu_slicing.eks.gpu_instance_info:
         instance_types: [g4dn.xlarge]
-        source: offline
+        instance_source: offline
       register: info
 
     - name: Another AWS-only module

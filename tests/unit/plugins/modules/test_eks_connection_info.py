@@ -78,7 +78,7 @@ def assert_no_secrets(*texts):
 
 def test_connection_facts_from_awx_aws_credential(cluster, capsys):
     code, result, out, logged = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo",
-                                                                 "aws_region": "eu-west-1"}, capsys)
+                                                                 "region": "eu-west-1"}, capsys)
     assert code == 0, result
     assert result["changed"] is False
     assert result["host"] == cluster["endpoint"]
@@ -100,18 +100,18 @@ def test_connection_facts_from_awx_aws_credential(cluster, capsys):
 
 def test_secrets_given_as_options_are_masked(cluster, capsys):
     code, result, out, logged = run_module(eks_connection_info, {
-        "eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1", "aws_access_key": ACCESS_KEY,
-        "aws_secret_key": SECRET_KEY, "aws_session_token": SESSION_TOKEN, "include_token": False}, capsys)
+        "eks_cluster_name": "gpu-demo", "region": "eu-west-1", "access_key": ACCESS_KEY,
+        "secret_key": SECRET_KEY, "session_token": SESSION_TOKEN, "include_token": False}, capsys)
     assert code == 0
     assert_no_secrets(out, logged)
     assert "k8s-aws-v1." not in out, "no token when include_token is false"
     assert "api_key" not in result and "expiration" not in result
-    assert result["invocation"]["module_args"]["aws_secret_key"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert result["invocation"]["module_args"]["secret_key"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 def test_ca_cert_file(cluster, capsys, tmp_path):
     path = tmp_path / "ca" / "cluster.crt"
-    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1",
+    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "region": "eu-west-1",
                                                                   "ca_cert_path": str(path)}, capsys)
     assert code == 0
     assert result["ca_cert"] == str(path)
@@ -121,7 +121,7 @@ def test_ca_cert_file(cluster, capsys, tmp_path):
 
 def test_ca_cert_file_idempotent(cluster, capsys, tmp_path):
     path = tmp_path / "cluster.crt"
-    args = {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1", "ca_cert_path": str(path)}
+    args = {"eks_cluster_name": "gpu-demo", "region": "eu-west-1", "ca_cert_path": str(path)}
     code, first, dummy, dummy = run_module(eks_connection_info, args, capsys)
     code, second, dummy, dummy = run_module(eks_connection_info, args, capsys)
     assert first["changed"] is True and first["ca_cert_state"] == "written"
@@ -132,7 +132,7 @@ def test_check_mode_writes_no_ca_file(cluster, capsys, tmp_path):
     """Check mode reports the CA file it would write, and writes nothing (issue 13, item 9)."""
     path = tmp_path / "ca" / "cluster.crt"
     code, result, dummy, dummy = run_module(eks_connection_info, {
-        "eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1", "ca_cert_path": str(path),
+        "eks_cluster_name": "gpu-demo", "region": "eu-west-1", "ca_cert_path": str(path),
         "_ansible_check_mode": True, "_ansible_diff": True}, capsys)
     assert code == 0, result
     assert not path.exists() and not path.parent.exists()
@@ -145,7 +145,7 @@ def test_check_mode_writes_no_ca_file(cluster, capsys, tmp_path):
 
 
 def test_check_mode(cluster, capsys):
-    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1",
+    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "region": "eu-west-1",
                                                                   "_ansible_check_mode": True}, capsys)
     assert code == 0 and result["changed"] is False and result["api_key"].startswith("k8s-aws-v1.")
 
@@ -158,7 +158,7 @@ def test_env_cluster_name_and_region(cluster, awx_env, capsys):
 
 
 def test_no_cluster_name(awx_env, capsys):
-    code, result, out, dummy = run_module(eks_connection_info, {"aws_region": "eu-west-1"}, capsys)
+    code, result, out, dummy = run_module(eks_connection_info, {"region": "eu-west-1"}, capsys)
     assert code == 1 and result["failed"]
     assert result["error_kind"] == "no_connection"
     for hint in ("eks_cluster_name", "K8S_AUTH_HOST", "in-cluster"):
@@ -166,22 +166,22 @@ def test_no_cluster_name(awx_env, capsys):
 
 
 def test_no_credentials(awx_env, capsys):
-    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1"},
+    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "region": "eu-west-1"},
                                             capsys)
     assert code == 1 and result["error_kind"] == "no_credentials"
     assert "AWS_ACCESS_KEY_ID" in result["msg"] and "AWS_SECURITY_TOKEN" in result["msg"]
 
 
 def test_no_region(awx_env, capsys):
-    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "aws_access_key": ACCESS_KEY,
-                                                                  "aws_secret_key": SECRET_KEY}, capsys)
+    code, result, dummy, dummy = run_module(eks_connection_info, {"eks_cluster_name": "gpu-demo", "access_key": ACCESS_KEY,
+                                                                  "secret_key": SECRET_KEY}, capsys)
     assert code == 1 and result["error_kind"] == "no_region" and "AWS_REGION" in result["msg"]
 
 
 def test_cluster_not_found(cluster, capsys):
-    code, result, out, logged = run_module(eks_connection_info, {"eks_cluster_name": "nope", "aws_region": "eu-west-1",
-                                                                 "aws_secret_key": SECRET_KEY,
-                                                                 "aws_access_key": ACCESS_KEY}, capsys)
+    code, result, out, logged = run_module(eks_connection_info, {"eks_cluster_name": "nope", "region": "eu-west-1",
+                                                                 "secret_key": SECRET_KEY,
+                                                                 "access_key": ACCESS_KEY}, capsys)
     assert code == 1 and result["error_kind"] == "not_found" and "'nope'" in result["msg"]
     assert_no_secrets(out, logged)
 
@@ -201,8 +201,8 @@ def test_invalid_credentials(awx_env, capsys):
 
     with stub, mock.patch.object(boto3.session.Session, "client", client_for):
         code, result, out, logged = run_module(eks_connection_info, {
-            "eks_cluster_name": "gpu-demo", "aws_region": "eu-west-1", "aws_access_key": ACCESS_KEY,
-            "aws_secret_key": SECRET_KEY}, capsys)
+            "eks_cluster_name": "gpu-demo", "region": "eu-west-1", "access_key": ACCESS_KEY,
+            "secret_key": SECRET_KEY}, capsys)
     assert code == 1 and result["error_kind"] == "access_denied"
     assert "UnrecognizedClientException" in result["msg"] and "credentials" in result["msg"]
     assert_no_secrets(out, logged)

@@ -88,8 +88,8 @@ def test_pricing_api(no_aws, capsys, monkeypatch):
     monkeypatch.setattr(eks, "session_from_params", lambda params: Session())
     with stub:
         code, result, out = run_module({"pods": 4, "fraction": 0.5, "instance_types": ["g5.xlarge", "g4dn.xlarge"],
-                                        "pricing": "api", "aws_region": "us-east-1", "aws_access_key": "AKIDTEST",
-                                        "aws_secret_key": SECRET_KEY}, capsys)
+                                        "pricing": "api", "region": "us-east-1", "access_key": "AKIDTEST",
+                                        "secret_key": SECRET_KEY}, capsys)
     assert code == 0, result
     assert result["price_source"].startswith("pricing_api (us-east-1")
     by_type = {c["instance_type"]: c for c in result["candidates"]}
@@ -99,10 +99,10 @@ def test_pricing_api(no_aws, capsys, monkeypatch):
 
 def test_pricing_api_unreachable_fails_but_auto_falls_back(no_aws, capsys):
     code, result, dummy = run_module({"pods": 4, "fraction": 0.5, "instance_types": ["g5.xlarge"], "pricing": "api",
-                                      "aws_region": "us-east-1"}, capsys)
+                                      "region": "us-east-1"}, capsys)
     assert code == 1 and result["error_kind"] == "no_credentials"
     code, result, dummy = run_module({"pods": 4, "fraction": 0.5, "instance_types": ["g5.xlarge"], "pricing": "auto",
-                                      "aws_region": "us-east-1"}, capsys)
+                                      "region": "us-east-1"}, capsys)
     assert code == 0 and result["price_source"].startswith("table") and result["warnings"]
 
 

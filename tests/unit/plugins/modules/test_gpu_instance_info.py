@@ -45,8 +45,8 @@ def no_aws(monkeypatch, tmp_path):
 
 
 def test_offline(no_aws, capsys):
-    code, result, dummy = run_module({"instance_types": ["g5.xlarge", "g4dn.12xlarge"], "source": "offline"}, capsys)
-    assert code == 0 and result["changed"] is False and result["source"] == "offline"
+    code, result, dummy = run_module({"instance_types": ["g5.xlarge", "g4dn.12xlarge"], "instance_source": "offline"}, capsys)
+    assert code == 0 and result["changed"] is False and result["instance_source"] == "offline"
     g5 = result["instance_types"]["g5.xlarge"]
     assert g5["gpu_count"] == 1 and g5["gpu_name"] == "a10g" and g5["gpu_memory"].endswith("Mi")
     assert result["instance_types"]["g4dn.12xlarge"]["gpu_count"] == 4
@@ -55,39 +55,39 @@ def test_offline(no_aws, capsys):
 
 def test_auto_without_aws_is_offline(no_aws, capsys):
     code, result, dummy = run_module({"instance_types": ["g6.xlarge"]}, capsys)
-    assert code == 0 and result["source"] == "offline" and not result.get("warnings")
+    assert code == 0 and result["instance_source"] == "offline" and not result.get("warnings")
 
 
 def test_default_is_whole_table(no_aws, capsys):
-    code, result, dummy = run_module({"source": "offline"}, capsys)
+    code, result, dummy = run_module({"instance_source": "offline"}, capsys)
     assert code == 0 and len(result["instance_types"]) > 10
 
 
 def test_unknown_type_suggests(no_aws, capsys):
-    code, result, dummy = run_module({"instance_types": ["g5.xlarg"], "source": "offline"}, capsys)
+    code, result, dummy = run_module({"instance_types": ["g5.xlarg"], "instance_source": "offline"}, capsys)
     assert code == 1 and "g5.xlarge" in result["msg"]
 
 
 def test_aws_via_moto(no_aws, capsys):
     with mock_aws():
-        code, result, out = run_module({"instance_types": ["g5.xlarge", "g6e.xlarge"], "source": "aws",
-                                        "aws_region": "us-east-1", "aws_access_key": "AKIDTEST",
-                                        "aws_secret_key": SECRET_KEY}, capsys)
+        code, result, out = run_module({"instance_types": ["g5.xlarge", "g6e.xlarge"], "instance_source": "aws",
+                                        "region": "us-east-1", "access_key": "AKIDTEST",
+                                        "secret_key": SECRET_KEY}, capsys)
     assert code == 0, result
-    assert result["source"] == "aws"
+    assert result["instance_source"] == "aws"
     assert result["instance_types"]["g6e.xlarge"]["gpu_name"] == "l40s"
     assert result["instance_types"]["g5.xlarge"]["source"] == "aws"
     assert SECRET_KEY not in out
 
 
 def test_auto_falls_back_with_warning(no_aws, capsys):
-    code, result, dummy = run_module({"instance_types": ["g5.xlarge"], "aws_region": "eu-west-1"}, capsys)
-    assert code == 0 and result["source"] == "offline"
+    code, result, dummy = run_module({"instance_types": ["g5.xlarge"], "region": "eu-west-1"}, capsys)
+    assert code == 0 and result["instance_source"] == "offline"
     assert any("AWS_ACCESS_KEY_ID" in json.dumps(w) for w in result["warnings"]), result
 
 
 def test_aws_without_credentials_fails(no_aws, capsys):
-    code, result, dummy = run_module({"instance_types": ["g5.xlarge"], "source": "aws", "aws_region": "eu-west-1"}, capsys)
+    code, result, dummy = run_module({"instance_types": ["g5.xlarge"], "instance_source": "aws", "region": "eu-west-1"}, capsys)
     assert code == 1 and result["error_kind"] == "no_credentials" and "AWS_ACCESS_KEY_ID" in result["msg"]
 
 
@@ -99,4 +99,4 @@ def test_check_mode(no_aws, capsys):
 def test_docs_parse():
     doc = yaml.safe_load(gpu_instance_info.DOCUMENTATION)
     assert yaml.safe_load(gpu_instance_info.EXAMPLES) and yaml.safe_load(gpu_instance_info.RETURN)
-    assert set(doc["options"]) == {"instance_types", "source"}
+    assert set(doc["options"]) == {"instance_types", "instance_source"}
