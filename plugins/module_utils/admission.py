@@ -175,14 +175,49 @@ def _has_key(obj, field, key):
     return "has(%s.%s) && %s in %s.%s" % (obj, field, _cel_str(key), obj, field)
 
 
+# Where the pod spec sits in each kind the policies rewrite. The CEL and JSON paths below are
+# written for a Pod with the tokens @S@ (CEL: the pod spec), @M@ (CEL: the pod metadata), @HM@
+# (CEL: whether that metadata exists), @JS@ and @JM@ (their JSONPatch paths); each target
+# replaces them. Workloads are rewritten in their template: the API server validates a
+# template as a pod and would refuse the seed's bare gpu name before any pod exists.
+TARGETS = (
+    {"suffix": "", "rules": [("", ["pods"])], "operations": ["CREATE"],
+     "@S@": "object.spec", "@M@": "object.metadata", "@HM@": "true", "@JS@": "/spec", "@JM@": "/metadata"},
+    {"suffix": "-workloads", "rules": [("apps", ["daemonsets", "deployments", "replicasets", "statefulsets"]),
+                                       ("batch", ["jobs"])],
+     "operations": ["CREATE", "UPDATE"],
+     "@S@": "object.spec.template.spec", "@M@": "object.spec.template.metadata",
+     "@HM@": "has(object.spec.template.metadata)", "@JS@": "/spec/template/spec", "@JM@": "/spec/template/metadata"},
+    {"suffix": "-cronjobs", "rules": [("batch", ["cronjobs"])], "operations": ["CREATE", "UPDATE"],
+     "@S@": "object.spec.jobTemplate.spec.template.spec", "@M@": "object.spec.jobTemplate.spec.template.metadata",
+     "@HM@": "has(object.spec.jobTemplate.spec.template.metadata)",
+     "@JS@": "/spec/jobTemplate/spec/template/spec", "@JM@": "/spec/jobTemplate/spec/template/metadata"},
+)
+_TOKENS = ("@HM@", "@S@", "@M@", "@JS@", "@JM@")
+
+
+def _at(data, target):
+    """``data`` with the tokens replaced for ``target`` (strings inside dicts and lists too)."""
+    if isinstance(data, dict):
+        return {key: _at(value, target) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_at(value, target) for value in data]
+    if isinstance(data, str):
+        for token in _TOKENS:
+            data = data.replace(token, target[token])
+    return data
+
+
 def _container_request(c, i, anno="variables.annotation"):
     """CEL: the container's seed-form request as text ('' when none): limits, then requests, then
-    the pod annotation (first container only)."""
-    lim = "has(%s.resources) && has(%s.resources.limits) && %s in %s.resources.limits" % (c, c, _cel_str(SEED_GPU_KEY), c)
-    req = "has(%s.resources) && has(%s.resources.requests) && %s in %s.resources.requests" % (c, c, _cel_str(SEED_GPU_KEY), c)
-    return ("(%s) ? string(%s.resources.limits[%s]) : ((%s) ? string(%s.resources.requests[%s]) : "
-            "((%s == 0) ? %s : ''))"
-            % (lim, c, _cel_str(SEED_GPU_KEY), req, c, _cel_str(SEED_GPU_KEY), i, anno))
+    the pod annotation (first container, and only while it asks for no nvidia.com resource: the
+    pods of a rewritten template keep the annotation)."""
+    lim = "has(%s.resources) && has(%s.resources.limits) && 'gpu' in %s.resources.limits" % (c, c, c)
+    req = "has(%s.resources) && has(%s.resources.requests) && 'gpu' in %s.resources.requests" % (c, c, c)
+    no_gpu = ("!(has(%s.resources) && has(%s.resources.limits) && %s.resources.limits.exists(k, "
+              "k.startsWith('nvidia.com/') || k == %s))" % (c, c, c, _cel_str(UNSERVABLE_RESOURCE)))
+    return ("(%s) ? string(%s.resources.limits['gpu']) : ((%s) ? string(%s.resources.requests['gpu']) : "
+            "((%s == 0 && %s) ? %s : ''))" % (lim, c, req, c, i, no_gpu, anno))
 
 
 def _serves(entry, q):
@@ -200,8 +235,11 @@ def _verdict():
     others = ("variables.table.filter(k, %s).map(k, %s + k).join(', ')"
               % (_serves("variables.table[k]", q), _cel_str(PROFILE_LABEL + ": ")))
     # The API server has already read a resources value as a quantity (0.5 is 500m by now): show
-    # it as a decimal, as the user wrote it.
-    where = "'container ' + c.name + ' asks for gpu: ' + (isQuantity(%s) ? string(%s.asApproximateFloat()) : %s)" % (v, q, v)
+    # it as a decimal, as the user wrote it, rounded to the quantity's nano precision (the float
+    # of 700m is 0.7000000000000001).
+    f = "%s.asApproximateFloat()" % q
+    shown = "string(double(int(%s * 1e9 + (%s < 0.0 ? -0.5 : 0.5))) / 1e9)" % (f, f)
+    where = "'container ' + c.name + ' asks for gpu: ' + (isQuantity(%s) ? %s : %s)" % (v, shown, v)
     checks = [
         ("!isQuantity({v})", "', which is not a number; fix: write a share of one GPU such as 0.5'"),
         ("!{q}.isGreaterThan(quantity('0'))", "', which is not a positive share; fix: write a share of one GPU such as 0.5'"),
@@ -219,14 +257,14 @@ def _verdict():
     ]
     expr = "''"
     for cond, msg in reversed(checks):
-        expr = "(%s) ? %s + %s : %s" % (cond, where, msg, "(%s)" % expr)
+        expr = "(%s) ? %s + %s : (%s)" % (cond, where, msg, expr)
     expr = "{v} == '' ? '' : (%s)" % expr
     return expr.format(v=v, q=q, p=p, label=PROFILE_LABEL, serves=_serves(p, q), others=others)
 
 
 def _container_patches():
     """CEL, per container ``c`` at ``i``: its JSONPatch list."""
-    base = "'/spec/containers/' + string(i) + '/resources'"
+    base = "'@JS@/containers/' + string(i) + '/resources'"
     ok = "variables.verdicts[i] == ''"
     p = "variables.table[variables.profile]"
     resource = "(%s ? %s.resource : %s)" % (ok, p, _cel_str(UNSERVABLE_RESOURCE))
@@ -250,29 +288,33 @@ def _container_patches():
     )
 
 
+def _annotation():
+    return "@HM@ && %s ? @M@.annotations[%s] : ''" % (_has_key("@M@", "annotations", ANNOTATION_FRACTION),
+                                                       _cel_str(ANNOTATION_FRACTION))
+
+
 def _variables(plan):
     table = profile_table(plan)
     names = ", ".join(p.name for p in plan.profiles)
     return [
         {"name": "table", "expression": json.dumps(table, sort_keys=True)},
         {"name": "names", "expression": _cel_str(names)},
-        {"name": "profile", "expression": "has(object.spec.nodeSelector) && %s in object.spec.nodeSelector ? "
-                                          "object.spec.nodeSelector[%s] : %s"
-                                          % (_cel_str(PROFILE_LABEL), _cel_str(PROFILE_LABEL), _cel_str(plan.default_profile))},
-        {"name": "annotation", "expression": "%s ? object.metadata.annotations[%s] : ''"
-                                             % (_has_key("object.metadata", "annotations", ANNOTATION_FRACTION),
-                                                _cel_str(ANNOTATION_FRACTION))},
+        {"name": "profile", "expression": "%s ? @S@.nodeSelector[%s] : %s"
+                                          % (_has_key("@S@", "nodeSelector", PROFILE_LABEL), _cel_str(PROFILE_LABEL),
+                                             _cel_str(plan.default_profile))},
+        {"name": "annotation", "expression": _annotation()},
     ]
 
 
-def _match(opts):
+def _match(opts, target):
     return {
         "namespaceSelector": {"matchExpressions": [
             {"key": opts["namespace_label"], "operator": "In", "values": [opts["namespace_label_value"]]},
             {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn",
              "values": sorted({"kube-system", opts["plugin_namespace"]})},
         ]},
-        "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}],
+        "resourceRules": [{"apiGroups": [group], "apiVersions": ["v1"], "operations": list(target["operations"]),
+                           "resources": list(resources)} for group, resources in target["rules"]],
     }
 
 
@@ -282,89 +324,104 @@ def _obj(kind, name, spec):
             "spec": spec}
 
 
-def render_policies(plan, options=None):
-    """The admission objects for ``plan`` (a SharingPlan or a sharing spec), in apply order.
-
-    Raises SharingError (nothing rendered) when the plan or the options are invalid.
-    """
-    plan = build_plan(plan)
-    opts = normalize_options(options)
-    name = opts["name"]
-    anno = _variables(plan)[-1]["expression"]
-    any_request = "object.spec.containers.transformList(i, c, %s).exists(r, r != '')" % _container_request("c", "i", "(%s)" % anno)
-    tolerated = ("has(object.spec.tolerations) && object.spec.tolerations.exists(t, (has(t.key) ? t.key == %s : "
+def _mutating_spec(plan):
+    any_request = "@S@.containers.transformList(i, c, %s).exists(r, r != '')" % _container_request(
+        "c", "i", "(%s)" % _annotation())
+    tolerated = ("has(@S@.tolerations) && @S@.tolerations.exists(t, (has(t.key) ? t.key == %s : "
                  "(has(t.operator) && t.operator == 'Exists')) && (!has(t.effect) || t.effect == 'NoSchedule'))"
                  % _cel_str(GPU_TAINT_KEY))
     toleration = "{'key': %s, 'operator': 'Exists', 'effect': 'NoSchedule'}" % _cel_str(GPU_TAINT_KEY)
+    refusals = "variables.verdicts.filter(m, m != '').join('; ')"
     pod_patches = (
         "variables.verdicts.exists(m, m != '') ? "
-        "[has(object.metadata.annotations) ? "
-        "JSONPatch{op: 'add', path: '/metadata/annotations/' + jsonpatch.escapeKey(%(refused)s), "
-        "value: variables.verdicts.filter(m, m != '').join('; ')} : "
-        "JSONPatch{op: 'add', path: '/metadata/annotations', value: {%(refused)s: variables.verdicts.filter(m, m != '').join('; ')}}] : "
-        "((%(tolerated)s) ? [] : [has(object.spec.tolerations) ? "
-        "JSONPatch{op: 'add', path: '/spec/tolerations/-', value: %(toleration)s} : "
-        "JSONPatch{op: 'add', path: '/spec/tolerations', value: [%(toleration)s]}]) + "
-        "[has(object.spec.nodeSelector) ? "
-        "JSONPatch{op: 'add', path: '/spec/nodeSelector/' + jsonpatch.escapeKey(%(label)s), value: variables.profile} : "
-        "JSONPatch{op: 'add', path: '/spec/nodeSelector', value: {%(label)s: variables.profile}}]"
-    ) % {"refused": _cel_str(ANNOTATION_REFUSED), "tolerated": tolerated, "toleration": toleration,
-         "label": _cel_str(PROFILE_LABEL)}
-    mutating = _obj("MutatingAdmissionPolicy", name, {
+        "[@HM@ && has(@M@.annotations) ? "
+        "JSONPatch{op: 'add', path: '@JM@/annotations/' + jsonpatch.escapeKey(%(refused)s), value: %(refusals)s} : "
+        "(@HM@ ? JSONPatch{op: 'add', path: '@JM@/annotations', value: {%(refused)s: %(refusals)s}} : "
+        "JSONPatch{op: 'add', path: '@JM@', value: {'annotations': {%(refused)s: %(refusals)s}}})] : "
+        "((%(tolerated)s) ? [] : [has(@S@.tolerations) ? "
+        "JSONPatch{op: 'add', path: '@JS@/tolerations/-', value: %(toleration)s} : "
+        "JSONPatch{op: 'add', path: '@JS@/tolerations', value: [%(toleration)s]}]) + "
+        "[has(@S@.nodeSelector) ? "
+        "JSONPatch{op: 'add', path: '@JS@/nodeSelector/' + jsonpatch.escapeKey(%(label)s), value: variables.profile} : "
+        "JSONPatch{op: 'add', path: '@JS@/nodeSelector', value: {%(label)s: variables.profile}}]"
+    ) % {"refused": _cel_str(ANNOTATION_REFUSED), "refusals": refusals, "tolerated": tolerated,
+         "toleration": toleration, "label": _cel_str(PROFILE_LABEL)}
+    return {
         "failurePolicy": "Fail",
         "reinvocationPolicy": "Never",
-        "matchConstraints": _match(opts),
         "matchConditions": [{"name": "gpu-fraction-request", "expression": any_request}],
         "variables": _variables(plan) + [
-            {"name": "requests", "expression": "object.spec.containers.transformList(i, c, %s)" % _container_request("c", "i")},
-            {"name": "verdicts", "expression": "object.spec.containers.transformList(i, c, %s)" % _verdict()},
+            {"name": "requests", "expression": "@S@.containers.transformList(i, c, %s)" % _container_request("c", "i")},
+            {"name": "verdicts", "expression": "@S@.containers.transformList(i, c, %s)" % _verdict()},
         ],
         "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": (
-            "object.spec.containers.transformList(i, c, %s).flatten() + (%s)" % (_container_patches(), pod_patches)
-        )}}],
-    })
-    table = profile_table(plan)
-    resources = sorted({row["resource"] for row in table.values()})
+            "@S@.containers.transformList(i, c, %s).flatten() + (%s)" % (_container_patches(), pod_patches))}}],
+    }
+
+
+def _validating_spec(plan):
     row = "variables.table[variables.profile]"
-    slice_count = "quantity(string(c.resources.limits[%s.resource]))" % row
     too_many = ("has(c.resources) && has(c.resources.limits) && %s.resource in c.resources.limits && %s.fail == 'true' "
-                "&& %s.compareTo(quantity('1')) > 0" % (row, row, slice_count))
-    validating = _obj("ValidatingAdmissionPolicy", name, {
+                "&& quantity(string(c.resources.limits[%s.resource])).compareTo(quantity('1')) > 0" % (row, row, row))
+    return {
         "failurePolicy": "Fail",
-        "matchConstraints": _match(opts),
         "variables": _variables(plan),
         "validations": [
-            {"expression": "!(%s)" % _has_key("object.metadata", "annotations", ANNOTATION_REFUSED),
-             "messageExpression": "'GPU request refused: ' + object.metadata.annotations[%s]" % _cel_str(ANNOTATION_REFUSED),
+            {"expression": "!(@HM@ && %s)" % _has_key("@M@", "annotations", ANNOTATION_REFUSED),
+             "messageExpression": "'GPU request refused: ' + @M@.annotations[%s]" % _cel_str(ANNOTATION_REFUSED),
              "reason": "Invalid"},
-            {"expression": "!(variables.profile in variables.table) || !object.spec.containers.exists(c, %s)" % too_many,
+            {"expression": "!(variables.profile in variables.table) || !@S@.containers.exists(c, %s)" % too_many,
              "messageExpression": (
-                 "'GPU request refused: ' + object.spec.containers.filter(c, %s).map(c, 'container ' + c.name + "
+                 "'GPU request refused: ' + @S@.containers.filter(c, %s).map(c, 'container ' + c.name + "
                  "' asks for ' + string(c.resources.limits[%s.resource]) + ' ' + %s.resource + ' but profile ' + "
                  "variables.profile + ' gives one slice per container (' + (%s.strategy == 'mps' ? 'MPS' : "
                  "'fail_requests_greater_than_one') + '); fix: request 1 per container and run more pods, or use a "
                  "profile without fail_requests_greater_than_one').join('; ')" % (too_many, row, row, row)),
              "reason": "Invalid"},
         ],
-    })
-    slice_request = "object.spec.containers.exists(c, has(c.resources) && has(c.resources.limits) && %s.exists(r, r in c.resources.limits))" % json.dumps(resources)
-    no_selector = "!(%s)" % _has_key("object.spec", "nodeSelector", PROFILE_LABEL)
-    warning = _obj("ValidatingAdmissionPolicy", name + "-warn", {
+    }
+
+
+def _warning_spec(plan):
+    resources = sorted({row["resource"] for row in profile_table(plan).values()})
+    slice_request = ("@S@.containers.exists(c, has(c.resources) && has(c.resources.limits) && "
+                     "%s.exists(r, r in c.resources.limits))" % json.dumps(resources))
+    no_selector = "!(%s)" % _has_key("@S@", "nodeSelector", PROFILE_LABEL)
+    return {
         "failurePolicy": "Ignore",
-        "matchConstraints": _match(opts),
         "validations": [{
             "expression": "!(%s && %s && %s)" % ("true" if len(plan.profiles) > 1 else "false", slice_request, no_selector),
             "message": "the pod requests a GPU slice without nodeSelector %s, so it may land on a node of any of the "
                        "profiles %s, whose slices differ; fix: set nodeSelector %s: <profile>"
                        % (PROFILE_LABEL, ", ".join(plan.profile_names), PROFILE_LABEL),
             "reason": "Invalid"}],
-    })
-    return [
-        mutating,
-        _obj("MutatingAdmissionPolicyBinding", name, {"policyName": name}),
-        validating,
-        _obj("ValidatingAdmissionPolicyBinding", name,
-             {"policyName": name, "validationActions": list(opts["validation_actions"])}),
-        warning,
-        _obj("ValidatingAdmissionPolicyBinding", name + "-warn", {"policyName": name + "-warn", "validationActions": ["Warn"]}),
-    ]
+    }
+
+
+def render_policies(plan, options=None):
+    """The admission objects for ``plan`` (a SharingPlan or a sharing spec), in apply order:
+    for pods, workloads (their pod template) and CronJobs each, a MutatingAdmissionPolicy, a
+    ValidatingAdmissionPolicy (actions from the options) and a Warn-only ValidatingAdmissionPolicy,
+    each with its binding.
+
+    Raises SharingError (nothing rendered) when the plan or the options are invalid.
+    """
+    plan = build_plan(plan)
+    opts = normalize_options(options)
+    out = []
+    for target in TARGETS:
+        name = opts["name"] + target["suffix"]
+        warn = name + "-warn"
+        match = _match(opts, target)
+        for kind, pname, spec, actions in (
+            ("Mutating", name, _mutating_spec(plan), None),
+            ("Validating", name, _validating_spec(plan), opts["validation_actions"]),
+            ("Validating", warn, _warning_spec(plan), ["Warn"]),
+        ):
+            spec = dict(_at(spec, target), matchConstraints=match)
+            binding = {"policyName": pname}
+            if actions is not None:
+                binding["validationActions"] = list(actions)
+            out.append(_obj(kind + "AdmissionPolicy", pname, spec))
+            out.append(_obj(kind + "AdmissionPolicyBinding", pname, binding))
+    return out

@@ -15,7 +15,7 @@ from ansible_collections.gpu_slicing.eks.plugins.filter.gpu_slicing import share
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import admission
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import SharingError, build_plan
 
-from admission_cases import CASES, PLAN
+from admission_cases import CASES, PLAN, ROUNDED
 
 
 def seed_pod(value, selector=None):
@@ -49,6 +49,14 @@ def test_decide_is_the_filter_rule(value, selector, expected):
         assert admission.decide(PLAN, value, selector) == expected
 
 
+def test_rounded_case_is_served_by_the_filter():
+    """The filter serves the value the API server rounds up (see admission_cases.ROUNDED)."""
+    value, selector, expected, dummy = ROUNDED
+    assert admission.decide(PLAN, value, selector) == expected
+    out = shared_gpu_pod_spec(seed_pod(value, selector), PLAN, selector)["spec"]
+    assert out["containers"][0]["resources"]["limits"] == {expected[1]: expected[2]}
+
+
 def test_table_limits_are_the_rule_boundary():
     """Each shared profile's rendered limit is accepted by decide() and one nano unit more is not."""
     table = admission.profile_table(PLAN)
@@ -75,22 +83,34 @@ def objects(**options):
 
 def test_render_objects_and_scope():
     objs = objects(plugin_namespace="nvdp", namespace_label="team.example/gpu", namespace_label_value="yes")
-    assert sorted(objs) == [
-        ("MutatingAdmissionPolicy", "gpu-slicing-eks"), ("MutatingAdmissionPolicyBinding", "gpu-slicing-eks"),
-        ("ValidatingAdmissionPolicy", "gpu-slicing-eks"), ("ValidatingAdmissionPolicy", "gpu-slicing-eks-warn"),
-        ("ValidatingAdmissionPolicyBinding", "gpu-slicing-eks"), ("ValidatingAdmissionPolicyBinding", "gpu-slicing-eks-warn"),
-    ]
+    names = ["gpu-slicing-eks", "gpu-slicing-eks-workloads", "gpu-slicing-eks-cronjobs"]
+    assert sorted(objs) == sorted(
+        [(kind, n) for n in names for kind in ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
+                                               "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")]
+        + [(kind, n + "-warn") for n in names for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")])
     for (kind, name), obj in objs.items():
         assert obj["apiVersion"] == "admissionregistration.k8s.io/v1"
+        text = json.dumps(obj)
+        assert "@S@" not in text and "@M@" not in text and "@JS@" not in text and "@JM@" not in text and "@HM@" not in text
         if kind.endswith("Policy"):
             assert obj["spec"]["matchConstraints"]["namespaceSelector"] == {"matchExpressions": [
                 {"key": "team.example/gpu", "operator": "In", "values": ["yes"]},
                 {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "nvdp"]}]}
-            assert obj["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE"]
         else:
             assert obj["spec"]["policyName"] == name
-    assert objs[("ValidatingAdmissionPolicyBinding", "gpu-slicing-eks")]["spec"]["validationActions"] == ["Deny"]
-    assert objs[("ValidatingAdmissionPolicyBinding", "gpu-slicing-eks-warn")]["spec"]["validationActions"] == ["Warn"]
+    rules = objs[("MutatingAdmissionPolicy", "gpu-slicing-eks")]["spec"]["matchConstraints"]["resourceRules"]
+    assert rules == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]
+    rules = objs[("MutatingAdmissionPolicy", "gpu-slicing-eks-workloads")]["spec"]["matchConstraints"]["resourceRules"]
+    assert sorted(r for rule in rules for r in rule["resources"]) == [
+        "daemonsets", "deployments", "jobs", "replicasets", "statefulsets"]
+    workloads = json.dumps(objs[("MutatingAdmissionPolicy", "gpu-slicing-eks-workloads")])
+    assert "object.spec.template.spec.containers" in workloads and "'/spec/template/spec/containers/'" in workloads
+    cron = json.dumps(objs[("MutatingAdmissionPolicy", "gpu-slicing-eks-cronjobs")])
+    assert "object.spec.jobTemplate.spec.template.spec.containers" in cron
+    for name in names:
+        assert objs[("ValidatingAdmissionPolicyBinding", name)]["spec"]["validationActions"] == ["Deny"]
+        assert objs[("ValidatingAdmissionPolicyBinding", name + "-warn")]["spec"]["validationActions"] == ["Warn"]
+        assert "validationActions" not in objs[("MutatingAdmissionPolicyBinding", name)]["spec"]
 
 
 def test_rendered_cel_holds_the_table():
