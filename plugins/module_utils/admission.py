@@ -289,8 +289,8 @@ def _container_patches():
 
 
 def _annotation():
-    return "@HM@ && %s ? @M@.annotations[%s] : ''" % (_has_key("@M@", "annotations", ANNOTATION_FRACTION),
-                                                       _cel_str(ANNOTATION_FRACTION))
+    has = _has_key("@M@", "annotations", ANNOTATION_FRACTION)
+    return "@HM@ && %s ? @M@.annotations[%s] : ''" % (has, _cel_str(ANNOTATION_FRACTION))
 
 
 def _variables(plan):
