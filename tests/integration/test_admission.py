@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
-import time
 
 import pytest
 import yaml
@@ -35,16 +34,6 @@ LABEL, VALUE = "gpu-slicing.eks/admission", "enabled"
 NODE_TS2, NODE_TS4 = "adm-ts-2", "adm-ts-4"
 OPTIONS = {"plugin_namespace": PLUGIN_NS, "namespace_label": LABEL, "namespace_label_value": VALUE}
 PROFILE_LABEL = "nvidia.com/device-plugin.config"
-
-
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail("timed out after %ss waiting for %s" % (timeout, what))
 
 
 def seed_pod(namespace, value="0.5", name="my-pod", selector=None):
@@ -90,7 +79,7 @@ def policies(local_cluster):
     objs = policy_objects()
     try:
         c.apply(objs)
-        wait_until(lambda: policies_active(c), 30, "admission policies enforced")
+        c.wait_for(lambda: policies_active(c), 30, "admission policies enforced")
         yield c
     finally:
         for obj in reversed(objs):
@@ -269,8 +258,8 @@ def gpu_nodes(policies):
 
         def allocatable(node, resource):
             return c.kubectl_json("get", "node", node)["status"].get("allocatable", {}).get(resource)
-        wait_until(lambda: allocatable(NODE_TS2, "nvidia.com/gpu.shared") == "2", 120, "ts-2 node: 2 shared slices")
-        wait_until(lambda: allocatable(NODE_TS4, "nvidia.com/gpu") == "4", 120, "ts-4 node: 4 slices")
+        c.wait_for(lambda: allocatable(NODE_TS2, "nvidia.com/gpu.shared") == "2", 120, "ts-2 node: 2 shared slices")
+        c.wait_for(lambda: allocatable(NODE_TS4, "nvidia.com/gpu") == "4", 120, "ts-4 node: 4 slices")
         yield c
     finally:
         c.helm("uninstall", RELEASE, "-n", PLUGIN_NS, "--no-hooks", "--timeout", "30s", check=False)
@@ -284,9 +273,11 @@ def test_deployment_pods_rewritten_and_scheduled(gpu_nodes):
     c.kubectl("create", "-f", "-", input=json.dumps(workload("Deployment", "0.5")))
     try:
         def scheduled():
-            pods = c.kubectl_json("get", "pods", "-n", NS, "-l", "app=seed")["items"]
-            return pods if len(pods) == 2 and all(p["spec"].get("nodeName") for p in pods) else None
-        pods = wait_until(scheduled, 120, "2 seed pods scheduled")
+            return [p for p in c.kubectl_json("get", "pods", "-n", NS, "-l", "app=seed")["items"]
+                    if p["spec"].get("nodeName")]
+        c.wait_for(lambda: len(scheduled()) == 2, 120, "2 seed pods scheduled")
+        pods = scheduled()
+        assert len(pods) == 2
         for pod in pods:
             assert pod["spec"]["nodeName"] == NODE_TS2
             assert pod["spec"]["nodeSelector"] == {PROFILE_LABEL: "ts-2"}
@@ -313,4 +304,4 @@ def test_delete_removes_policies(gpu_nodes):
     def plain():
         rc, dummy, err = dry_run(c, seed_pod(NS))
         return rc != 0 and "must be a standard resource type or fully qualified" in err
-    wait_until(plain, 30, "the seed pod no longer rewritten")
+    c.wait_for(plain, 30, "the seed pod no longer rewritten")
