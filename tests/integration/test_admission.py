@@ -9,6 +9,7 @@ test_verify.py does (the emulator stands in for the plugin at the node-status bo
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import pathlib
@@ -183,6 +184,45 @@ def test_messages_users_see(policies):
             ) in err, err
     rc, dummy, err = dry_run(policies, seed_pod(NS, "1"))
     assert "asks for gpu: 1, which means one or more whole GPUs, not a slice" in err, err
+
+
+def test_several_containers(policies):
+    pod = seed_pod(NS, "0.25", selector="ts-4")
+    second = copy.deepcopy(pod["spec"]["containers"][0])
+    second["name"] = "second"
+    plain = {"name": "plain", "image": "x"}
+    pod["spec"]["containers"] = [plain, pod["spec"]["containers"][0], second]
+    rc, out, err = dry_run(policies, pod)
+    assert rc == 0, err
+    assert [c.get("resources", {}).get("limits") for c in out["spec"]["containers"]] == [
+        None, {"nvidia.com/gpu": "1"}, {"nvidia.com/gpu": "1"}]
+    second["resources"] = {"limits": {"gpu": "0.3"}}
+    rc, out, err = dry_run(policies, pod)
+    assert rc != 0 and "container second asks for gpu: 0.3, which profile ts-4" in err, err
+    assert "container my-container" not in err, err
+
+
+def test_warn_action_admits_and_keeps_the_pod_off_gpus(policies):
+    """validationActions Warn: a request no slice serves is admitted with the message as a
+    warning, asking for gpu-slicing.eks/unservable-gpu (no node has it: the pod stays Pending)."""
+    c = policies
+    binding = [o for o in admission.render_policies(cases.PLAN, dict(OPTIONS, validation_actions=["Warn", "Audit"]))
+               if o["kind"] == "ValidatingAdmissionPolicyBinding" and o["metadata"]["name"] == "gpu-slicing-eks"]
+    try:
+        c.apply(binding)
+
+        def warned():
+            rc, out, err = dry_run(c, seed_pod(NS, "0.7"))
+            return rc == 0 and "Warning" in err and (out, err)
+        c.wait_for(warned, 30, "Warn action in force")
+        out, err = warned()
+        assert "asks for gpu: 0.7, which profile ts-2" in err, err
+        assert out["spec"]["containers"][0]["resources"]["limits"] == {admission.UNSERVABLE_RESOURCE: "1"}
+        assert admission.ANNOTATION_REFUSED in out["metadata"]["annotations"]
+        assert "nodeSelector" not in out["spec"]
+    finally:
+        c.apply([o for o in policy_objects() if o["kind"] == "ValidatingAdmissionPolicyBinding"])
+        c.wait_for(lambda: policies_active(c) and dry_run(c, seed_pod(NS, "0.7"))[0] != 0, 30, "Deny again")
 
 
 def test_slice_without_selector_warns(policies):
