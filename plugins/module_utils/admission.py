@@ -6,7 +6,7 @@
 From a SharingPlan this renders, as plain data for the API server:
 
 * a MutatingAdmissionPolicy (``admissionregistration.k8s.io/v1``, GA in Kubernetes 1.36) + binding
-  that turns a container's fractional GPU request (the seed's ``limits``/``requests``
+  that, in pods and in the pod templates of workloads and CronJobs (:data:`TARGETS`), turns a container's fractional GPU request (the seed's ``limits``/``requests``
   ``gpu: "0.5"``, or the pod annotation ``gpu-slicing.eks/gpu-fraction: "0.5"`` for the first
   container) into one slice of the pod's profile, the ``nvidia.com/gpu`` toleration and the
   profile's node selector;
@@ -83,16 +83,21 @@ def decide(plan, value, profile_name=None):
     return profile.name, advertised_resource(profile), count
 
 
-def _nano(frac):
-    return int(frac * NANO)
+def _accepts(plan, nanos, name):
+    try:
+        decide(plan, Fraction(nanos, NANO), name)
+        return True
+    except SharingError:
+        return False
 
 
 def profile_table(plan):
     """Per profile, what the CEL needs: ``{name: {strategy, replicas, resource, max, fail}}``.
 
-    ``max`` is the largest fraction (a quantity in nano units) one slice serves: the largest
-    nano amount :func:`decide` accepts for that profile. Strategy none serves whole numbers only
-    (``max`` empty). All values are strings so the CEL map literal has one value type.
+    ``max`` is the largest share (a quantity in nano units) one slice serves: floor(10^9 / r),
+    confirmed against the rule itself (:func:`decide` accepts it and refuses one nano unit more),
+    so the CEL cannot drift from the filter. Strategy none serves whole numbers only (``max``
+    empty). All values are strings so the CEL map literal has one value type.
     """
     plan = build_plan(plan)
     table = {}
@@ -100,14 +105,11 @@ def profile_table(plan):
         limit = ""
         if prof.shared:
             nanos = NANO // prof.replicas
-            # The rule's own answer decides: step down while decide() refuses (it does not for
-            # floor(10^9/r), unless the rule changes; the unit tests check both sides).
-            while nanos > 0:
-                try:
-                    decide(plan, Fraction(nanos, NANO), prof.name)
-                    break
-                except SharingError:
-                    nanos -= 1
+            if not _accepts(plan, nanos, prof.name) or _accepts(plan, nanos + 1, prof.name):
+                raise SharingError(
+                    "profiles.%s" % prof.name, "%dn" % nanos,
+                    "report it: admission.profile_table must follow sharing's container check",
+                    why="the filter's rule no longer has its boundary at 1/replicas")
             limit = "%dn" % nanos
         table[prof.name] = {
             "strategy": prof.strategy,

@@ -155,3 +155,21 @@ def test_bad_plan_renders_nothing():
     with pytest.raises(SharingError) as err:
         admission.render_policies({"profiles": [{"name": "x", "strategy": "time-slicing", "replicas": 1}]})
     assert err.value.field == "profiles[0].replicas"
+
+
+@pytest.mark.parametrize("replicas", range(2, 49))
+def test_table_boundary_for_every_replica_count(replicas):
+    table = admission.profile_table({"profiles": [{"name": "m", "strategy": "mps", "replicas": replicas}]})
+    assert table["m"]["max"] == "%dn" % (admission.NANO // replicas)
+
+
+def test_table_refuses_to_drift_from_the_rule(monkeypatch):
+    """Were sharing's check to move its boundary, the table would fail rather than render stale CEL."""
+    def strict(plan, value, profile_name=None):
+        if Fraction(value) >= Fraction(1, 5):
+            raise SharingError("x", value, "fix")
+        return profile_name, "nvidia.com/gpu", 1
+    monkeypatch.setattr(admission, "decide", strict)
+    with pytest.raises(SharingError) as err:
+        admission.profile_table(PLAN)
+    assert "boundary" in str(err.value)
