@@ -6,8 +6,9 @@
 From a SharingPlan this renders, as plain data for the API server:
 
 * a MutatingAdmissionPolicy (``admissionregistration.k8s.io/v1``, GA in Kubernetes 1.36) + binding
-  that, in pods and in the pod templates of workloads and CronJobs (:data:`TARGETS`), turns a container's fractional GPU request (the seed's ``limits``/``requests``
-  ``gpu: "0.5"``, or the pod annotation ``gpu-slicing.eks/gpu-fraction: "0.5"`` for the first
+  that, in pods and in the pod templates of workloads and CronJobs (:data:`TARGETS`), turns a
+  container's fractional GPU request (the seed's ``limits``/``requests`` ``gpu: "0.5"``, or the
+  pod annotation ``gpu-slicing.eks/gpu-fraction: "0.5"`` for the first
   container) into one slice of the pod's profile, the ``nvidia.com/gpu`` toleration and the
   profile's node selector;
 * a ValidatingAdmissionPolicy + binding (actions selectable) that refuses what no slice serves;
