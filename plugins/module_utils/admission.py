@@ -229,6 +229,12 @@ def _serves(entry, q):
             % (entry, q, q, entry))
 
 
+def _shown(q):
+    """CEL: quantity ``q`` as a decimal rounded to nano units (the float of 700m is 0.7000000000000001)."""
+    f = "%s.asApproximateFloat()" % q
+    return "string(double(int(%s * 1e9 + (%s < 0.0 ? -0.5 : 0.5))) / 1e9)" % (f, f)
+
+
 def _verdict():
     """CEL, per container ``c`` at ``i``: '' when its request is served by the pod's profile (or
     it asks for none), else the message."""
@@ -238,13 +244,15 @@ def _verdict():
     others = ("variables.table.filter(k, %s).map(k, %s + k).join(', ')"
               % (_serves("variables.table[k]", q), _cel_str(PROFILE_LABEL + ": ")))
     # The API server has already read a resources value as a quantity (0.5 is 500m by now): show
-    # it as a decimal, as the user wrote it, rounded to the quantity's nano precision (the float
-    # of 700m is 0.7000000000000001).
-    f = "%s.asApproximateFloat()" % q
-    shown = "string(double(int(%s * 1e9 + (%s < 0.0 ? -0.5 : 0.5))) / 1e9)" % (f, f)
-    where = "'container ' + c.name + ' asks for gpu: ' + (isQuantity(%s) ? %s : %s)" % (v, shown, v)
+    # it as a decimal, as the user wrote it.
+    where = "'container ' + c.name + ' asks for gpu: ' + (isQuantity(%s) ? %s : %s)" % (v, _shown(q), v)
+    both = ("has(c.resources) && has(c.resources.limits) && 'gpu' in c.resources.limits && "
+            "has(c.resources.requests) && 'gpu' in c.resources.requests")
     checks = [
         ("!isQuantity({v})", "', which is not a number; fix: write a share of one GPU such as 0.5'"),
+        ("%s && quantity(string(c.resources.requests['gpu'])).compareTo({q}) != 0" % both,
+         "' in limits and ' + %s + ' in requests; fix: make requests equal to "
+         "limits, or give only limits'" % _shown("quantity(string(c.resources.requests['gpu']))")),
         ("!{q}.isGreaterThan(quantity('0'))", "', which is not a positive share; fix: write a share of one GPU such as 0.5'"),
         ("!(variables.profile in variables.table)",
          "' but its node selector {label}: ' + variables.profile + ' names no sharing profile; fix: use one of ' "

@@ -17,6 +17,9 @@ import pathlib
 import pytest
 import yaml
 
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.gpu_slicing.eks.plugins.filter.gpu_slicing import shared_gpu_pod_spec
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import admission
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan, render_config_map_data
 
@@ -223,6 +226,17 @@ def test_warn_action_admits_and_keeps_the_pod_off_gpus(policies):
     finally:
         c.apply([o for o in policy_objects() if o["kind"] == "ValidatingAdmissionPolicyBinding"])
         c.wait_for(lambda: policies_active(c) and dry_run(c, seed_pod(NS, "0.7"))[0] != 0, 30, "Deny again")
+
+
+def test_requests_differ_from_limits(policies):
+    """As the filter: a GPU request in requests that differs from limits is refused."""
+    pod = seed_pod(NS, "0.25")
+    pod["spec"]["containers"][0]["resources"]["requests"]["gpu"] = "0.1"
+    rc, dummy, err = dry_run(policies, pod)
+    assert rc != 0, err
+    assert "container my-container asks for gpu: 0.25 in limits and 0.1 in requests; fix: make requests equal" in err, err
+    with pytest.raises(AnsibleFilterError):
+        shared_gpu_pod_spec(pod, cases.PLAN)
 
 
 def test_slice_without_selector_warns(policies):
