@@ -173,7 +173,7 @@ def test_device_plugin_install_idempotence_rollout_and_restore(local_cluster):
     c = local_cluster
     kc = str(c.kubeconfig)
     c.add_gpu_node(NODE, "g4dn.xlarge", zone="us-east-1a")
-    c.start_emulator()
+    c.start_real_plugin()
     try:
         before = cluster_state(c)
         checked = run_module("device_plugin", plugin_args(c), kubeconfig=kc, check=True)
@@ -238,7 +238,7 @@ def test_device_plugin_install_idempotence_rollout_and_restore(local_cluster):
     finally:
         c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         c.delete_node(NODE)
 
 
@@ -305,7 +305,7 @@ def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
         c.add_gpu_node(name, "g4dn.xlarge", zone="us-east-1a", labels=labels,
                        taints=pool["spec"]["template"]["spec"]["taints"])
         nodes[alias.split("@", maxsplit=1)[0]] = name
-    c.start_emulator()
+    c.start_real_plugin()
     try:
         result = run_module("device_plugin", plugin_args(c), kubeconfig=kc)
         assert not result.failed, result.get("msg")
@@ -326,6 +326,6 @@ def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
     finally:
         c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         for name in nodes.values():
             c.delete_node(name)
