@@ -2,7 +2,8 @@
 
 What is checked: bad input changes nothing; check mode writes nothing; a second run reports
 no change; the plugin rolls out on a simulated GPU node and the node then advertises
-GPUs x replicas (through the emulator, which reads the config the pod would read); a config
+GPUs x replicas (NVIDIA's own plugin and GFD, run for the chart's pod over emulated NVML and
+kubelet by kubelet-device-emulator); a config
 change rolls the pods; a rollout that never becomes ready restores the previous config.
 """
 

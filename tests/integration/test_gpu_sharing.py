@@ -70,7 +70,7 @@ def test_gpu_sharing_check_mode_install_idempotence_diff_and_absent(local_cluste
     c.apply_karpenter_crds()
     c.apply({"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": {"name": "default"}})
     c.add_gpu_node(NODE, "g4dn.xlarge", zone="us-east-1a")
-    c.start_emulator()
+    c.start_real_plugin()
     try:
         before = state(c)
         assert before == {"releases": [], "objects": {}}, before
@@ -110,7 +110,7 @@ def test_gpu_sharing_check_mode_install_idempotence_diff_and_absent(local_cluste
         for kind in POOL_KINDS:
             c.kubectl("delete", kind, "-l", "gpu-slicing.eks/nodepool=%s" % POOL, "--ignore-not-found", check=False)
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         c.delete_node(NODE)
 
 

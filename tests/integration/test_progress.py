@@ -52,7 +52,7 @@ def test_rollout_wait_shows_progress_lines_while_it_waits(local_cluster, tmp_pat
                PYTHONUNBUFFERED="1",
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     c.add_gpu_node(NODE, "g4dn.xlarge", zone="us-east-1a")
-    c.start_emulator()
+    c.start_real_plugin()
     lines = []  # (seconds since start, line)
     labelled = threading.Event()
     try:
@@ -87,5 +87,5 @@ def test_rollout_wait_shows_progress_lines_while_it_waits(local_cluster, tmp_pat
     finally:
         c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         c.delete_node(NODE)
