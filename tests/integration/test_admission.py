@@ -3,8 +3,8 @@ server: the MutatingAdmissionPolicy rewrites fractional GPU requests, the Valida
 refuses what no slice serves, and both agree with the shared_gpu_pod_spec filter on every row of
 the shared fraction table (tests/unit/plugins/module_utils/admission_cases.py).
 
-Scheduling uses simulated GPU nodes and the device-plugin emulator with NVIDIA's chart, as
-test_verify.py does (the emulator stands in for the plugin at the node-status boundary).
+Scheduling uses simulated GPU nodes and NVIDIA's real device plugin with its chart, as
+test_verify.py does (over emulated NVML and kubelet; no node here uses the MPS profile).
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def gpu_nodes(policies):
     values_file.write_text(yaml.safe_dump(values))
     try:
         c.helm("install", RELEASE, c.artifacts / "nvidia-device-plugin", "--namespace", PLUGIN_NS, "-f", values_file)
-        c.start_emulator()
+        c.start_real_plugin()
 
         def allocatable(node, resource):
             return c.kubectl_json("get", "node", node)["status"].get("allocatable", {}).get(resource)
@@ -317,7 +317,7 @@ def gpu_nodes(policies):
         yield c
     finally:
         c.helm("uninstall", RELEASE, "-n", PLUGIN_NS, "--no-hooks", "--timeout", "30s", check=False)
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         for node in (NODE_TS2, NODE_TS4):
             c.delete_node(node)
 

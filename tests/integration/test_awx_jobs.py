@@ -164,7 +164,7 @@ def test_enable_verify_disable_as_awx_runs_them(local_cluster, nvidia_chart_repo
     verifier = service_account_token(c, "awx-verifier", "gpu-slicing-verifier", "verifier.yml")
     dummy, ca = api_server_and_ca(c, tmp_path)
     c.add_gpu_node(NODE, "g4dn.xlarge", zone="us-east-1a")
-    c.start_emulator()
+    c.start_real_plugin()
     # The template's extra vars (awx_connection_vars without an EKS cluster) and what an admin sets
     # for this site: the chart mirror, and the NodeOverlay gate (no Karpenter Deployment to read
     # it from here; Karpenter's KWOK provider runs as a process).
@@ -249,7 +249,7 @@ def test_enable_verify_disable_as_awx_runs_them(local_cluster, nvidia_chart_repo
                   check=False)
         drop_identity(c, "awx-installer")
         drop_identity(c, "awx-verifier")
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         c.delete_node(NODE)
 
 
