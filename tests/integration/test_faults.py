@@ -128,7 +128,7 @@ def clean_after_restart(c, *nodes):
         start_apiserver(c)
     c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
     c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
-    c.stop_process("gpu-plugin-emulator")
+    c.stop_process("kubelet-device-emulator")
     for node in nodes:
         c.delete_node(node)
 
@@ -240,7 +240,7 @@ def test_apiserver_restart_during_device_plugin_rollout(restart_cluster):
     c = restart_cluster
     kc = str(c.kubeconfig)
     c.add_gpu_node(NODE, "g4dn.xlarge", zone="us-east-1a")
-    c.start_emulator()
+    c.start_real_plugin()
     # A GPU node with room for no pods holds the rollout open: the DaemonSet controller counts it
     # (it matches the chart's affinity and tolerates the taint), the scheduler cannot place its plugin
     # pod, so the module is surely still waiting when the apiserver is killed. (kwokctl's binary
@@ -297,7 +297,7 @@ def test_apiserver_restart_during_verification(restart_cluster):
     kc = str(c.kubeconfig)
     node = NODE + "-verify"
     c.add_gpu_node(node, "g4dn.xlarge", zone="us-east-1a", labels={"nvidia.com/device-plugin.config": "ts-4"})
-    c.start_emulator()
+    c.start_real_plugin()
     verify_args = {"profiles": [{"name": "ts-4", "replicas": 4}], "device_plugin_namespace": NS, "wait_timeout": 240,
                    "image": "cuda-sample@sha256:" + "0" * 64}
     box = {}

@@ -80,6 +80,7 @@ def sliced(local_cluster, tmp_path_factory):
     chart = c.artifacts / "nvidia-device-plugin"
     try:
         c.helm("install", RELEASE, chart, "--namespace", NS, "--create-namespace", "-f", values_file)
+        # The emulator: kubelet-device-emulator's Allocate refusals can land > 3 s after kwok's Running (verify's settle).
         c.start_emulator()
         wait_until(lambda: allocatable(c, OK) == "4", 90, "%s: 4 slices" % OK)
         wait_until(lambda: allocatable(c, UNSLICED) == "1", 90, "%s: 1 slice" % UNSLICED)
