@@ -21,7 +21,7 @@ echo "== starting the local cluster in $workdir"
 eval "$(lc up | grep '^export ')"
 lc add-node gpu-t4-1 g4dn.xlarge --zone us-east-1a
 lc add-node gpu-a10g-4 g5.12xlarge --zone us-east-1b
-lc emulator
+lc real-plugin  # NVIDIA's plugin, GFD and config-manager over emulated NVML and kubelet
 
 chart=$GPU_SLICING_ARTIFACTS/nvidia-device-plugin
 chart_version=$(awk '/^version:/ {gsub(/"/, "", $2); print $2}' "$chart/Chart.yaml")
