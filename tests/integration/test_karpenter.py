@@ -248,7 +248,7 @@ def test_absent_leaves_foreign_objects(karpenter_crds):
 POOL = "it-sim"
 # Karpenter runs as karpenter-kwok-eks: the upstream KWOK provider with the AWS provider's
 # NodeClaim capacity (overlaid) and EKS's fresh-node order of events (no nvidia.com/gpu until the
-# device plugin registers; here the emulator). See tests/cluster/go/karpenter/cmd/karpenter-kwok-eks.
+# device plugin registers; here NVIDIA's plugin, run by kubelet-device-emulator). See tests/cluster/go/karpenter/cmd/karpenter-kwok-eks.
 APP_NS = "it-karpenter-pods"
 PLUGIN_NS = "it-karpenter-dp"
 RELEASE = "nvdp-karp"
@@ -367,7 +367,7 @@ def karpenter_sim(karpenter_crds, tmp_path_factory):
     values_file.write_text(yaml.safe_dump(values))
     c.helm("install", RELEASE, c.artifacts / "nvidia-device-plugin", "--namespace", PLUGIN_NS,
            "--create-namespace", "-f", values_file)
-    c.start_emulator()
+    c.start_real_plugin()
     c.create_namespace(APP_NS)
     try:
         yield c
@@ -382,7 +382,7 @@ def karpenter_sim(karpenter_crds, tmp_path_factory):
                 step()
             except Exception as exc:  # teardown goes on; the test result already says what failed
                 print("karpenter_sim teardown: %s" % exc)
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         c.stop_process("karpenter")
 
 
