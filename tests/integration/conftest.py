@@ -2,8 +2,8 @@
 
 The fixture builds the binaries (tests/cluster/build.sh, a no-op when warm), starts the cluster
 once, yields the ``LocalCluster`` (``.kubeconfig``, ``.bin``, ``.artifacts``, ``.kubectl(*args)``,
-``.helm(*args)``, ``.apply(obj)``, ``.add_gpu_node(...)``, ``.start_emulator()``,
-``.start_karpenter()``) and always tears it down.
+``.helm(*args)``, ``.apply(obj)``, ``.add_gpu_node(...)``, ``.start_real_plugin()`` (NVIDIA's plugin,
+the default), ``.start_emulator()`` (MPS, scale), ``.start_karpenter()``) and always tears it down.
 
 Environment:
   GPU_SLICING_SKIP_BUILD=1   use the binaries already in $GPU_SLICING_BIN without running build.sh
