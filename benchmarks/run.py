@@ -387,9 +387,9 @@ def converge_vars(c):
 
 def reference_vars(c, nodepool_objects):
     """What the reference playbook is given: the same ConfigMap data, Helm values and Karpenter objects."""
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import (
         chart_values, config_map_definition)
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
     plan = build_plan({"profiles": [PROFILE_TS4], "default_profile": "ts-4"})
     chart_ref, _ = chart_info(c)
     cm = config_map_definition(plan, name="nvidia-device-plugin-configs", namespace="nvidia-device-plugin")

@@ -10,7 +10,7 @@ __metaclass__ = type
 class ModuleDocFragment(object):
     """Connection to an EKS cluster from AWS credentials alone (no kubeconfig, no aws CLI)."""
 
-    # Mirrors plugins/module_utils/eks_options.py eks_connection_argument_spec().
+    # Mirrors plugins/module_utils/aws/options.py eks_connection_argument_spec().
     DOCUMENTATION = r"""
 options:
   eks_cluster_name:

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters ``gpu_slicing.eks.replicas_for_fraction`` and ``gpu_slicing.eks.shared_gpu_pod_spec``.
 
-Thin wrappers over ``module_utils/sharing.py``; documentation is in the ``.yml`` file next to
+Thin wrappers over ``module_utils/core/sharing.py``; documentation is in the ``.yml`` file next to
 this one for each filter.
 """
 
@@ -13,7 +13,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
     SharingError,
     convert_pod_spec,
     replicas_for_fraction as _replicas_for_fraction,

@@ -14,7 +14,7 @@ __metaclass__ = type
 import copy
 import re
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import (
     CHART_NAME,
     CHART_REPO_URL,
     CHART_VERSION,
@@ -23,7 +23,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin impo
     DEFAULT_RELEASE,
     IMAGE_TAG,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
     SharingError,
     build_plan,
 )

@@ -137,10 +137,10 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     device_plugin_arg_spec,
     sharing_arg_spec,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin_apply import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import (
     ensure_device_plugin,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )

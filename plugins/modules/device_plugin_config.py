@@ -130,10 +130,10 @@ api_retries:
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin_apply import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import (
     ensure_config_map,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )

@@ -137,7 +137,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.eks import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
     BOTO3_IMPORT_ERROR,
     HAS_BOTO3,
     EKSError,

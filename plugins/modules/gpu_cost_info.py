@@ -155,14 +155,14 @@ instance_source:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.cost import CostError, compare_costs
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.eks import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.cost import CostError, compare_costs
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
     EKSError,
     eks_connection_argument_spec,
     resolve_instance_facts,
     resolve_prices,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.instance_types import InstanceTypeError
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import InstanceTypeError
 
 
 def argument_spec():

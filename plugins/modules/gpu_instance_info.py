@@ -114,14 +114,14 @@ price_note:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.eks import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
     BOTO3_IMPORT_ERROR,
     HAS_BOTO3,
     EKSError,
     eks_connection_argument_spec,
     resolve_instance_facts,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.instance_types import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import (
     PRICE_NOTE,
     PRICES_AS_OF,
     InstanceTypeError,

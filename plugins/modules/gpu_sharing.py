@@ -127,11 +127,11 @@ api_retries:
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import gpu_sharing_arg_spec
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing_apply import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.gpu_sharing import (
     ensure_gpu_sharing,
 )
 

@@ -113,13 +113,13 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     plan_from_params,
     sharing_arg_spec,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
     KubeAccess,
     error_message,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.slicing_info import (
     HOLDING_PODS_SELECTOR,
     slicing_report,
 )

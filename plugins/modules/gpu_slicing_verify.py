@@ -242,17 +242,17 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     sharing_arg_spec,
     sharing_spec_from_params,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     KubeAccess,
     connection_arg_spec,
     error_message,
     new_module,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
     SharingError,
     build_plan,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.verification_run import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify import (
     DEFAULT_IMAGE,
     Verifier,
     remove_leftover_namespaces,

@@ -190,10 +190,10 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     nodepool_arg_spec,
     sharing_arg_spec,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.karpenter_apply import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.nodepool import (
     ensure_nodepool,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )

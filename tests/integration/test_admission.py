@@ -1,7 +1,7 @@
-"""Admission policies (plugins/module_utils/admission.py) on the local cluster's real v1.36.3 API
+"""Admission policies (plugins/module_utils/core/admission.py) on the local cluster's real v1.36.3 API
 server: the MutatingAdmissionPolicy rewrites fractional GPU requests, the ValidatingAdmissionPolicy
 refuses what no slice serves, and both agree with the shared_gpu_pod_spec filter on every row of
-the shared fraction table (tests/unit/plugins/module_utils/admission_cases.py).
+the shared fraction table (tests/unit/plugins/module_utils/core/admission_cases.py).
 
 Scheduling uses simulated GPU nodes and NVIDIA's real device plugin with its chart, as
 test_verify.py does (over emulated NVML and kubelet; no node here uses the MPS profile).
@@ -20,12 +20,12 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpu_slicing.eks.plugins.filter.gpu_slicing import shared_gpu_pod_spec
-from ansible_collections.gpu_slicing.eks.plugins.module_utils import admission
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan, render_config_map_data
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan, render_config_map_data
 
 pytestmark = pytest.mark.integration
 
-_CASES_FILE = pathlib.Path(__file__).parents[1] / "unit" / "plugins" / "module_utils" / "admission_cases.py"
+_CASES_FILE = pathlib.Path(__file__).parents[1] / "unit" / "plugins" / "module_utils" / "core" / "admission_cases.py"
 _spec = importlib.util.spec_from_file_location("admission_cases", _CASES_FILE)
 cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cases)

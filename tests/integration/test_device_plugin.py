@@ -17,7 +17,7 @@ import yaml
 
 from playbook_runner import run_module
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.device_plugin import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import (
     helm_release_selector,
     latest_helm_release,
 )
@@ -256,7 +256,7 @@ def test_chart_breaks_on_profile_names_yaml_reads_as_non_text(local_cluster, tmp
     Helm sends it (kubectl's decoder, dry run). The names it refuses or changes (null becomes no
     value: the plugin would silently use another config) are exactly the names the sharing core
     refuses."""
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import SharingError, normalize_profile
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import SharingError, normalize_profile
 
     c = local_cluster
     ref, dummy = chart(c)
@@ -292,8 +292,8 @@ def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
     chart, a node of an AL2023 NodePool does. The nodes carry the labels of the NodePools the
     collection renders (what Karpenter copies from spec.template onto its nodes); the DaemonSet's
     placement is the real DaemonSet controller's, from the chart's real templates."""
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils import karpenter
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 
     c = local_cluster
     kc = str(c.kubeconfig)

@@ -18,7 +18,7 @@ import yaml
 
 from playbook_runner import run_module  # tests/integration has no __init__.py: pytest puts it on sys.path
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
     build_plan,
     render_config_map_data,
 )

@@ -18,7 +18,7 @@ import time
 import pytest
 import yaml
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils import sharing
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import sharing
 
 pytestmark = pytest.mark.integration
 

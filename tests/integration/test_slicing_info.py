@@ -21,9 +21,9 @@ import yaml
 
 from playbook_runner import run_module  # tests/integration has no __init__.py: pytest puts it on sys.path
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils import kube_protobuf
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.sharing import build_plan
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.slicing_info import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import protobuf as kube_protobuf
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.slicing_info import (
     HOLDING_PODS_SELECTOR,
     slicing_report,
 )

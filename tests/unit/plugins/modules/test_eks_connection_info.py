@@ -19,7 +19,7 @@ from ansible.module_utils.testing import patch_module_args
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils import eks
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
 from ansible_collections.gpu_slicing.eks.plugins.modules import eks_connection_info
 
 ACCESS_KEY = "AKIDAWXINJECTED0001"

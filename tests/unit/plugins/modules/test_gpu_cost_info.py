@@ -16,10 +16,10 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 from botocore.stub import Stubber
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils import eks
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
 from ansible_collections.gpu_slicing.eks.plugins.modules import gpu_cost_info
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "module_utils", "fixtures",
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "module_utils", "aws", "fixtures",
                        "pricing_get_products_handwritten.json")
 SECRET_KEY = "costInfoSecretDoNotLeak/0123456789abcdef"
 

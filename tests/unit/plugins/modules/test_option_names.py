@@ -126,7 +126,7 @@ def test_aws_options_are_amazon_aws_names(docs):
 def test_aws_aliases_and_environment_reach_the_module(monkeypatch):
     """amazon.aws's aliases and environment variables fill the canonical options."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.eks_options import eks_connection_argument_spec
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.options import eks_connection_argument_spec
 
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                  "AWS_SECURITY_TOKEN", "AWS_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):

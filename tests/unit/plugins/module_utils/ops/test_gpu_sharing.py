@@ -1,0 +1,154 @@
+"""gpu_sharing: its argument spec, the params each part sees, the order of checks and writes, and
+the roles that feed it (the cluster side is in tests/integration/test_bad_input.py and molecule)."""
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import gpu_sharing as sharing_apply
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    SHARING_PARTS,
+    device_plugin_arg_spec,
+    gpu_sharing_arg_spec,
+    nodepool_arg_spec,
+    part_params,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import connection_arg_spec
+
+ROLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "..", "roles")
+
+
+def test_each_part_takes_its_modules_options_but_state():
+    spec = gpu_sharing_arg_spec()
+    assert spec["device_plugin"]["options"] == {k: v for k, v in device_plugin_arg_spec().items() if k != "state"}
+    assert spec["nodepool"]["options"] == {k: v for k, v in nodepool_arg_spec().items() if k != "state"}
+    assert spec["device_plugin"]["required"] and not spec["nodepool"]["required"]
+    assert spec["state"]["choices"] == ["present", "absent"]
+
+
+def test_no_part_option_shadows_a_shared_one():
+    """part_params lays a part's options over the shared ones: a name in both would be lost."""
+    shared = set(connection_arg_spec()) | set(gpu_sharing_arg_spec())
+    for option, part_spec in SHARING_PARTS:
+        assert not (set(part_spec()) - {"state"}) & shared, option
+
+
+def test_part_params_are_the_shared_options_and_the_parts_own():
+    params = {"kubeconfig": "/k", "profiles": [{"name": "ts-4"}], "default_profile": None, "state": "present",
+              "device_plugin": {"chart_ref": "/c", "release_name": "nvdp"}, "nodepool": None}
+    plugin = part_params(params, "device_plugin")
+    assert plugin == {"kubeconfig": "/k", "profiles": [{"name": "ts-4"}], "default_profile": None,
+                      "state": "present", "chart_ref": "/c", "release_name": "nvdp"}
+    assert part_params(params, "nodepool") is None
+
+
+class Failed(Exception):
+    pass
+
+
+class Module(object):
+    def __init__(self, state="present", nodepool=True):
+        self.params = {"state": state, "profiles": [{"name": "ts-4", "replicas": 4}], "default_profile": None,
+                       "device_plugin": {"chart_ref": "/c", "release_name": "nvdp",
+                                         "namespace": "nvidia-device-plugin"},
+                       "nodepool": {"name": "gpu-shared"} if nodepool else None}
+        self._diff = True
+        self.check_mode = False
+
+    def fail_json(self, msg, **kwargs):
+        raise Failed(msg)
+
+
+class _Calls(list):
+    record = None
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The parts' functions replaced by recorders: the order is what is tested here."""
+    seen = _Calls()
+
+    class Change(object):
+        kube = "kube"
+
+    def record(name, result=None, fail=False):
+        def fn(module, *args):
+            seen.append((name, module.params.get("chart_ref") or module.params.get("name")))
+            if fail:
+                module.fail_json(msg="%s refused" % name)
+            return result
+        return fn
+
+    monkeypatch.setattr(sharing_apply, "render", record("render", {"docs": 1}))
+    monkeypatch.setattr(sharing_apply, "prepare_device_plugin", record("prepare_plugin", Change()))
+    monkeypatch.setattr(sharing_apply, "prepare_present", record("prepare_pool", {"checked": 1}))
+    monkeypatch.setattr(sharing_apply, "apply_device_plugin", record(
+        "apply_plugin", {"changed": True, "diff": {"before": {"values": {}}, "after": {"values": {"a": 1}}}}))
+    monkeypatch.setattr(sharing_apply, "apply_present", record(
+        "apply_pool", {"changed": False, "diff": [{"before_header": "NodePool/gpu-shared"}]}))
+    monkeypatch.setattr(sharing_apply, "remove", record("remove_pool", {"changed": True, "objects": []}))
+    seen.record = record
+    return seen
+
+
+def test_present_checks_both_parts_before_writing_either(calls):
+    result = sharing_apply.ensure_gpu_sharing(Module())
+    assert [name for name, dummy in calls] == ["render", "prepare_plugin", "prepare_pool", "apply_plugin", "apply_pool"]
+    assert dict(calls)["prepare_plugin"] == "/c" and dict(calls)["prepare_pool"] == "gpu-shared"
+    assert result["changed"] is True
+    headers = [d.get("before_header") for d in result["diff"]]
+    assert headers == ["Helm values of nvidia-device-plugin/nvdp", "NodePool/gpu-shared"]
+    assert "diff" not in result["device_plugin"] and "diff" not in result["nodepool"]
+
+
+def test_a_refused_nodepool_leaves_the_plugin_unwritten(calls, monkeypatch):
+    monkeypatch.setattr(sharing_apply, "prepare_present", calls.record("prepare_pool", fail=True))
+    with pytest.raises(Failed, match="prepare_pool refused"):
+        sharing_apply.ensure_gpu_sharing(Module())
+    assert "apply_plugin" not in [name for name, dummy in calls]
+
+
+def test_without_a_nodepool_only_the_plugin_runs(calls):
+    result = sharing_apply.ensure_gpu_sharing(Module(nodepool=False))
+    assert [name for name, dummy in calls] == ["prepare_plugin", "apply_plugin"]
+    assert result["nodepool"] is None
+
+
+def test_absent_removes_the_nodepool_before_the_plugin(calls):
+    result = sharing_apply.ensure_gpu_sharing(Module(state="absent"))
+    assert [name for name, dummy in calls] == ["prepare_plugin", "remove_pool", "apply_plugin"]
+    assert result["changed"] is True
+
+
+def _role_task(role):
+    with open(os.path.join(ROLES, role, "tasks", "main.yml")) as handle:
+        return yaml.safe_load(handle)[0]
+
+
+def test_gpu_sharing_role_passes_what_the_two_roles_pass():
+    """roles/gpu_sharing gives each part the options (from the same variables) that the
+    device_plugin and karpenter_gpu roles give their modules, so the main job and the two roles
+    configure the same plugin and NodePool."""
+    task = _role_task("gpu_sharing")
+    args = task["gpu_slicing.eks.gpu_sharing"]
+    parts = (("device_plugin", "device_plugin", args["device_plugin"]),
+             ("karpenter_gpu", "karpenter_gpu_nodepool", task["vars"]["gpu_sharing_nodepool_options"]))
+    for role, module, part in parts:
+        role_args = _role_task(role)["gpu_slicing.eks.%s" % module]
+        wanted = {k: v for k, v in role_args.items() if k not in ("state", "profiles", "default_profile", "profile")}
+        if role == "karpenter_gpu":
+            wanted["profile"] = role_args["profile"]
+        assert set(part) == set(wanted), role
+        for key, value in part.items():
+            # null, not omit: omit is not removed from nested dicts before ansible-core 2.19
+            assert value == wanted[key].replace("default(omit, true)", "default(none, true)"), (role, key)
+
+
+def test_gpu_sharing_role_defaults_are_the_two_roles_defaults():
+    """Its defaults directory links the two roles' defaults files: one copy of each default."""
+    directory = os.path.join(ROLES, "gpu_sharing", "defaults", "main")
+    for name, role in (("device_plugin.yml", "device_plugin"), ("karpenter_gpu.yml", "karpenter_gpu")):
+        path = os.path.join(directory, name)
+        assert os.path.islink(path)
+        assert os.path.samefile(path, os.path.join(ROLES, role, "defaults", "main.yml"))
