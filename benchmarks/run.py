@@ -55,7 +55,8 @@ def _ensure_venv():
         raise SystemExit("needs the repo venv: run scripts/setup-venv.sh, then .venv/bin/python benchmarks/run.py")
 
 
-SECTIONS = ["converge", "verify", "info", "packing"]
+SECTIONS = ["converge", "verify", "info", "packing", "before_after"]
+DEFAULT_SECTIONS = ["converge", "verify", "info", "packing"]
 
 
 def parse_args(argv=None):
@@ -64,8 +65,10 @@ def parse_args(argv=None):
         description="Benchmarks of gpu_slicing.eks on a local cluster (counts and ratios from one run).",
         epilog="Writes results.json and results.md into --out (default benchmarks/). "
                "Needs tests/cluster/build.sh (warm: instant) and the venv (scripts/setup-venv.sh).")
-    ap.add_argument("--only", default=",".join(SECTIONS),
-                    help="comma-separated sections to run: %s (default: all)" % ",".join(SECTIONS))
+    ap.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
+                    help="comma-separated sections to run: %s (default: all but before_after)" % ",".join(SECTIONS))
+    ap.add_argument("--before", default="main~1", metavar="REF",
+                    help="before_after: the git commit to compare the working tree with (default main~1)")
     ap.add_argument("--quick", action="store_true",
                     help="smaller sizes (packing N=4,17; verify 1,20 nodes; info 200 nodes/2,000 pods)")
     ap.add_argument("--out", default=str(HERE), help="directory for results.json / results.md")
@@ -206,12 +209,12 @@ def write_playbook(path, tasks_list, name="benchmark"):
     return path
 
 
-def run_module_timed(module, args, kubeconfig, tmp, timeout=1800, wrap=None, interpreter=None):
+def run_module_timed(module, args, kubeconfig, tmp, timeout=1800, wrap=None, interpreter=None, env=None):
     fqcn = module if "." in module else "gpu_slicing.eks." + module
     pb = write_playbook(tmp / ("%s.yml" % module.replace(".", "_")),
                         [{"name": fqcn, fqcn: args, "register": "r", "ignore_errors": True}])
     extra = {"ansible_python_interpreter": interpreter} if interpreter else None
-    rc, secs, out, err = ansible_playbook(pb, kubeconfig, extra_vars=extra, timeout=timeout, wrap=wrap)
+    rc, secs, out, err = ansible_playbook(pb, kubeconfig, extra_vars=extra, timeout=timeout, wrap=wrap, env=env)
     res = tasks(out)
     if not res:
         raise RuntimeError("%s: no task result (rc=%s): %s %s" % (fqcn, rc, err[-2000:], out.get("_raw", "")))
@@ -434,9 +437,9 @@ def median_run(runs):
     return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
 
 
-def timed_run(c, playbook, extra_vars):
+def timed_run(c, playbook, extra_vars, env=None):
     before = api_requests(c)
-    rc, secs, out, err = ansible_playbook(playbook, c.kubeconfig, extra_vars=extra_vars)
+    rc, secs, out, err = ansible_playbook(playbook, c.kubeconfig, extra_vars=extra_vars, env=env)
     after = api_requests(c)
     changed, failures = changed_count(out)
     per_task = [{"task": name, "seconds": task_seconds(d), "changed": bool(r.get("changed"))}
@@ -607,7 +610,9 @@ def sliced_node(name, itype, fx):
     return node
 
 
-def bench_info(wd, quick):
+def bench_info(wd, quick, variants=None, rounds=2):
+    """``variants``: [(label, env)] run alternately ``rounds`` times each on the one cluster
+    (default: this checkout only, results under ``runs``)."""
     from localcluster import load_instance_types
     n_nodes, n_pods = (200, 2000) if quick else (2000, 20000)
     tmp = wd.root / "info-files"
@@ -679,21 +684,26 @@ def bench_info(wd, quick):
                            % (rss_file, sys.executable))
         wrapper.chmod(0o755)
         args = {"profiles": [PROFILE_TS4], "label_selectors": ["nvidia.com/gpu.present=true"]}
-        runs = []
-        for _ in range(2):
-            rss_file.write_text("")
-            res, secs, task_secs = run_module_timed("gpu_slicing_info", args, c.kubeconfig, tmp,
-                                                    interpreter=str(wrapper))
-            lines = [ln.split() for ln in rss_file.read_text().splitlines() if ln.strip()]
-            module_secs, module_kib = (float(lines[-1][0]), int(lines[-1][1])) if lines else (None, None)
-            totals = res.get("totals", {})
-            runs.append({"playbook_seconds": round(secs, 2), "task_seconds": task_secs,
-                         "module_process_seconds": module_secs,
-                         "module_peak_rss_mib": round(module_kib / 1024, 1) if module_kib else None,
-                         "totals": totals, "failed": bool(res.get("failed")), "msg": res.get("msg")})
-            log("info: playbook %.1fs, module %.1fs, peak %s MiB, totals %s" % (
-                secs, module_secs or -1, runs[-1]["module_peak_rss_mib"], totals))
-        results["runs"] = runs
+        by_variant = {label: [] for label, _ in (variants or [("collection", None)])}
+        for _ in range(rounds):
+            for label, env in (variants or [("collection", None)]):
+                runs = by_variant[label]
+                rss_file.write_text("")
+                res, secs, task_secs = run_module_timed("gpu_slicing_info", args, c.kubeconfig, tmp,
+                                                        interpreter=str(wrapper), env=env)
+                lines = [ln.split() for ln in rss_file.read_text().splitlines() if ln.strip()]
+                module_secs, module_kib = (float(lines[-1][0]), int(lines[-1][1])) if lines else (None, None)
+                totals = res.get("totals", {})
+                runs.append({"playbook_seconds": round(secs, 2), "task_seconds": task_secs,
+                             "module_process_seconds": module_secs,
+                             "module_peak_rss_mib": round(module_kib / 1024, 1) if module_kib else None,
+                             "totals": totals, "failed": bool(res.get("failed")), "msg": res.get("msg")})
+                log("info: %s: playbook %.1fs, module %.1fs, peak %s MiB, totals %s" % (
+                    label, secs, module_secs or -1, runs[-1]["module_peak_rss_mib"], totals))
+        if variants:
+            results["variants"] = by_variant
+        else:
+            results["runs"] = by_variant["collection"]
         # where the time goes: the two API lists alone, from this process (same client library)
         t0 = time.monotonic()
         nodes_raw = c.kubectl("get", "--raw", "/api/v1/nodes?labelSelector=nvidia.com%2Fgpu.present%3Dtrue",
@@ -713,6 +723,74 @@ def bench_info(wd, quick):
     results["target"] = {"name": "%d-node report < 10 s" % n_nodes,
                          "met": bool(best) and best["playbook_seconds"] < 10
                          and best["totals"].get("nodes") == n_nodes}
+    return results
+
+
+# --------------------------------------------------------------------------- e. before/after
+
+def link_collection(root, collections_root):
+    """Make ``collections_root/ansible_collections/gpu_slicing/eks`` point at ``root`` (as tests/conftest.py
+    does for the suite), so ansible-playbook loads the collection from that checkout."""
+    link = Path(collections_root) / "ansible_collections" / "gpu_slicing" / "eks"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(root, link.parent))
+    return Path(collections_root)
+
+
+def before_checkout(wd, ref):
+    """The collection at ``ref`` (git archive into the workdir, no worktree left behind)."""
+    root = wd.root / "before" / "checkout"
+    root.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", ref], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return commit, link_collection(root, wd.root / "before" / "collections"), root
+
+
+def bench_before_after(wd, quick, ref):
+    """The same measurements with the collection at ``ref`` and at this checkout, alternately on one
+    cluster: converge's no-change re-run (5 each) and the info report (5 each, 2,000 nodes unless
+    --quick). Ratio = before / after between the medians (> 1: this checkout is faster)."""
+    commit, before_collections, before_root = before_checkout(wd, ref)
+    sides = [("before", {"ANSIBLE_COLLECTIONS_PATH": str(before_collections)}, before_root),
+             ("after", None, REPO)]
+    results = {"before": {"ref": ref, "commit": commit}, "after": git_commit()}
+    c = converge_cluster(wd, "before-after")
+    try:
+        xv = converge_vars(c)
+        log("before_after: first run (after)")
+        timed_run(c, REPO / "playbooks" / "enable.yml", xv)
+        reruns = {"before": [], "after": []}
+        for _ in range(5):
+            for label, env, root in sides:
+                run = timed_run(c, root / "playbooks" / "enable.yml", xv, env=env)
+                if run["changed_tasks"]:
+                    raise RuntimeError("before_after: %s re-run changed %s task(s)" % (label, run["changed_tasks"]))
+                reruns[label].append(run["seconds"])
+                log("before_after: no-change re-run (%s) %.2fs" % (label, run["seconds"]))
+    finally:
+        c.down()
+    results["rerun_seconds"] = reruns
+    med = {k: sorted(v)[len(v) // 2] for k, v in reruns.items()}
+    results["rerun_median_seconds"] = med
+    results["rerun_ratio"] = round(med["before"] / med["after"], 2)
+    info = bench_info(wd, quick, variants=[(label, env) for label, env, _ in sides], rounds=5)
+    secs = {k: [r["playbook_seconds"] for r in v if not r["failed"]] for k, v in info.get("variants", {}).items()}
+    results["info"] = {k: info[k] for k in ("nodes", "pods") if k in info}
+    results["info"]["playbook_seconds"] = secs
+    results["info"]["module_peak_rss_mib"] = {k: [r["module_peak_rss_mib"] for r in v]
+                                              for k, v in info.get("variants", {}).items()}
+    failed = {k: [r["msg"] for r in v if r["failed"]] for k, v in info.get("variants", {}).items()}
+    if any(failed.values()) or "error" in info:
+        raise RuntimeError("before_after: info runs failed: %s %s" % (failed, info.get("error", "")))
+    imed = {k: sorted(v)[len(v) // 2] for k, v in secs.items()}
+    results["info"]["median_seconds"] = imed
+    results["info_ratio"] = round(imed["before"] / imed["after"], 2)
+    results["target"] = {"name": "no-change re-run and %s-node report no slower than %s (ratio >= 0.9 for noise)"
+                                 % (results["info"].get("nodes"), ref),
+                         "met": results["rerun_ratio"] >= 0.9 and results["info_ratio"] >= 0.9}
     return results
 
 
@@ -855,6 +933,26 @@ def render_md(r):
         L += ["", "Raw API lists from kubectl as JSON (the module reads the same lists as protobuf): nodes %s s (%s MiB), pods %s s (%s MiB)."
               % (inf.get("raw_list_nodes_seconds"), inf.get("raw_list_nodes_mib"), inf.get("raw_list_pods_seconds"),
                  inf.get("raw_list_pods_mib")), ""]
+    ba = r["results"].get("before_after")
+    if ba and "rerun_ratio" in ba:
+        L += ["## e. Before / after (%s = `%s` against this checkout `%s`)" % (
+                  ba["before"]["ref"], ba["before"]["commit"][:12], (ba["after"]["commit"] or "")[:12]), "",
+              "Both sides on the same clusters, run alternately: converge's no-change re-run of playbooks/enable.yml "
+              "(each side its own playbook and collection) and gpu_slicing_info on %s nodes / %s pods. "
+              "Ratio = before / after between the medians (> 1: this checkout is faster)."
+              % (ba["info"].get("nodes"), ba["info"].get("pods")), "",
+              "| measure | before s (each run) | after s (each run) | median before / after | ratio |",
+              "|---|---|---|---|---|",
+              "| no-change re-run | %s | %s | %.2f / %.2f | %.2f |" % (
+                  ", ".join("%.2f" % x for x in ba["rerun_seconds"]["before"]),
+                  ", ".join("%.2f" % x for x in ba["rerun_seconds"]["after"]),
+                  ba["rerun_median_seconds"]["before"], ba["rerun_median_seconds"]["after"], ba["rerun_ratio"]),
+              "| info report (ansible-playbook) | %s | %s | %.2f / %.2f | %.2f |" % (
+                  ", ".join("%.2f" % x for x in ba["info"]["playbook_seconds"]["before"]),
+                  ", ".join("%.2f" % x for x in ba["info"]["playbook_seconds"]["after"]),
+                  ba["info"]["median_seconds"]["before"], ba["info"]["median_seconds"]["after"], ba["info_ratio"]),
+              "", "Module peak RSS (MiB), before: %s; after: %s." % (
+                  ba["info"]["module_peak_rss_mib"].get("before"), ba["info"]["module_peak_rss_mib"].get("after")), ""]
     errs = {k: v["error"] for k, v in r["results"].items() if "error" in v}
     if errs:
         L += ["## Errors", ""] + ["- %s: %s" % (k, e.splitlines()[-1] if e else e) for k, e in errs.items()] + [""]
@@ -867,12 +965,12 @@ def main(argv=None):
     sys.path.insert(0, str(REPO / "tests" / "cluster"))
     sys.path.insert(0, str(REPO / "tests" / "integration"))
     sys.path.insert(0, str(REPO / ".build" / "collections"))
-    if not (REPO / ".build" / "collections" / "ansible_collections" / "gpu_slicing" / "eks").exists():
-        subprocess.run(["bash", str(REPO / "scripts" / "collection-path.sh")], cwd=REPO, check=False)
+    link_collection(REPO, REPO / ".build" / "collections")
     build_binaries()
     report = {
-        "command": "python benchmarks/run.py" + ("" if args.only == ",".join(SECTIONS) else " --only " + args.only)
-                   + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/run.py" + ("" if args.only == ",".join(DEFAULT_SECTIONS) else " --only " + args.only)
+                   + (" --quick" if args.quick else "")
+                   + (" --before " + args.before if "before_after" in args.sections else ""),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "git": git_commit(), "machine": machine(), "sections": args.sections, "quick": args.quick,
         "results": {},
@@ -880,7 +978,8 @@ def main(argv=None):
     t_all = time.monotonic()
     wd = Workdir(args.keep_workdir)
     failed = False
-    fns = {"packing": bench_packing, "converge": bench_converge, "verify": bench_verify, "info": bench_info}
+    fns = {"packing": bench_packing, "converge": bench_converge, "verify": bench_verify, "info": bench_info,
+           "before_after": lambda wd, quick: bench_before_after(wd, quick, args.before)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
