@@ -140,7 +140,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import (
     ensure_device_plugin,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )

@@ -133,7 +133,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharin
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import (
     ensure_config_map,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )

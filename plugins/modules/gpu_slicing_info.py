@@ -114,12 +114,10 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     sharing_arg_spec,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
-    KubeAccess,
-    error_message,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (
     connection_arg_spec,
     new_module,
+    KubeAccess,
+    error_message,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.slicing_info import (
     HOLDING_PODS_SELECTOR,

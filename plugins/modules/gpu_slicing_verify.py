@@ -244,10 +244,8 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     KubeAccess,
-    error_message,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (
     connection_arg_spec,
+    error_message,
     new_module,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (

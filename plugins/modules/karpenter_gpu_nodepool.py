@@ -193,7 +193,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.nodepool import (
     ensure_nodepool,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )

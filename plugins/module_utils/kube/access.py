@@ -33,6 +33,17 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.retries impor
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.waiter import poll_until
 
+# Modules and ops import these from here; their homes are connection.py and helm.py.
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (  # noqa: F401 pylint: disable=unused-import
+    connection_arg_spec,
+    new_module,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.helm import (  # noqa: F401 pylint: disable=unused-import
+    helm_environment,
+    helm_token,
+    helm_with_retries,
+)
+
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.runner import (
         perform_action,

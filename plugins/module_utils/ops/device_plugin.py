@@ -39,8 +39,6 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import
     ParamsView,
     connect_or_fail as connect,
     error_message,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.helm import (
     helm_environment,
     helm_token,
     helm_with_retries,
