@@ -31,9 +31,6 @@ try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
         AUTH_ARG_SPEC,
     )
-    from ansible_collections.kubernetes.core.plugins.module_utils.client.discovery import (
-        LazyDiscoverer,
-    )
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
         K8SClient,
         _create_auth_spec,
@@ -44,10 +41,6 @@ try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
         CoreException,
     )
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8sdynamicclient import (
-        K8SDynamicClient,
-    )
-    import kubernetes
 
     HAS_KUBERNETES_CORE = True
     KUBERNETES_CORE_IMPORT_ERROR = None
@@ -56,6 +49,17 @@ except ImportError as exc:  # pragma: no cover - reported by new_module at run t
     KUBERNETES_CORE_IMPORT_ERROR = exc
     AUTH_ARG_SPEC = {}
     CoreException = Exception
+
+try:
+    import kubernetes
+    from ansible_collections.kubernetes.core.plugins.module_utils.client.discovery import (
+        LazyDiscoverer,
+    )
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8sdynamicclient import (
+        K8SDynamicClient,
+    )
+except ImportError:  # pragma: no cover - AnsibleK8SModule's requires() reports the kubernetes library
+    pass
 
 
 class KubeConnectionError(GpuSlicingError):

@@ -64,7 +64,7 @@ def test_list_raw_follows_every_page_in_order():
 def test_list_raw_together_keeps_the_order_of_the_requests():
     client = PagedClient([[{"n": 1}]])
     nodes, pods = lists.list_raw_together(client, {"kind": "Node", "api_version": "v1"},
-                                                   {"kind": "Pod", "api_version": "v1"})
+                                          {"kind": "Pod", "api_version": "v1"})
     assert nodes == pods == [{"n": 1}]
 
 
@@ -141,7 +141,7 @@ class ProtobufServer(PagedClient):
         accept = (kwargs.get("header_params") or {}).get("Accept", "application/json")
         if kp.PROTOBUF in accept and not self.json_only:
             return TypedResponse(envelope([pod(n, "Running", [container("c", limits={"nvidia.com/gpu": "1"})])
-                                      for n in node_names], token), kp.PROTOBUF)
+                                           for n in node_names], token), kp.PROTOBUF)
         items = [{"metadata": {"name": "p", "managedFields": [{}]}, "spec": {"nodeName": n}} for n in node_names]
         body = {"kind": "PodList", "metadata": {"continue": token} if token else {}, "items": items}
         return TypedResponse(json.dumps(body).encode(), "application/json")

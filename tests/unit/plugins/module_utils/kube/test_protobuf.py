@@ -5,8 +5,6 @@ k8s.io/api/core/v1 generated.proto); the integration test test_slicing_info.py c
 readers against a real API server's answers.
 """
 
-import json
-
 import pytest
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import protobuf as kp

@@ -70,7 +70,7 @@ def reset():
 def run(call, method="GET", headers=None, budget=60.0, stats=None):
     c = Clock()
     result = retries.call_with_retries(call, method, "https://127.0.0.1:6443/api/v1/nodes?limit=5", headers=headers,
-                                    budget=budget, stats=stats, sleep=c.sleep, clock=c.clock, rng=lambda: 0.5)
+                                       budget=budget, stats=stats, sleep=c.sleep, clock=c.clock, rng=lambda: 0.5)
     return result, c
 
 
@@ -169,7 +169,7 @@ def test_budget_spent_on_http_errors_returns_the_last_response():
     call, calls = scripted(Resp(503))
     c = Clock()
     result = retries.call_with_retries(call, "GET", "/api/v1/nodes", budget=5.0, sleep=c.sleep, clock=c.clock,
-                                    rng=lambda: 1.0)
+                                       rng=lambda: 1.0)
     assert result.status == 503 and calls["n"] > 2 and c.now <= 5.0
 
 
@@ -206,8 +206,6 @@ def test_budget_from_env(monkeypatch):
     assert retries.retry_budget_from_env() == 7.0
     monkeypatch.setenv("GPU_SLICING_EKS_RETRY_BUDGET", "x")
     assert retries.retry_budget_from_env() == retries.RETRY_BUDGET_SECONDS
-
-
 
 
 class FakeApiClient(object):
