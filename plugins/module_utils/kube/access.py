@@ -158,14 +158,7 @@ class KubeAccess(object):
     def list(self, kind, api_version, namespace=None, label_selector=None, field_selector=None):
         """Items of a kind as dicts."""
         resource = self.client.resource(kind, api_version)
-        kwargs = {}
-        if namespace:
-            kwargs["namespace"] = namespace
-        if label_selector:
-            kwargs["label_selector"] = label_selector
-        if field_selector:
-            kwargs["field_selector"] = field_selector
-        return [item.to_dict() for item in resource.get(**kwargs).items]
+        return [item.to_dict() for item in resource.get(**lists.selection(namespace, label_selector, field_selector)).items]
 
     def list_raw(self, kind, api_version, namespace=None, label_selector=None, field_selector=None, page_size=2000,
                  fields_only=False):

@@ -34,13 +34,8 @@ def list_raw(client, kind, api_version, namespace=None, label_selector=None, fie
     reader = kube_protobuf.READERS[kind] if fields_only else None
 
     def fetch(token):
-        kwargs = {"limit": page_size, "serialize": False}
-        if namespace:
-            kwargs["namespace"] = namespace
-        if label_selector:
-            kwargs["label_selector"] = label_selector
-        if field_selector:
-            kwargs["field_selector"] = field_selector
+        kwargs = selection(namespace, label_selector, field_selector)
+        kwargs.update(limit=page_size, serialize=False)
         if token:
             kwargs["_continue"] = token
         if reader:
@@ -82,6 +77,18 @@ def list_raw_together(client, *requests):
     with ThreadPoolExecutor(max_workers=len(requests) or 1) as pool:
         futures = [pool.submit(list_raw, client, **request) for request in requests]
         return [f.result() for f in futures]
+
+
+def selection(namespace=None, label_selector=None, field_selector=None):
+    """A list request's namespace and selectors, only those given (the dynamic client's names)."""
+    kwargs = {}
+    if namespace:
+        kwargs["namespace"] = namespace
+    if label_selector:
+        kwargs["label_selector"] = label_selector
+    if field_selector:
+        kwargs["field_selector"] = field_selector
+    return kwargs
 
 
 def _refused_unreadably(exc):

@@ -1,8 +1,6 @@
 """KubeAccess without a cluster: concurrent creates, raw responses read to the end, the retries
 it opts into (reported by runner.run_module), connecting, K8sService's settings, waiting."""
 
-import os
-
 import pytest
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import access as kube
@@ -178,15 +176,6 @@ def test_a_spent_budget_fails_the_run_naming_operation_and_attempts(monkeypatch)
     assert result["attempts"] == api.calls["n"] >= 2
     assert "retry budget 1s" in result["msg"] and "connection refused" in result["msg"]
     assert result["api_retries"]["count"] == result["attempts"] - 1
-
-
-@pytest.fixture
-def no_connection(tmp_path, monkeypatch):
-    """No kubeconfig anywhere and no K8S_AUTH_* settings."""
-    for name in list(os.environ):
-        if name.startswith("K8S_AUTH_") or name == "KUBECONFIG":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 def test_connect_raises_a_connection_error_the_run_reports(no_connection):

@@ -23,19 +23,7 @@ current-context: ctx
 """
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """No kubeconfig anywhere and no K8S_AUTH_* settings; returns the (empty) home directory."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("K8S_AUTH_") or name == "KUBECONFIG":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    return tmp_path
-
-
-def test_no_connection_is_a_connection_error_saying_what_to_set(home):
+def test_no_connection_is_a_connection_error_saying_what_to_set(no_connection):
     with pytest.raises(connection.KubeConnectionError) as caught:
         connection.resolve_connection(FakeModule())
     assert isinstance(caught.value, GpuSlicingError) and caught.value.kind == "connection"
@@ -44,7 +32,8 @@ def test_no_connection_is_a_connection_error_saying_what_to_set(home):
     assert "in-cluster service account is never used implicitly" in text
 
 
-def test_kubeconfig_from_the_environment_or_home_is_made_explicit(home, monkeypatch):
+def test_kubeconfig_from_the_environment_or_home_is_made_explicit(no_connection, monkeypatch):
+    home = no_connection
     (home / ".kube").mkdir()
     (home / ".kube" / "config").write_text(KUBECONFIG)
     assert connection.resolve_connection(FakeModule()) == {"kubeconfig": str(home / ".kube" / "config")}
@@ -59,11 +48,11 @@ def test_kubeconfig_from_the_environment_or_home_is_made_explicit(home, monkeypa
     {"kubeconfig": "/given"},
     {"context": "ctx"},
 ])
-def test_explicit_settings_need_nothing_added(home, params):
+def test_explicit_settings_need_nothing_added(no_connection, params):
     assert connection.resolve_connection(FakeModule(params=params)) == {}
 
 
-def test_a_host_without_credentials_is_not_a_connection(home):
+def test_a_host_without_credentials_is_not_a_connection(no_connection):
     with pytest.raises(connection.KubeConnectionError):
         connection.resolve_connection(FakeModule(params={"host": "https://k"}))
 
@@ -86,7 +75,7 @@ class Recorded(object):
         self.discoverer = discoverer
 
 
-def test_get_client_builds_the_dynamic_client_on_the_callers_wrapper(home, monkeypatch, tmp_path):
+def test_get_client_builds_the_dynamic_client_on_the_callers_wrapper(no_connection, monkeypatch, tmp_path):
     monkeypatch.setattr(connection, "K8SDynamicClient", Recorded)
     kubeconfig = tmp_path / "kc"
     kubeconfig.write_text(KUBECONFIG)
@@ -110,7 +99,7 @@ def test_get_client_builds_the_dynamic_client_on_the_callers_wrapper(home, monke
     assert type(plain.client.api_client).__name__ == "ApiClient" and plain.dry_run is False
 
 
-def test_a_bad_kubeconfig_is_a_core_exception(home, monkeypatch, tmp_path):
+def test_a_bad_kubeconfig_is_a_core_exception(no_connection, monkeypatch, tmp_path):
     kubeconfig = tmp_path / "kc"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: nowhere\n")
     with pytest.raises(connection.CoreException, match="Could not create API client"):
