@@ -23,6 +23,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError
+
 # Accept header: protobuf where the server can (built-in kinds), JSON otherwise (CRDs, proxies).
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 ACCEPT_PROTOBUF_OR_JSON = PROTOBUF + ", application/json"
@@ -52,8 +54,10 @@ _QUANTITY_STRING = 1
 _WIRE_VARINT, _WIRE_FIXED64, _WIRE_BYTES, _WIRE_FIXED32 = 0, 1, 2, 5
 
 
-class ProtobufError(ValueError):
+class ProtobufError(GpuSlicingError, ValueError):
     """The bytes are not the protobuf list this reader expects."""
+
+    kind = "protobuf"
 
 
 def is_protobuf(content_type):

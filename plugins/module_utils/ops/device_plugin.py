@@ -37,7 +37,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import OS_DEVICE_PLUGIN_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     ParamsView,
-    connect,
+    connect_or_fail as connect,
     error_message,
     helm_environment,
     helm_token,
@@ -141,7 +141,7 @@ class Helm(object):
             return self._helm.run_command(command, environ_update=environ)
 
         # Read-only helm commands are repeated on transient API failures (kube.helm_with_retries).
-        rc, out, err = helm_with_retries(once, list(args), stats=getattr(self.module, "_gse_retry_stats_obj", None))
+        rc, out, err = helm_with_retries(once, list(args), stats=getattr(self.kube, "retry_stats", None))
         if fails_on_error and rc != 0:
             self._helm.fail_json(
                 msg="Failure when executing Helm command. Exited {0}.\nstdout: {1}\nstderr: {2}".format(rc, out, err),

@@ -34,7 +34,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter imp
     render_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
-    connect,
+    connect_or_fail as connect,
     error_message,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (

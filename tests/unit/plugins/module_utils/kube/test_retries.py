@@ -1,8 +1,10 @@
-"""kube.py's retry layer without a cluster: what is repeated, how long it waits, when it gives up."""
+"""retries.py without a cluster: what is repeated, how long it waits, when it gives up; the opt-in
+wrapper and how a run reports what was retried."""
 
 import pytest
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import access as kube
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import retries
 
 try:
     from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
@@ -67,8 +69,8 @@ def reset():
 
 def run(call, method="GET", headers=None, budget=60.0, stats=None):
     c = Clock()
-    result = kube.call_with_retries(call, method, "https://127.0.0.1:6443/api/v1/nodes?limit=5", headers=headers,
-                                    budget=budget, stats=stats, sleep=c.sleep, clock=c.clock, rng=lambda: 0.5)
+    result = retries.call_with_retries(call, method, "https://127.0.0.1:6443/api/v1/nodes?limit=5", headers=headers,
+                                       budget=budget, stats=stats, sleep=c.sleep, clock=c.clock, rng=lambda: 0.5)
     return result, c
 
 
@@ -77,7 +79,7 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
 def test_429_honours_retry_after_then_succeeds_and_counts():
-    stats = kube.RetryStats()
+    stats = retries.RetryStats()
     call, calls = scripted(Resp(429, {"Retry-After": "3"}), Resp(429, {"Retry-After": "1"}), Resp(200))
     result, c = run(call, stats=stats)
     assert result.status == 200 and calls["n"] == 3
@@ -94,11 +96,11 @@ def test_429_is_retried_for_create_posts_too_nothing_was_processed():
 
 
 def test_backoff_is_exponential_with_jitter_and_capped():
-    assert kube.backoff_delay(0, rng=lambda: 0.0) == pytest.approx(0.25)
-    assert kube.backoff_delay(0, rng=lambda: 1.0) == pytest.approx(0.5)
-    assert kube.backoff_delay(3, rng=lambda: 1.0) == pytest.approx(4.0)
-    assert kube.backoff_delay(10, rng=lambda: 1.0) == pytest.approx(kube.RETRY_CAP_SECONDS)
-    delays = [kube.backoff_delay(i, rng=lambda: 0.5) for i in range(6)]
+    assert retries.backoff_delay(0, rng=lambda: 0.0) == pytest.approx(0.25)
+    assert retries.backoff_delay(0, rng=lambda: 1.0) == pytest.approx(0.5)
+    assert retries.backoff_delay(3, rng=lambda: 1.0) == pytest.approx(4.0)
+    assert retries.backoff_delay(10, rng=lambda: 1.0) == pytest.approx(retries.RETRY_CAP_SECONDS)
+    delays = [retries.backoff_delay(i, rng=lambda: 0.5) for i in range(6)]
     assert delays == sorted(delays)
 
 
@@ -152,9 +154,9 @@ def test_connection_reset_retried_for_reads_not_for_create():
 
 
 def test_budget_spent_on_connection_errors_fails_naming_the_operation():
-    stats = kube.RetryStats()
+    stats = retries.RetryStats()
     call, calls = scripted(refused())
-    with pytest.raises(kube.KubeRetryError) as info:
+    with pytest.raises(retries.KubeRetryError) as info:
         run(call, budget=10.0, stats=stats)
     msg = str(info.value)
     assert "GET /api/v1/nodes" in msg and "connection refused" in msg and "Fix:" in msg
@@ -166,8 +168,8 @@ def test_budget_spent_on_connection_errors_fails_naming_the_operation():
 def test_budget_spent_on_http_errors_returns_the_last_response():
     call, calls = scripted(Resp(503))
     c = Clock()
-    result = kube.call_with_retries(call, "GET", "/api/v1/nodes", budget=5.0, sleep=c.sleep, clock=c.clock,
-                                    rng=lambda: 1.0)
+    result = retries.call_with_retries(call, "GET", "/api/v1/nodes", budget=5.0, sleep=c.sleep, clock=c.clock,
+                                       rng=lambda: 1.0)
     assert result.status == 503 and calls["n"] > 2 and c.now <= 5.0
 
 
@@ -185,115 +187,76 @@ def test_unknown_exceptions_are_not_retried():
 
 
 def test_request_kind():
-    assert kube.request_kind("get", None) == "read"
-    assert kube.request_kind("PATCH", {"Content-Type": "application/apply-patch+yaml; charset=utf-8"}) == "apply"
-    assert kube.request_kind("PATCH", MERGE) == "write"
-    assert kube.request_kind("DELETE", {}) == "delete"
-    assert kube.request_kind("POST", {}) == "write"
+    assert retries.request_kind("get", None) == "read"
+    assert retries.request_kind("PATCH", {"Content-Type": "application/apply-patch+yaml; charset=utf-8"}) == "apply"
+    assert retries.request_kind("PATCH", MERGE) == "write"
+    assert retries.request_kind("DELETE", {}) == "delete"
+    assert retries.request_kind("POST", {}) == "write"
 
 
 def test_parse_retry_after():
-    assert kube.parse_retry_after("2") == 2.0
-    assert kube.parse_retry_after(" 0.5 ") == 0.5
-    assert kube.parse_retry_after(None) is None
-    assert kube.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    assert retries.parse_retry_after("2") == 2.0
+    assert retries.parse_retry_after(" 0.5 ") == 0.5
+    assert retries.parse_retry_after(None) is None
+    assert retries.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
 
 
 def test_budget_from_env(monkeypatch):
     monkeypatch.setenv("GPU_SLICING_EKS_RETRY_BUDGET", "7")
-    assert kube.retry_budget_from_env() == 7.0
+    assert retries.retry_budget_from_env() == 7.0
     monkeypatch.setenv("GPU_SLICING_EKS_RETRY_BUDGET", "x")
-    assert kube.retry_budget_from_env() == kube.RETRY_BUDGET_SECONDS
+    assert retries.retry_budget_from_env() == retries.RETRY_BUDGET_SECONDS
 
 
 class FakeApiClient(object):
+    """The kubernetes ApiClient surface the dynamic client uses: call_api (positional, as
+    DynamicClient.request calls it) and configuration."""
+
     def __init__(self, outcomes):
         self.call, self.calls = scripted(*outcomes)
         self.seen = []
+        self.configuration = "the client's configuration"
 
     def call_api(self, method, url, header_params=None, body=None, post_params=None, _request_timeout=None):
-        self.seen.append((method, url))
+        self.seen.append((method, url, header_params))
         return self.call()
 
 
-class FakeK8SClient(object):
-    def __init__(self, api_client):
-        self.client = type("Dyn", (), {})()
-        self.client.client = api_client
+def test_the_wrapper_retries_only_once_enabled():
+    stats = retries.RetryStats()
+    api = FakeApiClient([Resp(429, {"Retry-After": "0"}), Resp(429, {"Retry-After": "0"}), Resp(200)])
+    wrapper = retries.RetryingApiClient(stats)
+    assert wrapper.around(api) is wrapper
+    assert wrapper.configuration == "the client's configuration"  # everything else is the client's
+    # while connecting (not enabled yet) a request goes once, as before
+    assert wrapper.call_api("GET", "https://h/version", {}, None, [], _request_timeout=None).status == 429
+    assert len(api.seen) == 1 and stats.count == 0
+    wrapper.enabled = True
+    response = wrapper.call_api("GET", "https://h/api/v1/namespaces?limit=5", {"Accept": "application/json"}, None, [])
+    assert response.status == 200 and len(api.seen) == 3
+    assert api.seen[-1] == ("GET", "https://h/api/v1/namespaces?limit=5", {"Accept": "application/json"})
+    assert stats.to_dict()["operations"] == ["GET /api/v1/namespaces (throttled)"]
 
 
-def test_install_retries_wraps_the_client_once(monkeypatch):
-    monkeypatch.setattr(kube.time, "sleep", lambda s: None)
-    api = FakeApiClient([Resp(429, {"Retry-After": "0"}), Resp(200)])
-    k8s = FakeK8SClient(api)
-    stats = kube.RetryStats()
-    assert kube.install_retries(k8s, stats) is stats
-    assert kube.install_retries(k8s, kube.RetryStats()) is stats  # second install is a no-op
-    response = api.call_api("GET", "https://h/api/v1/namespaces", header_params={})
-    assert response.status == 200 and len(api.seen) == 2 and stats.count == 1
+def test_the_wrapper_judges_a_patch_by_its_content_type():
+    stats = retries.RetryStats()
+    for headers, calls in ((APPLY, 2), (MERGE, 1)):
+        api = FakeApiClient([Resp(409), Resp(200)])
+        wrapper = retries.RetryingApiClient(stats, budget=60.0).around(api)
+        wrapper.enabled = True
+        wrapper.call_api("PATCH", "https://h/api/v1/namespaces/x", header_params=headers, body={})
+        assert len(api.seen) == calls, headers
 
 
-def test_report_retries_adds_counts_to_results_only_when_retried():
-    class M(object):
-        def __init__(self):
-            self.out = None
-
-        def exit_json(self, **kw):
-            self.out = ("exit", kw)
-
-        def fail_json(self, msg=None, **kw):
-            self.out = ("fail", dict(kw, msg=msg))
-
-    import sys
-    hook = sys.excepthook
-    try:
-        m, stats = M(), kube.RetryStats()
-        kube.report_retries(m, stats)
-        m.exit_json(changed=False)
-        assert "api_retries" not in m.out[1]
-        stats.record("GET /x", "throttled", 1.0)
-        m.fail_json(msg="boom")
-        assert m.out[0] == "fail" and m.out[1]["api_retries"]["count"] == 1 and m.out[1]["msg"] == "boom"
-    finally:
-        sys.excepthook = hook
+def test_an_unwrapped_wrapper_has_no_attributes():
+    with pytest.raises(AttributeError):
+        getattr(retries.RetryingApiClient(retries.RetryStats()), "configuration")
 
 
-def test_helm_read_only_commands_retried_on_transient_errors():
-    outcomes = [(1, "", "Error: Kubernetes cluster unreachable: Get \"https://127.0.0.1:1/version\": dial tcp: "
-                 "connect: connection refused"), (0, "[]", "")]
-    seen = []
-
-    def run_(args):
-        seen.append(args)
-        return outcomes[min(len(seen) - 1, 1)]
-
-    c, stats = Clock(), kube.RetryStats()
-    rc, out, dummy = kube.helm_with_retries(run_, ["list", "-n", "x"], stats=stats, sleep=c.sleep, clock=c.clock,
-                                            rng=lambda: 0.5)
-    assert rc == 0 and len(seen) == 2 and stats.by_reason == {"helm_transient": 1}
-
-
-def test_helm_writes_and_real_errors_run_once():
-    seen = []
-
-    def run_(args):
-        seen.append(args)
-        return 1, "", "Error: connection refused"
-
-    kube.helm_with_retries(run_, ["upgrade", "--install", "r", "c"])
-    assert len(seen) == 1
-    seen[:] = []
-
-    def not_found(args):
-        seen.append(args)
-        return 1, "", "Error: path \"/nope\" not found"
-
-    kube.helm_with_retries(not_found, ["show", "chart", "/nope"])
-    assert len(seen) == 1
-
-
-def test_helm_budget_spent_says_so():
-    c = Clock()
-    rc, dummy, err = kube.helm_with_retries(lambda a: (1, "", "dial tcp: connect: connection refused"), ["status", "r"],
-                                            budget=3.0, sleep=c.sleep, clock=c.clock, rng=lambda: 1.0)
-    assert rc == 1 and "retry budget 3s spent" in err and c.now <= 3.0
+def test_budget_spent_is_a_gpu_slicing_error_with_operation_and_attempts():
+    error = retries.KubeRetryError("GET /api/v1/nodes", 4, 9.5, 10.0, "connection refused")
+    assert isinstance(error, GpuSlicingError)
+    result = error.to_result()
+    assert result["error_kind"] == "api_retries_exhausted"
+    assert result["operation"] == "GET /api/v1/nodes" and result["attempts"] == 4
+    assert result["msg"] == str(error) and "after 4 attempt(s) over 9.5s (retry budget 10s)" in result["msg"]
