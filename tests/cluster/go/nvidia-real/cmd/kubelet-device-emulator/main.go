@@ -38,6 +38,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -48,6 +49,7 @@ import (
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/yaml"
 )
 
@@ -119,10 +121,14 @@ type controller struct {
 	nodes listersv1.NodeLister
 	cms   listersv1.ConfigMapLister
 
-	mu        sync.Mutex
-	nodeState map[string]*nodeState
+	mu        sync.Mutex // held by sync()
+	stateMu   sync.RWMutex
+	nodeState map[string]*nodeState // written under mu and stateMu, read under either
 	sandboxes map[types.UID]*sandbox
 	trigger   chan struct{}
+	// Workload pods to admit, by namespace/name: kubelet admits a pod as soon as its watch
+	// sees it bound, not after its other periodic work.
+	admitQ workqueue.TypedInterface[string]
 }
 
 func main() {
@@ -132,7 +138,8 @@ func main() {
 		}
 		return
 	}
-	c := &controller{nodeState: map[string]*nodeState{}, sandboxes: map[types.UID]*sandbox{}, trigger: make(chan struct{}, 1)}
+	c := &controller{nodeState: map[string]*nodeState{}, sandboxes: map[types.UID]*sandbox{}, trigger: make(chan struct{}, 1),
+		admitQ: newAdmitQueue()}
 	fixturePath := ""
 	flag.StringVar(&c.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "cluster to act on")
 	flag.StringVar(&c.workdir, "workdir", "", "per-node directories go here (required)")
@@ -161,27 +168,17 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// kubelet's kubeAPIQPS/kubeAPIBurst defaults. This one process is the kubelet of every
+	// simulated GPU node: client-go's default (5 QPS) spaced its writes 0.2 s apart, so with
+	// 20 nodes a refusal landed seconds after kwok had marked the pod Running.
+	cfg.QPS, cfg.Burst = 50, 100
 	c.kc = kubernetes.NewForConfigOrDie(cfg)
 	c.dyn = dynamic.NewForConfigOrDie(cfg)
 
-	factory := informers.NewSharedInformerFactory(c.kc, 0)
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.kick() },
-		UpdateFunc: func(any, any) { c.kick() },
-		DeleteFunc: func(any) { c.kick() },
-	}
-	for _, inf := range []cache.SharedIndexInformer{factory.Core().V1().Pods().Informer(),
-		factory.Core().V1().Nodes().Informer(), factory.Core().V1().ConfigMaps().Informer()} {
-		if _, err := inf.AddEventHandler(h); err != nil {
-			log.Fatal(err)
-		}
-	}
-	c.pods = factory.Core().V1().Pods().Lister()
-	c.nodes = factory.Core().V1().Nodes().Lister()
-	c.cms = factory.Core().V1().ConfigMaps().Lister()
 	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
+	if err := c.start(ctx); err != nil {
+		log.Fatal(err)
+	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -191,6 +188,7 @@ func main() {
 		select {
 		case <-sigs:
 			cancel()
+			c.admitQ.ShutDown()
 			c.shutdown()
 			return
 		case <-c.trigger:
@@ -200,10 +198,80 @@ func main() {
 	}
 }
 
+// start runs the informers (every event kicks sync(); workload pods also go to the
+// admission workers) and waits for their caches.
+func (c *controller) start(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactory(c.kc, 0)
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.kick() },
+		UpdateFunc: func(any, any) { c.kick() },
+		DeleteFunc: func(any) { c.kick() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{factory.Core().V1().Pods().Informer(),
+		factory.Core().V1().Nodes().Informer(), factory.Core().V1().ConfigMaps().Informer()} {
+		if _, err := inf.AddEventHandler(h); err != nil {
+			return err
+		}
+	}
+	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { c.enqueueAdmission(o) },
+		UpdateFunc: func(_, o any) { c.enqueueAdmission(o) },
+	}); err != nil {
+		return err
+	}
+	c.pods = factory.Core().V1().Pods().Lister()
+	c.nodes = factory.Core().V1().Nodes().Lister()
+	c.cms = factory.Core().V1().ConfigMaps().Lister()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	for i := 0; i < 4; i++ {
+		go c.admissionWorker()
+	}
+	return nil
+}
+
 func (c *controller) kick() {
 	select {
 	case c.trigger <- struct{}{}:
 	default:
+	}
+}
+
+func newAdmitQueue() workqueue.TypedInterface[string] { return workqueue.NewTyped[string]() }
+
+// needsAdmission says whether a pod is a workload pod bound to a node that kubelet has not yet
+// decided (or must decide again: a refused pod that is not Failed yet).
+func needsAdmission(p *corev1.Pod) bool {
+	return p.Spec.NodeName != "" && p.DeletionTimestamp == nil && !chartPod(p) &&
+		p.Status.Phase != corev1.PodFailed && p.Status.Phase != corev1.PodSucceeded &&
+		p.Annotations[allocationAnnotation] == ""
+}
+
+func (c *controller) enqueueAdmission(o any) {
+	if p, ok := o.(*corev1.Pod); ok && needsAdmission(p) {
+		c.admitQ.Add(p.Namespace + "/" + p.Name)
+	}
+}
+
+// admissionWorker admits pods as their binding arrives, apart from sync()'s periodic per-node
+// work (sandboxes, status, NFD labels), as kubelet's pod workers are apart from its status loop.
+// A pod whose resource has no plugin registered yet is left to sync(), which retries each second.
+func (c *controller) admissionWorker() {
+	for {
+		key, quit := c.admitQ.Get()
+		if quit {
+			return
+		}
+		ns, name, _ := strings.Cut(key, "/")
+		if p, err := c.pods.Pods(ns).Get(name); err == nil && needsAdmission(p) {
+			c.stateMu.RLock()
+			st := c.nodeState[p.Spec.NodeName]
+			c.stateMu.RUnlock()
+			if st != nil {
+				c.admitPod(st, p)
+			}
+		}
+		c.admitQ.Done(key)
 	}
 }
 
@@ -254,7 +322,9 @@ func (c *controller) sync() {
 		if served[name] == nil {
 			log.Printf("node %s: gone, stopping its device manager", name)
 			st.dm.stop()
+			c.stateMu.Lock()
 			delete(c.nodeState, name)
+			c.stateMu.Unlock()
 		}
 	}
 	for name, n := range served {
@@ -265,7 +335,9 @@ func (c *controller) sync() {
 				delete(served, name)
 				continue
 			}
+			c.stateMu.Lock()
 			c.nodeState[name] = st
+			c.stateMu.Unlock()
 		}
 	}
 
@@ -312,10 +384,13 @@ func (c *controller) sync() {
 			c.sandboxes[uid] = s
 		}
 	}
+	features := c.nodeFeatureLabels()
 	for name, st := range c.nodeState {
 		st.dm.release(active[name])
 		st.dm.ensureStatus(served[name])
-		c.applyNFD(st, served[name])
+		if features != nil {
+			c.applyNFD(st, served[name], features[name])
+		}
 	}
 }
 
@@ -616,20 +691,39 @@ func (c *controller) admitPod(st *nodeState, p *corev1.Pod) {
 
 var nodeFeatureGVR = schema.GroupVersionResource{Group: "nfd.k8s-sigs.io", Version: "v1alpha1", Resource: "nodefeatures"}
 
-// applyNFD does what NFD master does with GFD's output: the labels of the node's NodeFeature
-// objects (GFD's default) and of features.d files (GFD with useNodeFeatureAPI=false) become
-// node labels; labels it set before and no source has any more are removed.
-func (c *controller) applyNFD(st *nodeState, n *corev1.Node) {
-	want := map[string]string{}
+// nodeFeatureLabels reads every NodeFeature object once per sync (one API call, not one per
+// node) and returns their labels by node; nil when the read failed (labels are then left as they are).
+func (c *controller) nodeFeatureLabels() map[string]map[string]string {
+	out := map[string]map[string]string{}
 	list, err := c.dyn.Resource(nodeFeatureGVR).Namespace("").List(context.Background(), metav1.ListOptions{
-		LabelSelector: "nfd.node.kubernetes.io/node-name=" + st.name})
-	if err == nil {
-		for _, item := range list.Items {
-			m, _, _ := unstructuredStringMap(item.Object, "spec", "labels")
-			for k, v := range m {
-				want[k] = v
-			}
+		LabelSelector: "nfd.node.kubernetes.io/node-name"})
+	if apierrors.IsNotFound(err) {
+		return out // NFD's CRDs are not installed: no NodeFeature objects
+	}
+	if err != nil {
+		log.Printf("NodeFeature list: %v", err)
+		return nil
+	}
+	for _, item := range list.Items {
+		node := item.GetLabels()["nfd.node.kubernetes.io/node-name"]
+		if out[node] == nil {
+			out[node] = map[string]string{}
 		}
+		m, _, _ := unstructuredStringMap(item.Object, "spec", "labels")
+		for k, v := range m {
+			out[node][k] = v
+		}
+	}
+	return out
+}
+
+// applyNFD does what NFD master does with GFD's output: the labels of the node's NodeFeature
+// objects (GFD's default, read by nodeFeatureLabels) and of features.d files (GFD with useNodeFeatureAPI=false)
+// become node labels; labels it set before and no source has any more are removed.
+func (c *controller) applyNFD(st *nodeState, n *corev1.Node, features map[string]string) {
+	want := map[string]string{}
+	for k, v := range features {
+		want[k] = v
 	}
 	fdir := c.hostPath(st.name, "/etc/kubernetes/node-feature-discovery/features.d")
 	entries, _ := os.ReadDir(fdir)
