@@ -9,7 +9,7 @@ chart with GFD and a ts-4 config, NVIDIA's plugin, GFD and config-manager (v0.19
 run by kubelet-device-emulator. Nodes are added in steps (``--nodes 1,4``: one node, then up to
 four); after each step, once every node advertises its slices and has GFD's labels and the
 processes have settled, every process of each node's chart pods is read from
-/proc/<pid>/smaps_rollup:
+/proc/<pid>/smaps_rollup (LocalCluster.chart_process_memory):
 
   RSS  resident pages, each counted in full: the binaries' code that every node's processes map
        from the same files is counted once per process, so a sum over processes overstates.
@@ -43,7 +43,6 @@ NS = "nvidia-device-plugin"
 RELEASE = "nvdp-mem"
 CONFIG = ("version: v1\nflags:\n  migStrategy: none\nsharing:\n  timeSlicing:\n"
           "    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n")
-FIELDS = ("Rss", "Pss", "Private_Clean", "Private_Dirty", "Anonymous")
 
 
 def build() -> None:
@@ -57,45 +56,8 @@ def build() -> None:
             os.environ[key] = value
 
 
-def smaps_rollup(pid: str) -> dict[str, int]:
-    """kB of each FIELDS entry of one process."""
-    out = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        key, dummy, rest = line.partition(":")
-        if key in FIELDS:
-            out[key] = int(rest.split()[0])
-    return out
-
-
-def node_processes(cluster: LocalCluster, node: str) -> list[dict]:
-    """Every process of the node's chart pods: the sandboxes (their command line names the
-    node's directory) and NVIDIA's binaries (their environment names the node's nvml.json)."""
-    marker = f"{cluster.workdir}/nodes/{node}/".encode()
-    procs = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            if marker not in cmdline and marker not in (proc / "environ").read_bytes():
-                continue
-            mem = smaps_rollup(proc.name)
-        except OSError:  # gone meanwhile
-            continue
-        argv = [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]
-        name = Path(argv[0]).name if argv else "?"
-        if len(argv) > 1 and argv[1] == "sandbox":
-            name += " sandbox"
-        procs.append({"pid": int(proc.name), "name": name,
-                      "rss_kib": mem.get("Rss", 0), "pss_kib": mem.get("Pss", 0),
-                      "uss_kib": mem.get("Private_Clean", 0) + mem.get("Private_Dirty", 0),
-                      "anon_kib": mem.get("Anonymous", 0)})
-    return sorted(procs, key=lambda p: (p["name"], p["pid"]))
-
-
 def totals(procs: list[dict]) -> dict[str, float]:
-    return {k.replace("_kib", "_mib"): round(sum(p[k] for p in procs) / 1024, 1)
-            for k in ("rss_kib", "pss_kib", "uss_kib", "anon_kib")}
+    return {k + "_mib": round(sum(p[k] for p in procs) / 1024, 1) for k in ("rss", "pss", "uss", "anon")}
 
 
 def ready(cluster: LocalCluster, nodes: list[str]) -> bool:
@@ -113,7 +75,7 @@ def ready(cluster: LocalCluster, nodes: list[str]) -> bool:
 def measure(cluster: LocalCluster, nodes: list[str], settle: float) -> dict:
     cluster.wait_for(lambda: ready(cluster, nodes), 300, f"{len(nodes)} node(s) sliced and labelled", interval=2)
     time.sleep(settle)  # let the processes finish starting (GFD's first pass, config-manager's informers)
-    per_node = {node: node_processes(cluster, node) for node in nodes}
+    per_node = {node: cluster.chart_process_memory(node) for node in nodes}
     return {"nodes": len(nodes), "one_node": nodes[0], "processes": per_node[nodes[0]],
             "per_node_totals": {node: totals(procs) for node, procs in per_node.items()}}
 
@@ -127,8 +89,8 @@ def markdown(result: dict) -> str:
         lines += [f"## {step['nodes']} node(s) in the cluster: node `{step['one_node']}`", "",
                   "| process | RSS | PSS | USS | anonymous |", "|---|---|---|---|---|"]
         for p in step["processes"]:
-            lines.append(f"| {p['name']} | {p['rss_kib'] / 1024:.1f} | {p['pss_kib'] / 1024:.1f} | "
-                         f"{p['uss_kib'] / 1024:.1f} | {p['anon_kib'] / 1024:.1f} |")
+            lines.append(f"| {p['name']} | {p['rss'] / 1024:.1f} | {p['pss'] / 1024:.1f} | "
+                         f"{p['uss'] / 1024:.1f} | {p['anon'] / 1024:.1f} |")
         t = step["per_node_totals"][step["one_node"]]
         lines += [f"| **total** | **{t['rss_mib']}** | **{t['pss_mib']}** | **{t['uss_mib']}** | **{t['anon_mib']}** |",
                   "", "Every node's totals (RSS / PSS / USS MiB): " + "; ".join(

@@ -84,24 +84,6 @@ def allocations(cluster, node: str) -> dict[str, list[dict]]:
     return out
 
 
-def node_rss_mib(cluster, node: str) -> float:
-    """Resident memory of every process of the node's chart pods (sandboxes included)."""
-    marker = f"{cluster.workdir}/nodes/{node}/".encode()
-    total = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if marker not in (proc / "cmdline").read_bytes() and marker not in (proc / "environ").read_bytes():
-                continue
-            m = re.search(r"VmRSS:\s+(\d+) kB", (proc / "status").read_text())
-        except OSError:
-            continue
-        if m:
-            total += int(m.group(1))
-    return total / 1024
-
-
 def bound_to_allocatable_s(cluster, node: str) -> float:
     """Seconds from the plugin pod's PodScheduled transition to the first allocatable write."""
     pods = cluster.kubectl_json("get", "pods", "-n", PLUGIN_NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",
@@ -161,13 +143,21 @@ def test_real_plugin_advertises_and_labels(real):
     assert labels["nvidia.com/gpu.compute.major"] == "7" and labels["nvidia.com/gpu.compute.minor"] == "5"
     assert labels["nvidia.com/cuda.driver-version.full"] == "570.172.08"
 
-    # Figures (issue 15 targets: < 10 s, < 100 MiB); printed for the report, asserted loosely.
+    # Figures (issue 15 targets: < 10 s, < 100 MiB); printed for the report, asserted loosely
+    # (benchmarks/real_plugin_memory.py measures the memory properly).
     for node in ("real-ts4-1gpu", "real-ts4-4gpu"):
         secs = bound_to_allocatable_s(c, node)
-        rss = node_rss_mib(c, node)
-        print(f"\n{node}: plugin pod bound -> allocatable {secs:.1f}s; chart processes RSS {rss:.0f} MiB")
-        assert 0 < rss < 400, rss
+        procs = c.chart_process_memory(node)
+        mib = {k: sum(p[k] for p in procs) / 1024 for k in ("rss", "pss", "uss")}
+        print(f"\n{node}: plugin pod bound -> allocatable {secs:.1f}s; chart processes RSS {mib['rss']:.0f} MiB, "
+              f"PSS {mib['pss']:.0f} MiB, USS {mib['uss']:.0f} MiB")
+        assert 0 < mib["pss"] < 100, procs
         assert secs < 60, secs
+        # The emulation's own share (the two pod sandboxes) stays small next to NVIDIA's four
+        # processes: it was ~14 MiB of PSS while the sandbox was the emulator binary itself.
+        ours = [p for p in procs if p["name"] not in ("nvidia-device-plugin", "gpu-feature-discovery", "config-manager")]
+        assert [p["name"] for p in ours] == ["pod-sandbox", "pod-sandbox"], procs
+        assert sum(p["pss"] for p in ours) < 6 * 1024, ours
 
 
 def place_one_slice_pods(c, node: str, count: int) -> dict[str, list[dict]]:

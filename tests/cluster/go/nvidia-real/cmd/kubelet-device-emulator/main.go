@@ -4,8 +4,8 @@
 //
 //   - a chart pod (container command nvidia-device-plugin or gpu-feature-discovery, with its
 //     config-manager init container and sidecar) bound to a simulated node gets its containers
-//     run as processes in a private mount+PID namespace (sandbox.go) and loses them when the
-//     pod goes; env and volumes come from the pod spec (see podSandbox);
+//     run as processes in a private mount+PID namespace (pod-sandbox, next to this binary) and
+//     loses them when the pod goes; env and volumes come from the pod spec (see startSandbox);
 //   - the plugin finds libnvidia-ml.so.1 = our emulated NVML (go/nvidia-real/nvml) with the
 //     node's GPUs from fixtures/gpu_instance_types.yaml;
 //   - kubelet's device manager (devicemanager.go): Registration, ListAndWatch -> node
@@ -15,8 +15,6 @@
 //   - NFD master: GFD's NodeFeature objects (and features.d files) become node labels.
 //
 // Usage: kubelet-device-emulator --kubeconfig F --workdir D --bin B --nvml-lib L --fixture Y
-//
-//	kubelet-device-emulator sandbox SPEC.json   (internal: PID 1 of a pod's namespaces)
 package main
 
 import (
@@ -51,6 +49,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/yaml"
+
+	"gpu-slicing-eks/tests/cluster/go/nvidia-real/internal/podsandbox"
 )
 
 const (
@@ -115,7 +115,7 @@ type controller struct {
 	namespace  string
 	grace      time.Duration
 	fx         fixture
-	self       string
+	sandboxBin string // pod-sandbox, next to this binary
 
 	pods  listersv1.PodLister
 	nodes listersv1.NodeLister
@@ -132,12 +132,6 @@ type controller struct {
 }
 
 func main() {
-	if len(os.Args) == 3 && os.Args[1] == "sandbox" {
-		if err := runSandbox(os.Args[2]); err != nil {
-			log.Fatal(err)
-		}
-		return
-	}
 	c := &controller{nodeState: map[string]*nodeState{}, sandboxes: map[types.UID]*sandbox{}, trigger: make(chan struct{}, 1),
 		admitQ: newAdmitQueue()}
 	fixturePath := ""
@@ -161,8 +155,13 @@ func main() {
 	if err != nil {
 		log.Fatalf("fixture %s: %v", fixturePath, err)
 	}
-	if c.self, err = os.Executable(); err != nil {
+	self, err := os.Executable()
+	if err != nil {
 		log.Fatal(err)
+	}
+	c.sandboxBin = filepath.Join(filepath.Dir(self), "pod-sandbox")
+	if _, err := os.Stat(c.sandboxBin); err != nil {
+		log.Fatalf("pod-sandbox: %v (build.sh nvidia-real builds it next to kubelet-device-emulator)", err)
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
@@ -512,15 +511,15 @@ func (c *controller) writeVolumes(p *corev1.Pod) error {
 // LD_LIBRARY_PATH with the node's GPUs.
 func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error) {
 	dir := c.podDir(p)
-	spec := sandboxSpec{Pod: p.Namespace + "/" + p.Name}
+	spec := podsandbox.Spec{Pod: p.Namespace + "/" + p.Name}
 	vols := map[string]corev1.Volume{}
 	for _, v := range p.Spec.Volumes {
 		vols[v.Name] = v
 	}
 	bound := map[string]bool{}
-	convert := func(ct corev1.Container) (containerSpec, bool) {
+	convert := func(ct corev1.Container) (podsandbox.Container, bool) {
 		if len(ct.Command) == 0 || !runnable[ct.Command[0]] {
-			return containerSpec{}, false
+			return podsandbox.Container{}, false
 		}
 		type rewrite struct{ from, to string }
 		var rewrites []rewrite
@@ -540,7 +539,7 @@ func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error
 				src := c.hostPath(st.name, hp)
 				if hp == filepath.Clean(m.MountPath) {
 					if !bound[hp] {
-						spec.Binds = append(spec.Binds, bindMount{Source: src, Target: hp})
+						spec.Binds = append(spec.Binds, podsandbox.BindMount{Source: src, Target: hp})
 						bound[hp] = true
 					}
 				} else {
@@ -587,7 +586,7 @@ func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error
 		for _, a := range append(append([]string{}, ct.Command[1:]...), ct.Args...) {
 			args = append(args, rw(a))
 		}
-		return containerSpec{Name: ct.Name, Path: filepath.Join(c.binDir, ct.Command[0]), Argv0: ct.Command[0],
+		return podsandbox.Container{Name: ct.Name, Path: filepath.Join(c.binDir, ct.Command[0]), Argv0: ct.Command[0],
 			Args: args, Env: env,
 			Log: filepath.Join(dir, "logs", ct.Name+".log")}, true
 	}
@@ -617,11 +616,13 @@ func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc",
-		"--kill-child", c.self, "sandbox", specPath)
+	cmd := exec.Command(c.sandboxBin, specPath)
 	cmd.Stdout, cmd.Stderr = out, out
-	// Own process group (stopped as one); the sandbox dies with this emulator.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// PID 1 of its own mount and PID namespaces (it makes its mounts private and mounts /proc);
+	// its own process group (stopped as one); it dies with this emulator, and every process of
+	// the pod dies with it (the kernel kills a PID namespace whose PID 1 exits).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
+		Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return nil, err

@@ -1,12 +1,18 @@
+// Command pod-sandbox runs one chart pod of a simulated node (EMULATION of a container runtime's
+// pod sandbox, for kubelet-device-emulator): PID 1 of the pod's own mount and PID namespaces
+// (the emulator starts it with CLONE_NEWNS|CLONE_NEWPID), it makes its mounts private, mounts
+// its own /proc, bind-mounts the pod's host paths that NVIDIA's binaries use at fixed locations
+// (/var/lib/kubelet/device-plugins, GFD's features.d), runs the init containers in order and
+// then the containers, restarting a container that exits as kubelet does (restartPolicy Always,
+// backoff capped at 10 s). One PID namespace per pod is what the chart's shareProcessNamespace
+// asks for: config-manager finds nvidia-device-plugin by name to send it SIGHUP, and sees no
+// other node's plugin. When it exits, the kernel kills every process left in its namespace.
+//
+// Its own small program, not a mode of the emulator: every node runs two of these for as long
+// as its chart pods live, and the emulator's client-go packages cost ~25 MiB per process.
+//
+// Usage: pod-sandbox SPEC.json
 package main
-
-// The per-pod sandbox: PID 1 of a private mount and PID namespace (made by
-// `unshare --mount --pid --fork --mount-proc`), it bind-mounts the pod's host paths that
-// NVIDIA's binaries use at fixed locations (/var/lib/kubelet/device-plugins, GFD's features.d),
-// runs the init containers in order and then the containers, restarting a container that exits
-// as kubelet does (restartPolicy Always, backoff capped at 10 s). One PID namespace per pod is
-// what the chart's shareProcessNamespace asks for: config-manager finds nvidia-device-plugin
-// by name to send it SIGHUP, and sees no other node's plugin.
 
 import (
 	"encoding/json"
@@ -19,27 +25,34 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"gpu-slicing-eks/tests/cluster/go/nvidia-real/internal/podsandbox"
 )
 
-type bindMount struct {
-	Source string `json:"source"`
-	Target string `json:"target"`
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: pod-sandbox SPEC.json (started by kubelet-device-emulator)")
+		os.Exit(2)
+	}
+	if err := runSandbox(os.Args[1]); err != nil {
+		log.Fatal(err)
+	}
 }
 
-type containerSpec struct {
-	Name  string   `json:"name"`
-	Path  string   `json:"path"`
-	Argv0 string   `json:"argv0"` // the pod's command (config-manager finds the plugin by argv[0])
-	Args  []string `json:"args"`
-	Env   []string `json:"env"`
-	Log   string   `json:"log"`
-}
-
-type sandboxSpec struct {
-	Pod            string          `json:"pod"`
-	Binds          []bindMount     `json:"binds"`
-	InitContainers []containerSpec `json:"initContainers"`
-	Containers     []containerSpec `json:"containers"`
+// enterNamespaces does what `unshare --propagation private --mount-proc` did: this process is
+// PID 1 of fresh mount and PID namespaces; nothing it mounts may reach this machine's
+// namespace, and ps/pgrep inside (config-manager) must see only the pod's processes.
+func enterNamespaces() error {
+	if os.Getpid() != 1 {
+		return fmt.Errorf("not PID 1 of a new PID namespace (started outside kubelet-device-emulator?)")
+	}
+	if err := syscall.Mount("none", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NOEXEC|syscall.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	return nil
 }
 
 func runSandbox(specPath string) error {
@@ -47,11 +60,14 @@ func runSandbox(specPath string) error {
 	if err != nil {
 		return err
 	}
-	var spec sandboxSpec
+	var spec podsandbox.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {
 		return err
 	}
 	log.SetPrefix(fmt.Sprintf("sandbox %s: ", spec.Pod))
+	if err := enterNamespaces(); err != nil {
+		return err
+	}
 	for _, b := range spec.Binds {
 		// hostPath DirectoryOrCreate: kubelet would create the target on the host as well.
 		for _, d := range []string{b.Source, b.Target} {
@@ -86,7 +102,7 @@ func runSandbox(specPath string) error {
 	var wg sync.WaitGroup
 	for _, c := range spec.Containers {
 		wg.Add(1)
-		go func(c containerSpec) {
+		go func(c podsandbox.Container) {
 			defer wg.Done()
 			for backoff := time.Second; ; backoff = min(2*backoff, 10*time.Second) {
 				code := runContainer(c, stopping)
@@ -110,7 +126,7 @@ func runSandbox(specPath string) error {
 
 // runContainer runs one container process to its end and returns its exit code; on stop it
 // gets SIGTERM (and SIGKILL 5 s later).
-func runContainer(c containerSpec, stopping <-chan struct{}) int {
+func runContainer(c podsandbox.Container, stopping <-chan struct{}) int {
 	if err := os.MkdirAll(filepath.Dir(c.Log), 0o755); err != nil {
 		log.Printf("%s: %v", c.Name, err)
 		return 1
