@@ -142,6 +142,10 @@ def test_real_plugin_advertises_and_labels(real):
     assert labels["nvidia.com/gpu.memory"] == "16384"
     assert labels["nvidia.com/gpu.compute.major"] == "7" and labels["nvidia.com/gpu.compute.minor"] == "5"
     assert labels["nvidia.com/cuda.driver-version.full"] == "570.172.08"
+    # GFD reads these from sysfs: DMI's product_name (the instance type on EC2's Nitro instances)
+    # and each GPU's PCI class (3D controller: compute), both emulated per node.
+    assert labels["nvidia.com/gpu.machine"] == "g4dn.xlarge"
+    assert labels["nvidia.com/gpu.mode"] == "compute"
 
     # Figures (issue 15 targets: < 10 s, < 100 MiB); printed for the report, asserted loosely
     # (benchmarks/real_plugin_memory.py measures the memory properly).

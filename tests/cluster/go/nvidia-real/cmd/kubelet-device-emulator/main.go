@@ -430,12 +430,52 @@ func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
 	if err := os.WriteFile(filepath.Join(dir, "nvml.json"), data, 0o644); err != nil {
 		return nil, err
 	}
+	var busIDs []string
+	for _, d := range devs {
+		busIDs = append(busIDs, d.PCIBusID)
+	}
+	if err := writeNodeSysfs(filepath.Join(dir, "sys"), n.Labels["node.kubernetes.io/instance-type"], busIDs,
+		model.PCIDeviceID>>16); err != nil {
+		return nil, err
+	}
 	dm, err := newDeviceManager(n.Name, c.hostPath(n.Name, "/var/lib/kubelet/device-plugins"), c.kc, c.grace)
 	if err != nil {
 		return nil, err
 	}
 	log.Printf("node %s: %d x %s, device manager at %s", n.Name, it.GPU.Count, model.Product, dm.dir)
 	return &nodeState{name: n.Name, dir: dir, dm: dm, nfdLabels: map[string]string{}}, nil
+}
+
+// emulatedSysfs are the node's sysfs paths that pod-sandbox mounts over this machine's in every
+// chart pod: what NVIDIA's binaries read there (GFD: the machine type from DMI and, through
+// go-nvlib's nvpci, each GPU's PCI class for nvidia.com/gpu.mode; the plugin: NUMA nodes).
+var emulatedSysfs = []string{"/sys/class/dmi/id", "/sys/bus/pci/devices"}
+
+// writeNodeSysfs writes the node's emulated sysfs (EMULATION, under the node's directory):
+// DMI's product_name is the instance type, as on EC2's Nitro instances; one PCI device directory
+// per GPU (vendor NVIDIA, the model's device id, class 0x030200 "3D controller" as datacenter GPUs
+// report, no NUMA affinity, no BARs).
+func writeNodeSysfs(root, instanceType string, busIDs []string, pciDevice uint32) error {
+	files := map[string]string{"class/dmi/id/product_name": instanceType + "\n"}
+	for _, id := range busIDs {
+		// NVML's 00000000:00:1E.0 is sysfs's 0000:00:1e.0
+		dev := "bus/pci/devices/" + strings.ToLower(strings.TrimPrefix(id, "0000"))
+		for name, content := range map[string]string{"vendor": "0x10de", "device": fmt.Sprintf("0x%04x", pciDevice),
+			"class": "0x030200", "numa_node": "-1",
+			"resource": "0x0000000000000000 0x0000000000000000 0x0000000000000000"} {
+			files[dev+"/"+name] = content + "\n"
+		}
+	}
+	for rel, content := range files {
+		path := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(content), 0o444); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nodeDir is the node's directory: its name, shortened for long names (Karpenter's) because
@@ -589,6 +629,10 @@ func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error
 		return podsandbox.Container{Name: ct.Name, Path: filepath.Join(c.binDir, ct.Command[0]), Argv0: ct.Command[0],
 			Args: args, Env: env,
 			Log: filepath.Join(dir, "logs", ct.Name+".log")}, true
+	}
+	for _, path := range emulatedSysfs {
+		spec.Binds = append(spec.Binds, podsandbox.BindMount{Source: filepath.Join(st.dir, "sys", strings.TrimPrefix(path, "/sys/")),
+			Target: path})
 	}
 	for _, ct := range p.Spec.InitContainers {
 		if cs, ok := convert(ct); ok {

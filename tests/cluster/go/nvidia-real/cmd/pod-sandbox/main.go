@@ -55,6 +55,64 @@ func enterNamespaces() error {
 	return nil
 }
 
+// makeTarget makes a mount point. Where it cannot be made because its parent is in a filesystem
+// that refuses new entries (sysfs: this machine may have no /sys/class/dmi), the nearest existing
+// ancestor is shadowed, in this mount namespace only, by a tmpfs holding the same entries (each
+// bind-mounted from the original, symlinks copied), in which the mount point can be made.
+func makeTarget(target string) error {
+	if err := os.MkdirAll(target, 0o755); err == nil {
+		return nil
+	}
+	ancestor := filepath.Dir(target)
+	for {
+		if _, err := os.Stat(ancestor); err == nil {
+			break
+		}
+		ancestor = filepath.Dir(ancestor)
+	}
+	entries, err := os.ReadDir(ancestor)
+	if err != nil {
+		return err
+	}
+	staging, err := os.MkdirTemp("", "pod-sandbox-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(staging)
+	if err := syscall.Mount(ancestor, staging, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", ancestor, staging, err)
+	}
+	defer func() { _ = syscall.Unmount(staging, syscall.MNT_DETACH) }()
+	if err := syscall.Mount("tmpfs", ancestor, "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("tmpfs on %s: %w", ancestor, err)
+	}
+	for _, e := range entries {
+		from, to := filepath.Join(staging, e.Name()), filepath.Join(ancestor, e.Name())
+		switch {
+		case e.Type()&os.ModeSymlink != 0:
+			link, err := os.Readlink(from)
+			if err == nil {
+				err = os.Symlink(link, to)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		case e.IsDir():
+			err = os.Mkdir(to, 0o755)
+		default:
+			err = os.WriteFile(to, nil, 0o644)
+		}
+		if err != nil {
+			return err
+		}
+		if err := syscall.Mount(from, to, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s on %s: %w", from, to, err)
+		}
+	}
+	return os.MkdirAll(target, 0o755)
+}
+
 func runSandbox(specPath string) error {
 	data, err := os.ReadFile(specPath)
 	if err != nil {
@@ -70,10 +128,11 @@ func runSandbox(specPath string) error {
 	}
 	for _, b := range spec.Binds {
 		// hostPath DirectoryOrCreate: kubelet would create the target on the host as well.
-		for _, d := range []string{b.Source, b.Target} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
+		if err := os.MkdirAll(b.Source, 0o755); err != nil {
+			return err
+		}
+		if err := makeTarget(b.Target); err != nil {
+			return err
 		}
 		if err := syscall.Mount(b.Source, b.Target, "", syscall.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
