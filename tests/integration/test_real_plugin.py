@@ -33,7 +33,9 @@ def ts_config(replicas: int, fail: bool = False, rename: bool = False) -> str:
         "resources": [{"name": "nvidia.com/gpu", "replicas": replicas}]}}})
 
 
-CONFIGS = {"ts-4": ts_config(4), "ts-4-strict": ts_config(4, fail=True), "ts-4-renamed": ts_config(4, rename=True)}
+CONFIGS = {"ts-4": ts_config(4), "ts-4-strict": ts_config(4, fail=True), "ts-4-renamed": ts_config(4, rename=True),
+           "mig-single": "version: v1\nflags:\n  migStrategy: single\n",
+           "mig-mixed": "version: v1\nflags:\n  migStrategy: mixed\n"}
 
 # node -> (instance type, config label or None for the chart's default ts-4)
 NODES = {
@@ -41,6 +43,12 @@ NODES = {
     "real-ts4-4gpu": ("g4dn.12xlarge", None),
     "real-strict": ("g4dn.xlarge", "ts-4-strict"),
     "real-renamed": ("g4dn.xlarge", "ts-4-renamed"),
+}
+# 8 x A100-SXM4-40GB with MIG devices from the MIG manager's label (emulated: mig.go), served with
+# NVIDIA's single and mixed MIG strategies: node -> (plugin config, nvidia.com/mig.config)
+MIG_NODES = {
+    "real-mig-single": ("mig-single", "all-1g.5gb"),
+    "real-mig-mixed": ("mig-mixed", "all-balanced"),
 }
 
 
@@ -111,13 +119,15 @@ def real(local_cluster, tmp_path_factory):
                "--create-namespace", "-f", values_file)
         for node, (itype, config) in NODES.items():
             c.add_gpu_node(node, itype, labels={CONFIG_LABEL: config} if config else None)
+        for node, (config, layout) in MIG_NODES.items():
+            c.add_gpu_node(node, "p4d.24xlarge", labels={CONFIG_LABEL: config, "nvidia.com/mig.config": layout})
         c.create_namespace(APP_NS)
         yield c
     finally:
         c.kubectl("delete", "pods", "-n", APP_NS, "--all", "--grace-period=0", "--force", check=False)
         c.kubectl("delete", "namespace", APP_NS, "--ignore-not-found", "--timeout=90s", check=False, timeout=120)
         c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, "--no-hooks", check=False)
-        for node in NODES:
+        for node in [*NODES, *MIG_NODES]:
             c.delete_node(node)
         c.stop_process("kubelet-device-emulator")
 
@@ -297,3 +307,23 @@ def processes_of(pod_uid: str) -> list[int]:
             except OSError:
                 pass
     return pids
+
+
+def test_mig_single_and_mixed(real):
+    """NVIDIA's plugin walks the emulated MIG devices: mig strategy single advertises each MIG
+    device as nvidia.com/gpu, mixed as nvidia.com/mig-<profile>; allocations name MIG UUIDs."""
+    c = real
+    wait(lambda: allocatable(c, "real-mig-single").get("nvidia.com/gpu"), 120, "real-mig-single: nvidia.com/gpu",
+         until=lambda v: v == "56")  # 8 GPUs x 7 x 1g.5gb
+
+    def mixed():
+        return {k: v for k, v in allocatable(c, "real-mig-mixed").items() if k.startswith("nvidia.com/")}
+    got = wait(mixed, 120, "real-mig-mixed: nvidia.com/mig-*", until=lambda v: "nvidia.com/mig-1g.5gb" in v)
+    assert got == {"nvidia.com/mig-1g.5gb": "16", "nvidia.com/mig-2g.10gb": "8", "nvidia.com/mig-3g.20gb": "8"} \
+        or got == {"nvidia.com/mig-1g.5gb": "16", "nvidia.com/mig-2g.10gb": "8", "nvidia.com/mig-3g.20gb": "8",
+                   "nvidia.com/gpu": "0"}, got
+
+    c.apply(slice_pod("mig-one", "real-mig-single"))
+    pods = wait(lambda: allocations(c, "real-mig-single"), 60, "mig-one admitted")
+    visible = pods["mig-one"][0]["envs"]["NVIDIA_VISIBLE_DEVICES"]
+    assert visible.startswith("MIG-"), pods

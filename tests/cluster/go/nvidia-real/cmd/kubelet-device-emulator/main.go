@@ -93,6 +93,7 @@ type nodeState struct {
 	dir       string
 	dm        *deviceManager
 	nfdLabels map[string]string
+	mig       bool // MIG devices from nvidia.com/mig.config (mig.go)
 }
 
 type sandbox struct {
@@ -404,25 +405,18 @@ func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
 	if !ok {
 		return nil, fmt.Errorf("fixture has no gpu_models entry for %q", it.GPU.Name)
 	}
-	type dev struct {
-		Name              string `json:"name"`
-		UUID              string `json:"uuid"`
-		PCIBusID          string `json:"pciBusId"`
-		PCIDeviceID       uint32 `json:"pciDeviceId"`
-		MemoryMiB         uint64 `json:"memoryMiB"`
-		ComputeCapability string `json:"computeCapability"`
-		Architecture      uint32 `json:"architecture"`
-		MinorNumber       int    `json:"minorNumber"`
-		MigCapable        bool   `json:"migCapable"`
-	}
-	var devs []dev
+	var devs []nvmlGPU
 	for i := 0; i < it.GPU.Count; i++ {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", n.Name, i)))
 		uuid := fmt.Sprintf("GPU-%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
-		devs = append(devs, dev{Name: model.Product, UUID: uuid,
+		devs = append(devs, nvmlGPU{Name: model.Product, UUID: uuid,
 			PCIBusID:    fmt.Sprintf("00000000:00:%02X.0", 0x1e-it.GPU.Count+1+i),
 			PCIDeviceID: model.PCIDeviceID, MemoryMiB: it.GPU.MemoryMiB, ComputeCapability: model.ComputeCapability,
 			Architecture: model.Architecture, MinorNumber: i, MigCapable: model.MigCapable})
+	}
+	mig, err := applyMigLayout(dir, n.Name, model.Product, n.Labels[migConfigLabel], devs)
+	if err != nil {
+		return nil, err
 	}
 	nv := map[string]any{"driverVersion": c.fx.Driver.Version, "cudaDriverVersion": c.fx.Driver.CudaVersion,
 		"nvmlVersion": fmt.Sprintf("%d.%s", c.fx.Driver.CudaVersion/1000, c.fx.Driver.Version), "devices": devs}
@@ -443,7 +437,23 @@ func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
 		return nil, err
 	}
 	log.Printf("node %s: %d x %s, device manager at %s", n.Name, it.GPU.Count, model.Product, dm.dir)
-	return &nodeState{name: n.Name, dir: dir, dm: dm, nfdLabels: map[string]string{}}, nil
+	return &nodeState{name: n.Name, dir: dir, dm: dm, nfdLabels: map[string]string{}, mig: mig}, nil
+}
+
+// nvmlGPU is one GPU of the node's nvml.json (the emulated NVML's Config.Devices).
+type nvmlGPU struct {
+	Name              string       `json:"name"`
+	UUID              string       `json:"uuid"`
+	PCIBusID          string       `json:"pciBusId"`
+	PCIDeviceID       uint32       `json:"pciDeviceId"`
+	MemoryMiB         uint64       `json:"memoryMiB"`
+	ComputeCapability string       `json:"computeCapability"`
+	Architecture      uint32       `json:"architecture"`
+	MinorNumber       int          `json:"minorNumber"`
+	MigCapable        bool         `json:"migCapable"`
+	MigEnabled        bool         `json:"migEnabled,omitempty"`
+	MigProfiles       []migProfile `json:"migProfiles,omitempty"`
+	MigDevices        []migDevice  `json:"migDevices,omitempty"`
 }
 
 // emulatedSysfs are the node's sysfs paths that pod-sandbox mounts over this machine's in every
@@ -454,7 +464,7 @@ var emulatedSysfs = []string{"/sys/class/dmi/id", "/sys/bus/pci/devices"}
 // writeNodeSysfs writes the node's emulated sysfs (EMULATION, under the node's directory):
 // DMI's product_name is the instance type, as on EC2's Nitro instances; one PCI device directory
 // per GPU (vendor NVIDIA, the model's device id, class 0x030200 "3D controller" as datacenter GPUs
-// report, no NUMA affinity, no BARs).
+// report, no NUMA affinity, no BARs, a configuration space without capabilities).
 func writeNodeSysfs(root, instanceType string, busIDs []string, pciDevice uint32) error {
 	files := map[string]string{"class/dmi/id/product_name": instanceType + "\n"}
 	for _, id := range busIDs {
@@ -465,6 +475,12 @@ func writeNodeSysfs(root, instanceType string, busIDs []string, pciDevice uint32
 			"resource": "0x0000000000000000 0x0000000000000000 0x0000000000000000"} {
 			files[dev+"/"+name] = content + "\n"
 		}
+		// The 256-byte configuration space GFD's vGPU check reads: IDs and class, and no
+		// capability list (so no vGPU capability: a pass-through GPU, as on EC2).
+		config := make([]byte, 256)
+		config[0], config[1], config[2], config[3] = 0xde, 0x10, byte(pciDevice), byte(pciDevice>>8)
+		config[0x0a], config[0x0b] = 0x02, 0x03
+		files[dev+"/config"] = string(config)
 	}
 	for rel, content := range files {
 		path := filepath.Join(root, rel)
@@ -629,6 +645,9 @@ func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error
 		return podsandbox.Container{Name: ct.Name, Path: filepath.Join(c.binDir, ct.Command[0]), Argv0: ct.Command[0],
 			Args: args, Env: env,
 			Log: filepath.Join(dir, "logs", ct.Name+".log")}, true
+	}
+	if st.mig {
+		spec.Binds = append(spec.Binds, podsandbox.BindMount{Source: filepath.Join(st.dir, "proc-driver"), Target: "/proc/driver"})
 	}
 	for _, path := range emulatedSysfs {
 		spec.Binds = append(spec.Binds, podsandbox.BindMount{Source: filepath.Join(st.dir, "sys", strings.TrimPrefix(path, "/sys/")),
