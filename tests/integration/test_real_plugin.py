@@ -323,6 +323,15 @@ def test_mig_single_and_mixed(real):
         or got == {"nvidia.com/mig-1g.5gb": "16", "nvidia.com/mig-2g.10gb": "8", "nvidia.com/mig-3g.20gb": "8",
                    "nvidia.com/gpu": "0"}, got
 
+    labels = wait(lambda: c.kubectl_json("get", "node", "real-mig-single")["metadata"]["labels"], 60,
+                  "GFD's MIG labels on real-mig-single", until=lambda v: "nvidia.com/mig.strategy" in v)
+    assert labels["nvidia.com/mig.strategy"] == "single" and labels["nvidia.com/mig.capable"] == "true"
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"
+    labels = wait(lambda: c.kubectl_json("get", "node", "real-mig-mixed")["metadata"]["labels"], 60,
+                  "GFD's MIG labels on real-mig-mixed", until=lambda v: "nvidia.com/mig-2g.10gb.count" in v)
+    assert labels["nvidia.com/mig.strategy"] == "mixed" and labels["nvidia.com/mig-2g.10gb.count"] == "8"
+    assert labels["nvidia.com/mig-2g.10gb.memory"] == "9856" and labels["nvidia.com/mig-2g.10gb.multiprocessors"] == "28"
+
     c.apply(slice_pod("mig-one", "real-mig-single"))
     pods = wait(lambda: allocations(c, "real-mig-single"), 60, "mig-one admitted")
     visible = pods["mig-one"][0]["envs"]["NVIDIA_VISIBLE_DEVICES"]

@@ -4,7 +4,8 @@
 //
 // The GPUs come from a JSON file named by $GSE_NVML_CONFIG (written per node by
 // the kubelet-device-emulator from fixtures/gpu_instance_types.yaml). Only the entry points
-// the plugin and GFD need to enumerate and health-check time-sliced GPUs are implemented;
+// the plugin and GFD need to enumerate and health-check time-sliced GPUs and MIG devices
+// (mig.go) are implemented;
 // every other NVML symbol they link against is exported by stubs_gen.c, which logs its name
 // and returns NVML_ERROR_NOT_SUPPORTED (see hack/gen-nvml-stubs.sh).
 package main
