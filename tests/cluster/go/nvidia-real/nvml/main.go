@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"gpu-slicing-eks/tests/cluster/go/nvidia-real/internal/nvmlspec"
 )
 
 // NVML return codes (nvmlReturn_t).
@@ -45,31 +47,13 @@ const (
 	eventSetHandleBase = 0x6e770000
 )
 
-// GPU is one emulated device.
-type GPU struct {
-	Name              string `json:"name"`
-	UUID              string `json:"uuid"`
-	PCIBusID          string `json:"pciBusId"`       // 00000000:00:1E.0
-	PCIDeviceID       uint32 `json:"pciDeviceId"`    // device<<16 | 0x10de
-	PCISubSystemID    uint32 `json:"pciSubSystemId"` //
-	MemoryMiB         uint64 `json:"memoryMiB"`
-	ComputeCapability string `json:"computeCapability"` // "7.5"
-	Architecture      uint32 `json:"architecture"`      // NVML_DEVICE_ARCH_*
-	MinorNumber       uint32 `json:"minorNumber"`
-	MigCapable        bool   `json:"migCapable"`
-	// MIG (mig.go): enabled by the node's MIG layout, with its profiles and MIG devices.
-	MigEnabled  bool         `json:"migEnabled"`
-	MigProfiles []MigProfile `json:"migProfiles"`
-	MigDevices  []MigDevice  `json:"migDevices"`
-}
-
-// Config is the content of $GSE_NVML_CONFIG.
-type Config struct {
-	DriverVersion     string `json:"driverVersion"`     // 570.172.08
-	CudaDriverVersion int32  `json:"cudaDriverVersion"` // 12080 = CUDA 12.8
-	NVMLVersion       string `json:"nvmlVersion"`       // 12.570.172.08
-	Devices           []GPU  `json:"devices"`
-}
+// The node's GPUs, as kubelet-device-emulator writes them (internal/nvmlspec).
+type (
+	GPU        = nvmlspec.GPU
+	Config     = nvmlspec.Config
+	MigProfile = nvmlspec.MigProfile
+	MigDevice  = nvmlspec.MigDevice
+)
 
 var (
 	mu        sync.Mutex
@@ -113,7 +97,7 @@ func doInit() C.gse_return {
 		for i := range c.Devices {
 			g := &c.Devices[i]
 			for k, m := range g.MigDevices {
-				p := g.profile(m.ProfileIndex)
+				p := g.Profile(m.ProfileIndex)
 				if p == nil {
 					logf("device %s: MIG device %s has unknown profile index %d", g.UUID, m.UUID, m.ProfileIndex)
 					return nvmlUnknown

@@ -11,30 +11,6 @@ package main
 */
 import "C"
 
-// MigProfile is one GPU instance profile of a MIG-capable GPU, at its NVML profile index.
-type MigProfile struct {
-	Index               int    `json:"index"` // NVML_GPU_INSTANCE_PROFILE_*
-	ID                  uint32 `json:"id"`
-	SliceCount          uint32 `json:"sliceCount"`
-	InstanceCount       uint32 `json:"instanceCount"`
-	MultiprocessorCount uint32 `json:"multiprocessorCount"`
-	CopyEngineCount     uint32 `json:"copyEngineCount"`
-	DecoderCount        uint32 `json:"decoderCount"`
-	EncoderCount        uint32 `json:"encoderCount"`
-	JpegCount           uint32 `json:"jpegCount"`
-	OfaCount            uint32 `json:"ofaCount"`
-	MemorySizeMB        uint64 `json:"memorySizeMB"`
-}
-
-// MigDevice is one MIG device: GPU instance GIID of profile ProfileIndex, compute instance 0.
-type MigDevice struct {
-	UUID         string `json:"uuid"`
-	Name         string `json:"name"`
-	GIID         uint32 `json:"giId"`
-	ProfileIndex int    `json:"profileIndex"`
-	Start        uint32 `json:"start"` // placement: first memory slice
-}
-
 // Handle spaces (see deviceHandleBase): 64 entries per GPU.
 const (
 	migHandleBase = 0x6e780000 // + gpu*64 + MIG device index
@@ -44,15 +20,6 @@ const (
 
 // ciProfileIndex is NVML_COMPUTE_INSTANCE_PROFILE_<n>_SLICE for a compute instance of n slices.
 var ciProfileIndex = map[uint32]int{1: 0, 2: 1, 3: 2, 4: 3, 7: 4, 8: 5, 6: 6}
-
-func (g *GPU) profile(index int) *MigProfile {
-	for i := range g.MigProfiles {
-		if g.MigProfiles[i].Index == index {
-			return &g.MigProfiles[i]
-		}
-	}
-	return nil
-}
 
 // migDevice resolves a MIG handle to its parent's index, the parent and the MIG device.
 func migDevice(h C.uintptr_t) (int, *GPU, *MigDevice, C.gse_return) {
@@ -92,33 +59,48 @@ func gpuInstance(h C.uintptr_t) (int, *GPU, *MigDevice, C.gse_return) {
 	return 0, nil, nil, nvmlInvalidArgument
 }
 
-//export nvmlDeviceGetMigDeviceHandleByIndex
-func nvmlDeviceGetMigDeviceHandleByIndex(h C.uintptr_t, index C.uint, out *C.uintptr_t) C.gse_return {
-	g, r := device(h)
-	if r != nvmlSuccess {
-		return r
-	}
-	if out == nil || isMigHandle(h) {
-		return nvmlInvalidArgument
-	}
-	if !g.MigEnabled || int(index) >= len(g.MigDevices) {
-		return nvmlNotFound
-	}
-	*out = C.uintptr_t(migHandleBase + (int(h)-deviceHandleBase)*64 + int(index))
-	return nvmlSuccess
-}
-
-//export nvmlDeviceGetDeviceHandleFromMigDeviceHandle
-func nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h C.uintptr_t, out *C.uintptr_t) C.gse_return {
-	gpu, _, _, r := migDevice(h)
+// setHandle and setUint answer a getter: the lookup's error, or the value through out.
+func setHandle(out *C.uintptr_t, v int, r C.gse_return) C.gse_return {
 	if r != nvmlSuccess {
 		return r
 	}
 	if out == nil {
 		return nvmlInvalidArgument
 	}
-	*out = C.uintptr_t(deviceHandleBase + gpu)
+	*out = C.uintptr_t(v)
 	return nvmlSuccess
+}
+
+func setUint(out *C.uint, v uint32, r C.gse_return) C.gse_return {
+	if r != nvmlSuccess {
+		return r
+	}
+	if out == nil {
+		return nvmlInvalidArgument
+	}
+	*out = C.uint(v)
+	return nvmlSuccess
+}
+
+//export nvmlDeviceGetMigDeviceHandleByIndex
+func nvmlDeviceGetMigDeviceHandleByIndex(h C.uintptr_t, index C.uint, out *C.uintptr_t) C.gse_return {
+	g, r := device(h)
+	if r != nvmlSuccess {
+		return r
+	}
+	if isMigHandle(h) {
+		return nvmlInvalidArgument
+	}
+	if !g.MigEnabled || int(index) >= len(g.MigDevices) {
+		return nvmlNotFound
+	}
+	return setHandle(out, migHandleBase+(int(h)-deviceHandleBase)*64+int(index), nvmlSuccess)
+}
+
+//export nvmlDeviceGetDeviceHandleFromMigDeviceHandle
+func nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h C.uintptr_t, out *C.uintptr_t) C.gse_return {
+	gpu, _, _, r := migDevice(h)
+	return setHandle(out, deviceHandleBase+gpu, r)
 }
 
 //export nvmlDeviceGetGpuInstanceId
@@ -127,23 +109,13 @@ func nvmlDeviceGetGpuInstanceId(h C.uintptr_t, id *C.uint) C.gse_return {
 	if r != nvmlSuccess {
 		return r
 	}
-	if id == nil {
-		return nvmlInvalidArgument
-	}
-	*id = C.uint(m.GIID)
-	return nvmlSuccess
+	return setUint(id, m.GIID, r)
 }
 
 //export nvmlDeviceGetComputeInstanceId
 func nvmlDeviceGetComputeInstanceId(h C.uintptr_t, id *C.uint) C.gse_return {
-	if _, _, _, r := migDevice(h); r != nvmlSuccess {
-		return r
-	}
-	if id == nil {
-		return nvmlInvalidArgument
-	}
-	*id = 0
-	return nvmlSuccess
+	_, _, _, r := migDevice(h)
+	return setUint(id, 0, r) // one compute instance per GPU instance
 }
 
 func attributes(h C.uintptr_t, a *C.gse_device_attributes) C.gse_return {
@@ -154,7 +126,7 @@ func attributes(h C.uintptr_t, a *C.gse_device_attributes) C.gse_return {
 	if a == nil {
 		return nvmlInvalidArgument
 	}
-	p := g.profile(m.ProfileIndex)
+	p := g.Profile(m.ProfileIndex)
 	*a = C.gse_device_attributes{multiprocessorCount: C.uint(p.MultiprocessorCount),
 		sharedCopyEngineCount: C.uint(p.CopyEngineCount), sharedDecoderCount: C.uint(p.DecoderCount),
 		sharedEncoderCount: C.uint(p.EncoderCount), sharedJpegCount: C.uint(p.JpegCount),
@@ -178,15 +150,11 @@ func nvmlDeviceGetGpuInstanceById(h C.uintptr_t, id C.uint, out *C.uintptr_t) C.
 	if _, r := device(h); r != nvmlSuccess || isMigHandle(h) {
 		return nvmlInvalidArgument
 	}
-	gi := C.uintptr_t(giHandleBase + (int(h)-deviceHandleBase)*64 + int(id))
-	if _, _, _, r := gpuInstance(gi); r != nvmlSuccess {
+	gi := giHandleBase + (int(h)-deviceHandleBase)*64 + int(id)
+	if _, _, _, r := gpuInstance(C.uintptr_t(gi)); r != nvmlSuccess {
 		return nvmlNotFound
 	}
-	if out == nil {
-		return nvmlInvalidArgument
-	}
-	*out = gi
-	return nvmlSuccess
+	return setHandle(out, gi, nvmlSuccess)
 }
 
 //export nvmlGpuInstanceGetInfo
@@ -198,7 +166,7 @@ func nvmlGpuInstanceGetInfo(gi C.uintptr_t, info *C.gse_gi_info) C.gse_return {
 	if info == nil {
 		return nvmlInvalidArgument
 	}
-	p := g.profile(m.ProfileIndex)
+	p := g.Profile(m.ProfileIndex)
 	*info = C.gse_gi_info{device: C.uintptr_t(deviceHandleBase + gpu), id: C.uint(m.GIID), profileId: C.uint(p.ID),
 		placement: C.gse_placement{start: C.uint(m.Start), size: C.uint(p.SliceCount)}}
 	return nvmlSuccess
@@ -212,11 +180,7 @@ func nvmlGpuInstanceGetComputeInstanceById(gi C.uintptr_t, id C.uint, out *C.uin
 	if id != 0 {
 		return nvmlNotFound
 	}
-	if out == nil {
-		return nvmlInvalidArgument
-	}
-	*out = C.uintptr_t(ciHandleBase + (int(gi)-giHandleBase)*8)
-	return nvmlSuccess
+	return setHandle(out, ciHandleBase+(int(gi)-giHandleBase)*8, nvmlSuccess)
 }
 
 func computeInstanceInfo(ci C.uintptr_t, info *C.gse_ci_info) C.gse_return {
@@ -232,7 +196,7 @@ func computeInstanceInfo(ci C.uintptr_t, info *C.gse_ci_info) C.gse_return {
 	if info == nil {
 		return nvmlInvalidArgument
 	}
-	slices := g.profile(m.ProfileIndex).SliceCount
+	slices := g.Profile(m.ProfileIndex).SliceCount
 	*info = C.gse_ci_info{device: C.uintptr_t(deviceHandleBase + gpu), gpuInstance: gi, id: 0,
 		profileId: C.uint(ciProfileIndex[slices]), placement: C.gse_placement{start: 0, size: C.uint(slices)}}
 	return nvmlSuccess
@@ -257,7 +221,7 @@ func nvmlDeviceGetGpuInstanceProfileInfo(h C.uintptr_t, profile C.uint, info *C.
 	if !g.MigCapable || isMigHandle(h) {
 		return nvmlNotSupported
 	}
-	p := g.profile(int(profile))
+	p := g.Profile(int(profile))
 	if p == nil {
 		return nvmlNotSupported // a profile index this GPU has not
 	}
@@ -281,7 +245,7 @@ func nvmlGpuInstanceGetComputeInstanceProfileInfo(gi C.uintptr_t, profile, engPr
 	if r != nvmlSuccess {
 		return r
 	}
-	p := g.profile(m.ProfileIndex)
+	p := g.Profile(m.ProfileIndex)
 	if engProfile != 0 || int(profile) != ciProfileIndex[p.SliceCount] {
 		return nvmlNotSupported
 	}

@@ -50,6 +50,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/yaml"
 
+	"gpu-slicing-eks/tests/cluster/go/nvidia-real/internal/nvmlspec"
 	"gpu-slicing-eks/tests/cluster/go/nvidia-real/internal/podsandbox"
 )
 
@@ -405,21 +406,21 @@ func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
 	if !ok {
 		return nil, fmt.Errorf("fixture has no gpu_models entry for %q", it.GPU.Name)
 	}
-	var devs []nvmlGPU
+	var devs []nvmlspec.GPU
 	for i := 0; i < it.GPU.Count; i++ {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", n.Name, i)))
 		uuid := fmt.Sprintf("GPU-%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
-		devs = append(devs, nvmlGPU{Name: model.Product, UUID: uuid,
+		devs = append(devs, nvmlspec.GPU{Name: model.Product, UUID: uuid,
 			PCIBusID:    fmt.Sprintf("00000000:00:%02X.0", 0x1e-it.GPU.Count+1+i),
 			PCIDeviceID: model.PCIDeviceID, MemoryMiB: it.GPU.MemoryMiB, ComputeCapability: model.ComputeCapability,
-			Architecture: model.Architecture, MinorNumber: i, MigCapable: model.MigCapable})
+			Architecture: model.Architecture, MinorNumber: uint32(i), MigCapable: model.MigCapable})
 	}
 	mig, err := applyMigLayout(dir, n.Name, model.Product, n.Labels[migConfigLabel], devs)
 	if err != nil {
 		return nil, err
 	}
-	nv := map[string]any{"driverVersion": c.fx.Driver.Version, "cudaDriverVersion": c.fx.Driver.CudaVersion,
-		"nvmlVersion": fmt.Sprintf("%d.%s", c.fx.Driver.CudaVersion/1000, c.fx.Driver.Version), "devices": devs}
+	nv := nvmlspec.Config{DriverVersion: c.fx.Driver.Version, CudaDriverVersion: c.fx.Driver.CudaVersion,
+		NVMLVersion: fmt.Sprintf("%d.%s", c.fx.Driver.CudaVersion/1000, c.fx.Driver.Version), Devices: devs}
 	data, _ := json.MarshalIndent(nv, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "nvml.json"), data, 0o644); err != nil {
 		return nil, err
@@ -438,22 +439,6 @@ func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
 	}
 	log.Printf("node %s: %d x %s, device manager at %s", n.Name, it.GPU.Count, model.Product, dm.dir)
 	return &nodeState{name: n.Name, dir: dir, dm: dm, nfdLabels: map[string]string{}, mig: mig}, nil
-}
-
-// nvmlGPU is one GPU of the node's nvml.json (the emulated NVML's Config.Devices).
-type nvmlGPU struct {
-	Name              string       `json:"name"`
-	UUID              string       `json:"uuid"`
-	PCIBusID          string       `json:"pciBusId"`
-	PCIDeviceID       uint32       `json:"pciDeviceId"`
-	MemoryMiB         uint64       `json:"memoryMiB"`
-	ComputeCapability string       `json:"computeCapability"`
-	Architecture      uint32       `json:"architecture"`
-	MinorNumber       int          `json:"minorNumber"`
-	MigCapable        bool         `json:"migCapable"`
-	MigEnabled        bool         `json:"migEnabled,omitempty"`
-	MigProfiles       []migProfile `json:"migProfiles,omitempty"`
-	MigDevices        []migDevice  `json:"migDevices,omitempty"`
 }
 
 // emulatedSysfs are the node's sysfs paths that pod-sandbox mounts over this machine's in every

@@ -12,36 +12,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"gpu-slicing-eks/tests/cluster/go/nvidia-real/internal/nvmlspec"
 )
 
 const migConfigLabel = "nvidia.com/mig.config"
 
-type migProfile struct {
-	Name                string `json:"-"`
-	Index               int    `json:"index"`
-	ID                  uint32 `json:"id"`
-	SliceCount          uint32 `json:"sliceCount"`
-	InstanceCount       uint32 `json:"instanceCount"`
-	MultiprocessorCount uint32 `json:"multiprocessorCount"`
-	CopyEngineCount     uint32 `json:"copyEngineCount"`
-	DecoderCount        uint32 `json:"decoderCount"`
-	EncoderCount        uint32 `json:"encoderCount"`
-	JpegCount           uint32 `json:"jpegCount"`
-	OfaCount            uint32 `json:"ofaCount"`
-	MemorySizeMB        uint64 `json:"memorySizeMB"`
-}
-
-type migDevice struct {
-	UUID         string `json:"uuid"`
-	Name         string `json:"name"`
-	GIID         uint32 `json:"giId"`
-	ProfileIndex int    `json:"profileIndex"`
-	Start        uint32 `json:"start"`
-}
-
 // migProfiles are the GPU instance profiles of each MIG-capable model of the fixture, as
 // NVIDIA's MIG user guide lists them (profile index, ID, slices, instances, SMs, engines, memory).
-var migProfiles = map[string][]migProfile{
+var migProfiles = map[string][]nvmlspec.MigProfile{
 	"NVIDIA A100-SXM4-40GB": {
 		{Name: "1g.5gb", Index: 0, ID: 19, SliceCount: 1, InstanceCount: 7, MultiprocessorCount: 14, CopyEngineCount: 1, MemorySizeMB: 4864},
 		{Name: "2g.10gb", Index: 1, ID: 14, SliceCount: 2, InstanceCount: 3, MultiprocessorCount: 28, CopyEngineCount: 2, DecoderCount: 1, MemorySizeMB: 9856},
@@ -53,12 +32,12 @@ var migProfiles = map[string][]migProfile{
 
 // migLayout is the profiles one GPU gets for a MIG manager config name: all-disabled, all-<profile>
 // (as many as fit), or all-balanced (NVIDIA's default config for a 40 GB A100: 2x1g, 1x2g, 1x3g).
-func migLayout(product, config string) ([]migProfile, error) {
+func migLayout(product, config string) ([]nvmlspec.MigProfile, error) {
 	table, ok := migProfiles[product]
 	if !ok {
 		return nil, fmt.Errorf("%s=%s: no MIG profiles for %q", migConfigLabel, config, product)
 	}
-	byName := map[string]migProfile{}
+	byName := map[string]nvmlspec.MigProfile{}
 	for _, p := range table {
 		byName[p.Name] = p
 	}
@@ -79,7 +58,7 @@ func migLayout(product, config string) ([]migProfile, error) {
 	default:
 		return nil, fmt.Errorf("%s=%s: not a config the emulated MIG manager knows (all-disabled, all-balanced, all-<profile>)", migConfigLabel, config)
 	}
-	var layout []migProfile
+	var layout []nvmlspec.MigProfile
 	for _, n := range names {
 		layout = append(layout, byName[n])
 	}
@@ -88,7 +67,7 @@ func migLayout(product, config string) ([]migProfile, error) {
 
 // applyMigLayout fills the GPUs' MIG fields (nvml.json) for the node's config and writes the
 // node's mig-minors file; it returns whether MIG is on.
-func applyMigLayout(nodeDir, node, product, config string, devs []nvmlGPU) (bool, error) {
+func applyMigLayout(nodeDir, node, product, config string, devs []nvmlspec.GPU) (bool, error) {
 	if config == "" {
 		return false, nil
 	}
@@ -104,12 +83,12 @@ func applyMigLayout(nodeDir, node, product, config string, devs []nvmlGPU) (bool
 	minors.WriteString("config 1\nmonitor 2\n")
 	minor := 3
 	for gpu := range devs {
-		var migs []migDevice
+		var migs []nvmlspec.MigDevice
 		start := uint32(0)
 		for k, p := range layout {
 			gi := uint32(k + 1)
 			sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d/mig/%d", node, gpu, gi)))
-			migs = append(migs, migDevice{
+			migs = append(migs, nvmlspec.MigDevice{
 				UUID: fmt.Sprintf("MIG-%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16]),
 				Name: fmt.Sprintf("%s MIG %s", product, p.Name), GIID: gi, ProfileIndex: p.Index, Start: start})
 			start += p.SliceCount
