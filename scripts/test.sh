@@ -29,7 +29,7 @@ if want go; then
   step "go tests (device-plugin emulator, NVIDIA parser CLI, NVML and kubelet emulation)"
   (cd tests/cluster/go/nvidia && go test ./...)
   # NVIDIA's real plugin stack: emulated NVML (cgo) and the kubelet/NFD emulation
-  (cd tests/cluster/go/nvidia-real && CGO_ENABLED=1 go vet ./nvml ./cmd/... && go test ./cmd/...)
+  (cd tests/cluster/go/nvidia-real && CGO_ENABLED=1 go vet ./nvml ./cmd/... ./internal/... && go test ./cmd/... ./internal/...)
 fi
 
 if want lint; then

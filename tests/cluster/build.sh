@@ -155,7 +155,7 @@ build_nvidia_real() {
   # shellcheck disable=SC2086
   run_component nvidia-real "$(hash_inputs "nvidia-real cgo $files" $(cd "$d" && echo $files | sed "s#\./#$d/#g"))" \
     "$BIN/nvidia-device-plugin" "$BIN/gpu-feature-discovery" "$BIN/config-manager" \
-    "$BIN/kubelet-device-emulator" "$NVML_DIR/libnvidia-ml.so.1" -- \
+    "$BIN/kubelet-device-emulator" "$BIN/pod-sandbox" "$NVML_DIR/libnvidia-ml.so.1" -- \
     _build_nvidia_real "$d"
 }
 _build_nvidia_real() {
@@ -167,6 +167,7 @@ _build_nvidia_real() {
     -o "$NVML_DIR/libnvidia-ml.so.1" ./nvml
   rm -f "$NVML_DIR/libnvidia-ml.so.h"
   go build -C "$1" -trimpath -ldflags "-s -w" -o "$BIN/kubelet-device-emulator" ./cmd/kubelet-device-emulator
+  go build -C "$1" -trimpath -ldflags "-s -w" -o "$BIN/pod-sandbox" ./cmd/pod-sandbox
   # Every NVML symbol NVIDIA's binaries link against must be in our library (implemented, or a
   # stub that fails loudly): else a call would die with "undefined symbol".
   local missing

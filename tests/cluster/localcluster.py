@@ -538,14 +538,43 @@ class LocalCluster:
         GPU nodes as processes (one private mount+PID namespace per pod) over the emulated NVML,
         and stands in for kubelet's device manager and NFD's labelling. Stopped by down().
         """
-        self._check_binaries(["kubelet-device-emulator", "nvidia-device-plugin", "gpu-feature-discovery",
-                              "config-manager"])
+        self._check_binaries(["kubelet-device-emulator", "pod-sandbox", "nvidia-device-plugin",
+                              "gpu-feature-discovery", "config-manager"])
         nvml = self.bin.parent / "nvml"
         if not (nvml / "libnvidia-ml.so.1").exists():
             raise ClusterError(f"{nvml}/libnvidia-ml.so.1 missing: run tests/cluster/build.sh nvidia-real")
         return self.start_process("kubelet-device-emulator", [
             self.bin / "kubelet-device-emulator", "--kubeconfig", self.kubeconfig, "--workdir", self.workdir / "nodes",
             "--bin", self.bin, "--nvml-lib", nvml, "--fixture", FIXTURE, *extra_args])
+
+    def chart_process_memory(self, node: str) -> list[dict]:
+        """Memory of every process start_real_plugin() runs for the node's chart pods, from
+        /proc/<pid>/smaps_rollup, in KiB: ``rss`` (each page in full: the binaries' code that every
+        node maps from the same files counts once per process), ``pss`` (each page divided by the
+        processes mapping it: the node's fair share), ``uss`` (pages only this process maps) and
+        ``anon``. The pod sandboxes are found by their command line (it names the node's
+        directory), NVIDIA's binaries by their environment (the node's nvml.json)."""
+        marker = f"{self.workdir}/nodes/{node}/".encode()
+        fields = {"Rss": "rss", "Pss": "pss", "Private_Clean": "uss", "Private_Dirty": "uss", "Anonymous": "anon"}
+        procs = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                if marker not in cmdline and marker not in (proc / "environ").read_bytes():
+                    continue
+                rollup = (proc / "smaps_rollup").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            argv0 = cmdline.split(b"\0")[0].decode(errors="replace")
+            mem = {"pid": int(proc.name), "name": Path(argv0).name, "rss": 0, "pss": 0, "uss": 0, "anon": 0}
+            for line in rollup.splitlines():
+                key, dummy, rest = line.partition(":")
+                if key in fields:
+                    mem[fields[key]] += int(rest.split()[0])
+            procs.append(mem)
+        return sorted(procs, key=lambda p: (p["name"], p["pid"]))
 
     def apply_karpenter_crds(self) -> None:
         crds = sorted((self.artifacts / "karpenter-crds").glob("*.yaml"))

@@ -50,7 +50,12 @@ HAND_WRITTEN = {
     "flags-only": "version: v1\nflags:\n  migStrategy: none\n",
     "invalid-replicas-1": "version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
                           "    - name: nvidia.com/gpu\n      replicas: 1\n",
+    "mig-single-a100": "version: v1\nflags:\n  migStrategy: single\n",
+    "mig-mixed-a100": "version: v1\nflags:\n  migStrategy: mixed\n",
 }
+# Keys served on 8 x A100 nodes with MIG devices (the MIG manager's label, emulated) instead of
+# INSTANCE_TYPE: key -> nvidia.com/mig.config
+MIG_LAYOUTS = {"mig-single-a100": "all-1g.5gb", "mig-mixed-a100": "all-balanced"}
 
 # config key -> (why the emulator and NVIDIA's plugin differ there, always): with always=True
 # the difference must still be there, so the entry cannot go stale silently.
@@ -61,6 +66,10 @@ KNOWN = {
         "both advertise nothing, but the emulator also removes GFD's labels while NVIDIA's GFD, crash-looping "
         "on the invalid config, leaves its NodeFeature object and so the labels of the config it ran before "
         "(config-manager's init container may start it on the default config first: a race in v0.19.3)", False),
+    "mig-single-a100": ("the emulator has no MIG devices: on MIG-enabled A100s it advertises the 8 whole GPUs, "
+                        "NVIDIA's plugin the 56 MIG devices as nvidia.com/gpu (GFD: product ...-MIG-1g.5gb)", True),
+    "mig-mixed-a100": ("the emulator has no MIG devices: it advertises 8 nvidia.com/gpu, NVIDIA's plugin "
+                       "nvidia.com/mig-1g.5gb 16, mig-2g.10gb 8, mig-3g.20gb 8 and no nvidia.com/gpu", True),
 }
 
 
@@ -105,7 +114,11 @@ def settle(cluster, keys, min_s: float = 20, stable_polls: int = 4, timeout: flo
 
 def add_nodes(cluster, keys):
     for key in keys:
-        cluster.add_gpu_node(node_name(key), INSTANCE_TYPE, labels={CONFIG_LABEL: key})
+        if key in MIG_LAYOUTS:
+            cluster.add_gpu_node(node_name(key), "p4d.24xlarge",
+                                 labels={CONFIG_LABEL: key, "nvidia.com/mig.config": MIG_LAYOUTS[key]})
+        else:
+            cluster.add_gpu_node(node_name(key), INSTANCE_TYPE, labels={CONFIG_LABEL: key})
 
 
 def delete_nodes(cluster, keys):
@@ -178,3 +191,12 @@ def test_custom_resource_name_is_refused_as_nvidia_plugin_ignores_it(results):
     with pytest.raises(sharing.SharingError) as info:
         predicted(CUSTOM_NAME_PROFILE)
     assert "resource_name" in str(info.value)
+
+
+def test_nvidia_plugin_serves_mig_strategies(results):
+    """On emulated MIG devices (8 x A100-40GB), NVIDIA's plugin and GFD name them as on EKS."""
+    single, mixed = results["real"]["mig-single-a100"], results["real"]["mig-mixed-a100"]
+    assert single["allocatable"] == {"nvidia.com/gpu": "56"}, single
+    assert single["labels"]["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb", single
+    assert mixed["allocatable"] == {"nvidia.com/mig-1g.5gb": "16", "nvidia.com/mig-2g.10gb": "8",
+                                    "nvidia.com/mig-3g.20gb": "8"}, mixed

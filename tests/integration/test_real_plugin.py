@@ -33,7 +33,9 @@ def ts_config(replicas: int, fail: bool = False, rename: bool = False) -> str:
         "resources": [{"name": "nvidia.com/gpu", "replicas": replicas}]}}})
 
 
-CONFIGS = {"ts-4": ts_config(4), "ts-4-strict": ts_config(4, fail=True), "ts-4-renamed": ts_config(4, rename=True)}
+CONFIGS = {"ts-4": ts_config(4), "ts-4-strict": ts_config(4, fail=True), "ts-4-renamed": ts_config(4, rename=True),
+           "mig-single": "version: v1\nflags:\n  migStrategy: single\n",
+           "mig-mixed": "version: v1\nflags:\n  migStrategy: mixed\n"}
 
 # node -> (instance type, config label or None for the chart's default ts-4)
 NODES = {
@@ -41,6 +43,12 @@ NODES = {
     "real-ts4-4gpu": ("g4dn.12xlarge", None),
     "real-strict": ("g4dn.xlarge", "ts-4-strict"),
     "real-renamed": ("g4dn.xlarge", "ts-4-renamed"),
+}
+# 8 x A100-SXM4-40GB with MIG devices from the MIG manager's label (emulated: mig.go), served with
+# NVIDIA's single and mixed MIG strategies: node -> (plugin config, nvidia.com/mig.config)
+MIG_NODES = {
+    "real-mig-single": ("mig-single", "all-1g.5gb"),
+    "real-mig-mixed": ("mig-mixed", "all-balanced"),
 }
 
 
@@ -84,24 +92,6 @@ def allocations(cluster, node: str) -> dict[str, list[dict]]:
     return out
 
 
-def node_rss_mib(cluster, node: str) -> float:
-    """Resident memory of every process of the node's chart pods (sandboxes included)."""
-    marker = f"{cluster.workdir}/nodes/{node}/".encode()
-    total = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if marker not in (proc / "cmdline").read_bytes() and marker not in (proc / "environ").read_bytes():
-                continue
-            m = re.search(r"VmRSS:\s+(\d+) kB", (proc / "status").read_text())
-        except OSError:
-            continue
-        if m:
-            total += int(m.group(1))
-    return total / 1024
-
-
 def bound_to_allocatable_s(cluster, node: str) -> float:
     """Seconds from the plugin pod's PodScheduled transition to the first allocatable write."""
     pods = cluster.kubectl_json("get", "pods", "-n", PLUGIN_NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin",
@@ -129,13 +119,15 @@ def real(local_cluster, tmp_path_factory):
                "--create-namespace", "-f", values_file)
         for node, (itype, config) in NODES.items():
             c.add_gpu_node(node, itype, labels={CONFIG_LABEL: config} if config else None)
+        for node, (config, layout) in MIG_NODES.items():
+            c.add_gpu_node(node, "p4d.24xlarge", labels={CONFIG_LABEL: config, "nvidia.com/mig.config": layout})
         c.create_namespace(APP_NS)
         yield c
     finally:
         c.kubectl("delete", "pods", "-n", APP_NS, "--all", "--grace-period=0", "--force", check=False)
         c.kubectl("delete", "namespace", APP_NS, "--ignore-not-found", "--timeout=90s", check=False, timeout=120)
         c.helm("uninstall", RELEASE, "--namespace", PLUGIN_NS, "--no-hooks", check=False)
-        for node in NODES:
+        for node in [*NODES, *MIG_NODES]:
             c.delete_node(node)
         c.stop_process("kubelet-device-emulator")
 
@@ -160,14 +152,26 @@ def test_real_plugin_advertises_and_labels(real):
     assert labels["nvidia.com/gpu.memory"] == "16384"
     assert labels["nvidia.com/gpu.compute.major"] == "7" and labels["nvidia.com/gpu.compute.minor"] == "5"
     assert labels["nvidia.com/cuda.driver-version.full"] == "570.172.08"
+    # GFD reads these from sysfs: DMI's product_name (the instance type on EC2's Nitro instances)
+    # and each GPU's PCI class (3D controller: compute), both emulated per node.
+    assert labels["nvidia.com/gpu.machine"] == "g4dn.xlarge"
+    assert labels["nvidia.com/gpu.mode"] == "compute"
 
-    # Figures (issue 15 targets: < 10 s, < 100 MiB); printed for the report, asserted loosely.
+    # Figures (issue 15 targets: < 10 s, < 100 MiB); printed for the report, asserted loosely
+    # (benchmarks/real_plugin_memory.py measures the memory properly).
     for node in ("real-ts4-1gpu", "real-ts4-4gpu"):
         secs = bound_to_allocatable_s(c, node)
-        rss = node_rss_mib(c, node)
-        print(f"\n{node}: plugin pod bound -> allocatable {secs:.1f}s; chart processes RSS {rss:.0f} MiB")
-        assert 0 < rss < 400, rss
+        procs = c.chart_process_memory(node)
+        mib = {k: sum(p[k] for p in procs) / 1024 for k in ("rss", "pss", "uss")}
+        print(f"\n{node}: plugin pod bound -> allocatable {secs:.1f}s; chart processes RSS {mib['rss']:.0f} MiB, "
+              f"PSS {mib['pss']:.0f} MiB, USS {mib['uss']:.0f} MiB")
+        assert 0 < mib["pss"] < 100, procs
         assert secs < 60, secs
+        # The emulation's own share (the two pod sandboxes) stays small next to NVIDIA's four
+        # processes: it was ~14 MiB of PSS while the sandbox was the emulator binary itself.
+        ours = [p for p in procs if p["name"] not in ("nvidia-device-plugin", "gpu-feature-discovery", "config-manager")]
+        assert [p["name"] for p in ours] == ["pod-sandbox", "pod-sandbox"], procs
+        assert sum(p["pss"] for p in ours) < 6 * 1024, ours
 
 
 def place_one_slice_pods(c, node: str, count: int) -> dict[str, list[dict]]:
@@ -303,3 +307,32 @@ def processes_of(pod_uid: str) -> list[int]:
             except OSError:
                 pass
     return pids
+
+
+def test_mig_single_and_mixed(real):
+    """NVIDIA's plugin walks the emulated MIG devices: mig strategy single advertises each MIG
+    device as nvidia.com/gpu, mixed as nvidia.com/mig-<profile>; allocations name MIG UUIDs."""
+    c = real
+    wait(lambda: allocatable(c, "real-mig-single").get("nvidia.com/gpu"), 120, "real-mig-single: nvidia.com/gpu",
+         until=lambda v: v == "56")  # 8 GPUs x 7 x 1g.5gb
+
+    def mixed():
+        return {k: v for k, v in allocatable(c, "real-mig-mixed").items() if k.startswith("nvidia.com/")}
+    got = wait(mixed, 120, "real-mig-mixed: nvidia.com/mig-*", until=lambda v: "nvidia.com/mig-1g.5gb" in v)
+    assert got == {"nvidia.com/mig-1g.5gb": "16", "nvidia.com/mig-2g.10gb": "8", "nvidia.com/mig-3g.20gb": "8"} \
+        or got == {"nvidia.com/mig-1g.5gb": "16", "nvidia.com/mig-2g.10gb": "8", "nvidia.com/mig-3g.20gb": "8",
+                   "nvidia.com/gpu": "0"}, got
+
+    labels = wait(lambda: c.kubectl_json("get", "node", "real-mig-single")["metadata"]["labels"], 60,
+                  "GFD's MIG labels on real-mig-single", until=lambda v: "nvidia.com/mig.strategy" in v)
+    assert labels["nvidia.com/mig.strategy"] == "single" and labels["nvidia.com/mig.capable"] == "true"
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"
+    labels = wait(lambda: c.kubectl_json("get", "node", "real-mig-mixed")["metadata"]["labels"], 60,
+                  "GFD's MIG labels on real-mig-mixed", until=lambda v: "nvidia.com/mig-2g.10gb.count" in v)
+    assert labels["nvidia.com/mig.strategy"] == "mixed" and labels["nvidia.com/mig-2g.10gb.count"] == "8"
+    assert labels["nvidia.com/mig-2g.10gb.memory"] == "9856" and labels["nvidia.com/mig-2g.10gb.multiprocessors"] == "28"
+
+    c.apply(slice_pod("mig-one", "real-mig-single"))
+    pods = wait(lambda: allocations(c, "real-mig-single"), 60, "mig-one admitted")
+    visible = pods["mig-one"][0]["envs"]["NVIDIA_VISIBLE_DEVICES"]
+    assert visible.startswith("MIG-"), pods

@@ -1,5 +1,6 @@
 """gpu_slicing_verify against the local cluster: real apiserver, real scheduler, real chart,
-emulated device plugin (allocatable + GFD labels), kwok pods (Running on paper).
+NVIDIA's real device plugin and GFD over the emulated NVML and kubelet device manager
+(kubelet-device-emulator), kwok pods (Running on paper).
 
 One Helm release of NVIDIA's chart serves three named configs: ts-4 (4 replicas,
 failRequestsGreaterThanOne), ts-2 (2 replicas) and ``plain`` (no sharing), with ``plain`` as
@@ -80,8 +81,7 @@ def sliced(local_cluster, tmp_path_factory):
     chart = c.artifacts / "nvidia-device-plugin"
     try:
         c.helm("install", RELEASE, chart, "--namespace", NS, "--create-namespace", "-f", values_file)
-        # The emulator: kubelet-device-emulator's Allocate refusals can land > 3 s after kwok's Running (verify's settle).
-        c.start_emulator()
+        c.start_real_plugin("--namespace", NS)
         wait_until(lambda: allocatable(c, OK) == "4", 90, "%s: 4 slices" % OK)
         wait_until(lambda: allocatable(c, UNSLICED) == "1", 90, "%s: 1 slice" % UNSLICED)
         wait_until(lambda: allocatable(c, WRONG) == "2", 90, "%s: 2 slices" % WRONG)
@@ -97,7 +97,7 @@ def sliced(local_cluster, tmp_path_factory):
         # --no-hooks: the NFD subchart's delete hook Job never completes on kwok nodes (pods never exit).
         c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", "--timeout", "30s", check=False)
         c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
-        c.stop_process("gpu-plugin-emulator")
+        c.stop_process("kubelet-device-emulator")
         for node in (OK, UNSLICED, WRONG):
             c.delete_node(node)
 

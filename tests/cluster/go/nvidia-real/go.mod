@@ -3,6 +3,7 @@ module gpu-slicing-eks/tests/cluster/go/nvidia-real
 go 1.26.0
 
 require (
+	github.com/NVIDIA/go-nvlib v0.10.0
 	github.com/NVIDIA/k8s-device-plugin v0.19.3
 	google.golang.org/grpc v1.81.0
 	k8s.io/api v0.35.5
@@ -15,7 +16,6 @@ require (
 require (
 	cyphar.com/go-pathrs v0.2.4 // indirect
 	github.com/NVIDIA/go-gpuallocator v0.6.0 // indirect
-	github.com/NVIDIA/go-nvlib v0.10.0 // indirect
 	github.com/NVIDIA/go-nvml v0.13.0-1.0.20260212130905-92cf8c963449 // indirect
 	github.com/NVIDIA/nvidia-container-toolkit v1.19.1 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect

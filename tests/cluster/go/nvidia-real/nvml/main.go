@@ -4,7 +4,8 @@
 //
 // The GPUs come from a JSON file named by $GSE_NVML_CONFIG (written per node by
 // the kubelet-device-emulator from fixtures/gpu_instance_types.yaml). Only the entry points
-// the plugin and GFD need to enumerate and health-check time-sliced GPUs are implemented;
+// the plugin and GFD need to enumerate and health-check time-sliced GPUs and MIG devices
+// (mig.go) are implemented;
 // every other NVML symbol they link against is exported by stubs_gen.c, which logs its name
 // and returns NVML_ERROR_NOT_SUPPORTED (see hack/gen-nvml-stubs.sh).
 package main
@@ -24,6 +25,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"gpu-slicing-eks/tests/cluster/go/nvidia-real/internal/nvmlspec"
 )
 
 // NVML return codes (nvmlReturn_t).
@@ -44,33 +47,20 @@ const (
 	eventSetHandleBase = 0x6e770000
 )
 
-// GPU is one emulated device.
-type GPU struct {
-	Name              string `json:"name"`
-	UUID              string `json:"uuid"`
-	PCIBusID          string `json:"pciBusId"`       // 00000000:00:1E.0
-	PCIDeviceID       uint32 `json:"pciDeviceId"`    // device<<16 | 0x10de
-	PCISubSystemID    uint32 `json:"pciSubSystemId"` //
-	MemoryMiB         uint64 `json:"memoryMiB"`
-	ComputeCapability string `json:"computeCapability"` // "7.5"
-	Architecture      uint32 `json:"architecture"`      // NVML_DEVICE_ARCH_*
-	MinorNumber       uint32 `json:"minorNumber"`
-	MigCapable        bool   `json:"migCapable"`
-}
-
-// Config is the content of $GSE_NVML_CONFIG.
-type Config struct {
-	DriverVersion     string `json:"driverVersion"`     // 570.172.08
-	CudaDriverVersion int32  `json:"cudaDriverVersion"` // 12080 = CUDA 12.8
-	NVMLVersion       string `json:"nvmlVersion"`       // 12.570.172.08
-	Devices           []GPU  `json:"devices"`
-}
+// The node's GPUs, as kubelet-device-emulator writes them (internal/nvmlspec).
+type (
+	GPU        = nvmlspec.GPU
+	Config     = nvmlspec.Config
+	MigProfile = nvmlspec.MigProfile
+	MigDevice  = nvmlspec.MigDevice
+)
 
 var (
 	mu        sync.Mutex
 	cfg       *Config
 	initCount int
 	errText   = map[int]*C.char{}
+	migViews  map[int]*GPU // MIG handle -> the MIG device as a device (name, UUID, memory)
 )
 
 func logf(format string, args ...any) {
@@ -103,6 +93,21 @@ func doInit() C.gse_return {
 			return nvmlUnknown
 		}
 		cfg = c
+		migViews = map[int]*GPU{}
+		for i := range c.Devices {
+			g := &c.Devices[i]
+			for k, m := range g.MigDevices {
+				p := g.Profile(m.ProfileIndex)
+				if p == nil {
+					logf("device %s: MIG device %s has unknown profile index %d", g.UUID, m.UUID, m.ProfileIndex)
+					return nvmlUnknown
+				}
+				view := *g
+				view.Name, view.UUID, view.MemoryMiB = m.Name, m.UUID, p.MemorySizeMB
+				view.MigCapable, view.MigEnabled, view.MigProfiles, view.MigDevices = false, false, nil, nil
+				migViews[migHandleBase+i*64+k] = &view
+			}
+		}
 	}
 	initCount++
 	return nvmlSuccess
@@ -121,6 +126,9 @@ func device(h C.uintptr_t) (*GPU, C.gse_return) {
 	c := config()
 	if c == nil {
 		return nil, nvmlUninitialized
+	}
+	if view, ok := migViewsNow()[int(h)]; ok {
+		return view, nvmlSuccess
 	}
 	i := int(h) - deviceHandleBase
 	if i < 0 || i >= len(c.Devices) {
@@ -279,7 +287,21 @@ func nvmlDeviceGetHandleByUUID(uuid *C.char, h *C.uintptr_t) C.gse_return {
 		return nvmlInvalidArgument
 	}
 	want := C.GoString(uuid)
+	if strings.HasPrefix(want, "MIG-") { // drivers since R470 find MIG devices by UUID as well
+		for handle, view := range migViewsNow() {
+			if view.UUID == want && h != nil {
+				*h = C.uintptr_t(handle)
+				return nvmlSuccess
+			}
+		}
+	}
 	return handleWhere(h, func(g *GPU) bool { return g.UUID == want })
+}
+
+func migViewsNow() map[int]*GPU {
+	mu.Lock()
+	defer mu.Unlock()
+	return migViews
 }
 
 func handleByBusID(busID *C.char, h *C.uintptr_t) C.gse_return {
@@ -428,8 +450,8 @@ func nvmlDeviceGetArchitecture(h C.uintptr_t, arch *C.uint) C.gse_return {
 	return deviceUint(h, arch, func(g *GPU) (uint32, C.gse_return) { return g.Architecture, nvmlSuccess })
 }
 
-// MIG is off on every emulated GPU: a MIG-capable one reports disabled, any other one reports
-// NOT_SUPPORTED, as NVML does for a GPU without MIG (e.g. a T4).
+// A MIG-capable GPU reports MIG enabled when the node's MIG layout gave it MIG devices, else
+// disabled; any other GPU reports NOT_SUPPORTED, as NVML does for a GPU without MIG (e.g. a T4).
 //
 //export nvmlDeviceGetMigMode
 func nvmlDeviceGetMigMode(h C.uintptr_t, current, pending *C.uint) C.gse_return {
@@ -437,19 +459,28 @@ func nvmlDeviceGetMigMode(h C.uintptr_t, current, pending *C.uint) C.gse_return 
 	if r != nvmlSuccess {
 		return r
 	}
-	if !g.MigCapable {
+	if !g.MigCapable || isMigHandle(h) {
 		return nvmlNotSupported
 	}
 	if current == nil || pending == nil {
 		return nvmlInvalidArgument
 	}
-	*current, *pending = 0, 0
+	mode := C.uint(0)
+	if g.MigEnabled {
+		mode = 1 // NVML_DEVICE_MIG_ENABLE
+	}
+	*current, *pending = mode, mode
 	return nvmlSuccess
 }
 
 //export nvmlDeviceIsMigDeviceHandle
 func nvmlDeviceIsMigDeviceHandle(h C.uintptr_t, isMig *C.uint) C.gse_return {
-	return deviceUint(h, isMig, func(*GPU) (uint32, C.gse_return) { return 0, nvmlSuccess })
+	return deviceUint(h, isMig, func(*GPU) (uint32, C.gse_return) {
+		if isMigHandle(h) {
+			return 1, nvmlSuccess
+		}
+		return 0, nvmlSuccess
+	})
 }
 
 //export nvmlDeviceGetMaxMigDeviceCount

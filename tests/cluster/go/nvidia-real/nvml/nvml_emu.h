@@ -34,6 +34,67 @@ typedef struct {
 	unsigned int computeInstanceId;
 } gse_event_data;
 
+/* MIG (nvmlDeviceAttributes_t, nvmlGpuInstanceProfileInfo_t, nvmlComputeInstanceProfileInfo_t,
+ * nvmlGpuInstanceInfo_t, nvmlComputeInstanceInfo_t); the handles in them are pointers at the C ABI,
+ * held here as uintptr_t (same size and alignment). */
+typedef struct {
+	unsigned int multiprocessorCount;
+	unsigned int sharedCopyEngineCount;
+	unsigned int sharedDecoderCount;
+	unsigned int sharedEncoderCount;
+	unsigned int sharedJpegCount;
+	unsigned int sharedOfaCount;
+	unsigned int gpuInstanceSliceCount;
+	unsigned int computeInstanceSliceCount;
+	unsigned long long memorySizeMB;
+} gse_device_attributes;
+
+typedef struct {
+	unsigned int id;
+	unsigned int isP2pSupported;
+	unsigned int sliceCount;
+	unsigned int instanceCount;
+	unsigned int multiprocessorCount;
+	unsigned int copyEngineCount;
+	unsigned int decoderCount;
+	unsigned int encoderCount;
+	unsigned int jpegCount;
+	unsigned int ofaCount;
+	unsigned long long memorySizeMB;
+} gse_gi_profile_info;
+
+typedef struct {
+	unsigned int id;
+	unsigned int sliceCount;
+	unsigned int instanceCount;
+	unsigned int multiprocessorCount;
+	unsigned int sharedCopyEngineCount;
+	unsigned int sharedDecoderCount;
+	unsigned int sharedEncoderCount;
+	unsigned int sharedJpegCount;
+	unsigned int sharedOfaCount;
+} gse_ci_profile_info;
+
+typedef struct {
+	unsigned int start;
+	unsigned int size;
+} gse_placement;
+
+typedef struct {
+	uintptr_t device;
+	unsigned int id;
+	unsigned int profileId;
+	gse_placement placement;
+} gse_gi_info;
+
+typedef struct {
+	uintptr_t device;
+	uintptr_t gpuInstance;
+	unsigned int id;
+	unsigned int profileId;
+	gse_placement placement;
+} gse_ci_info;
+
 /* Logs "<name> is not implemented" on stderr and returns NVML_ERROR_NOT_SUPPORTED. */
 gse_return gse_unsupported(const char *name);
 

@@ -4,8 +4,6 @@
 #include "nvml_emu.h"
 
 gse_return nvmlComputeInstanceDestroy(void) { return gse_unsupported("nvmlComputeInstanceDestroy"); }
-gse_return nvmlComputeInstanceGetInfo(void) { return gse_unsupported("nvmlComputeInstanceGetInfo"); }
-gse_return nvmlComputeInstanceGetInfo_v2(void) { return gse_unsupported("nvmlComputeInstanceGetInfo_v2"); }
 gse_return nvmlDeviceClearAccountingPids(void) { return gse_unsupported("nvmlDeviceClearAccountingPids"); }
 gse_return nvmlDeviceClearCpuAffinity(void) { return gse_unsupported("nvmlDeviceClearCpuAffinity"); }
 gse_return nvmlDeviceClearEccErrorCounts(void) { return gse_unsupported("nvmlDeviceClearEccErrorCounts"); }
@@ -23,8 +21,6 @@ gse_return nvmlDeviceGetActiveVgpus(void) { return gse_unsupported("nvmlDeviceGe
 gse_return nvmlDeviceGetAdaptiveClockInfoStatus(void) { return gse_unsupported("nvmlDeviceGetAdaptiveClockInfoStatus"); }
 gse_return nvmlDeviceGetAddressingMode(void) { return gse_unsupported("nvmlDeviceGetAddressingMode"); }
 gse_return nvmlDeviceGetApplicationsClock(void) { return gse_unsupported("nvmlDeviceGetApplicationsClock"); }
-gse_return nvmlDeviceGetAttributes(void) { return gse_unsupported("nvmlDeviceGetAttributes"); }
-gse_return nvmlDeviceGetAttributes_v2(void) { return gse_unsupported("nvmlDeviceGetAttributes_v2"); }
 gse_return nvmlDeviceGetAutoBoostedClocksEnabled(void) { return gse_unsupported("nvmlDeviceGetAutoBoostedClocksEnabled"); }
 gse_return nvmlDeviceGetBAR1MemoryInfo(void) { return gse_unsupported("nvmlDeviceGetBAR1MemoryInfo"); }
 gse_return nvmlDeviceGetBoardId(void) { return gse_unsupported("nvmlDeviceGetBoardId"); }
@@ -38,7 +34,6 @@ gse_return nvmlDeviceGetClkMonStatus(void) { return gse_unsupported("nvmlDeviceG
 gse_return nvmlDeviceGetClock(void) { return gse_unsupported("nvmlDeviceGetClock"); }
 gse_return nvmlDeviceGetClockInfo(void) { return gse_unsupported("nvmlDeviceGetClockInfo"); }
 gse_return nvmlDeviceGetClockOffsets(void) { return gse_unsupported("nvmlDeviceGetClockOffsets"); }
-gse_return nvmlDeviceGetComputeInstanceId(void) { return gse_unsupported("nvmlDeviceGetComputeInstanceId"); }
 gse_return nvmlDeviceGetComputeMode(void) { return gse_unsupported("nvmlDeviceGetComputeMode"); }
 gse_return nvmlDeviceGetComputeRunningProcesses(void) { return gse_unsupported("nvmlDeviceGetComputeRunningProcesses"); }
 gse_return nvmlDeviceGetComputeRunningProcesses_v2(void) { return gse_unsupported("nvmlDeviceGetComputeRunningProcesses_v2"); }
@@ -60,7 +55,6 @@ gse_return nvmlDeviceGetDecoderUtilization(void) { return gse_unsupported("nvmlD
 gse_return nvmlDeviceGetDefaultApplicationsClock(void) { return gse_unsupported("nvmlDeviceGetDefaultApplicationsClock"); }
 gse_return nvmlDeviceGetDefaultEccMode(void) { return gse_unsupported("nvmlDeviceGetDefaultEccMode"); }
 gse_return nvmlDeviceGetDetailedEccErrors(void) { return gse_unsupported("nvmlDeviceGetDetailedEccErrors"); }
-gse_return nvmlDeviceGetDeviceHandleFromMigDeviceHandle(void) { return gse_unsupported("nvmlDeviceGetDeviceHandleFromMigDeviceHandle"); }
 gse_return nvmlDeviceGetDisplayActive(void) { return gse_unsupported("nvmlDeviceGetDisplayActive"); }
 gse_return nvmlDeviceGetDisplayMode(void) { return gse_unsupported("nvmlDeviceGetDisplayMode"); }
 gse_return nvmlDeviceGetDramEncryptionMode(void) { return gse_unsupported("nvmlDeviceGetDramEncryptionMode"); }
@@ -84,11 +78,8 @@ gse_return nvmlDeviceGetGpcClkMinMaxVfOffset(void) { return gse_unsupported("nvm
 gse_return nvmlDeviceGetGpcClkVfOffset(void) { return gse_unsupported("nvmlDeviceGetGpcClkVfOffset"); }
 gse_return nvmlDeviceGetGpuFabricInfo(void) { return gse_unsupported("nvmlDeviceGetGpuFabricInfo"); }
 gse_return nvmlDeviceGetGpuFabricInfoV(void) { return gse_unsupported("nvmlDeviceGetGpuFabricInfoV"); }
-gse_return nvmlDeviceGetGpuInstanceById(void) { return gse_unsupported("nvmlDeviceGetGpuInstanceById"); }
-gse_return nvmlDeviceGetGpuInstanceId(void) { return gse_unsupported("nvmlDeviceGetGpuInstanceId"); }
 gse_return nvmlDeviceGetGpuInstancePossiblePlacements(void) { return gse_unsupported("nvmlDeviceGetGpuInstancePossiblePlacements"); }
 gse_return nvmlDeviceGetGpuInstancePossiblePlacements_v2(void) { return gse_unsupported("nvmlDeviceGetGpuInstancePossiblePlacements_v2"); }
-gse_return nvmlDeviceGetGpuInstanceProfileInfo(void) { return gse_unsupported("nvmlDeviceGetGpuInstanceProfileInfo"); }
 gse_return nvmlDeviceGetGpuInstanceProfileInfoByIdV(void) { return gse_unsupported("nvmlDeviceGetGpuInstanceProfileInfoByIdV"); }
 gse_return nvmlDeviceGetGpuInstanceProfileInfoV(void) { return gse_unsupported("nvmlDeviceGetGpuInstanceProfileInfoV"); }
 gse_return nvmlDeviceGetGpuInstanceRemainingCapacity(void) { return gse_unsupported("nvmlDeviceGetGpuInstanceRemainingCapacity"); }
@@ -127,7 +118,6 @@ gse_return nvmlDeviceGetMemoryAffinity(void) { return gse_unsupported("nvmlDevic
 gse_return nvmlDeviceGetMemoryBusWidth(void) { return gse_unsupported("nvmlDeviceGetMemoryBusWidth"); }
 gse_return nvmlDeviceGetMemoryErrorCounter(void) { return gse_unsupported("nvmlDeviceGetMemoryErrorCounter"); }
 gse_return nvmlDeviceGetMemoryInfo_v2(void) { return gse_unsupported("nvmlDeviceGetMemoryInfo_v2"); }
-gse_return nvmlDeviceGetMigDeviceHandleByIndex(void) { return gse_unsupported("nvmlDeviceGetMigDeviceHandleByIndex"); }
 gse_return nvmlDeviceGetMinMaxClockOfPState(void) { return gse_unsupported("nvmlDeviceGetMinMaxClockOfPState"); }
 gse_return nvmlDeviceGetMinMaxFanSpeed(void) { return gse_unsupported("nvmlDeviceGetMinMaxFanSpeed"); }
 gse_return nvmlDeviceGetModuleId(void) { return gse_unsupported("nvmlDeviceGetModuleId"); }
@@ -281,14 +271,11 @@ gse_return nvmlGpuInstanceCreateComputeInstance(void) { return gse_unsupported("
 gse_return nvmlGpuInstanceCreateComputeInstanceWithPlacement(void) { return gse_unsupported("nvmlGpuInstanceCreateComputeInstanceWithPlacement"); }
 gse_return nvmlGpuInstanceDestroy(void) { return gse_unsupported("nvmlGpuInstanceDestroy"); }
 gse_return nvmlGpuInstanceGetActiveVgpus(void) { return gse_unsupported("nvmlGpuInstanceGetActiveVgpus"); }
-gse_return nvmlGpuInstanceGetComputeInstanceById(void) { return gse_unsupported("nvmlGpuInstanceGetComputeInstanceById"); }
 gse_return nvmlGpuInstanceGetComputeInstancePossiblePlacements(void) { return gse_unsupported("nvmlGpuInstanceGetComputeInstancePossiblePlacements"); }
-gse_return nvmlGpuInstanceGetComputeInstanceProfileInfo(void) { return gse_unsupported("nvmlGpuInstanceGetComputeInstanceProfileInfo"); }
 gse_return nvmlGpuInstanceGetComputeInstanceProfileInfoV(void) { return gse_unsupported("nvmlGpuInstanceGetComputeInstanceProfileInfoV"); }
 gse_return nvmlGpuInstanceGetComputeInstanceRemainingCapacity(void) { return gse_unsupported("nvmlGpuInstanceGetComputeInstanceRemainingCapacity"); }
 gse_return nvmlGpuInstanceGetComputeInstances(void) { return gse_unsupported("nvmlGpuInstanceGetComputeInstances"); }
 gse_return nvmlGpuInstanceGetCreatableVgpus(void) { return gse_unsupported("nvmlGpuInstanceGetCreatableVgpus"); }
-gse_return nvmlGpuInstanceGetInfo(void) { return gse_unsupported("nvmlGpuInstanceGetInfo"); }
 gse_return nvmlGpuInstanceGetVgpuHeterogeneousMode(void) { return gse_unsupported("nvmlGpuInstanceGetVgpuHeterogeneousMode"); }
 gse_return nvmlGpuInstanceGetVgpuSchedulerLog(void) { return gse_unsupported("nvmlGpuInstanceGetVgpuSchedulerLog"); }
 gse_return nvmlGpuInstanceGetVgpuSchedulerState(void) { return gse_unsupported("nvmlGpuInstanceGetVgpuSchedulerState"); }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
@@ -65,18 +65,17 @@ func gpuPod(name string, n int64) *corev1.Pod {
 	}
 }
 
-func TestDeviceManagerRegistersAdmitsAndRefuses(t *testing.T) {
-	dir, err := os.MkdirTemp("", "dm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	kc := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+// startTestDeviceManager runs a device manager for node n1 (on a fake API) with testPlugin
+// registered, and waits until the node's allocatable shows the plugin's 4 devices.
+func startTestDeviceManager(t *testing.T, objects ...runtime.Object) (*fake.Clientset, *deviceManager) {
+	t.Helper()
+	dir := t.TempDir()
+	kc := fake.NewClientset(append([]runtime.Object{&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}}, objects...)...)
 	m, err := newDeviceManager("n1", dir, kc, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.stop()
+	t.Cleanup(m.stop)
 
 	lis, err := net.Listen("unix", filepath.Join(dir, "test.sock"))
 	if err != nil {
@@ -85,7 +84,7 @@ func TestDeviceManagerRegistersAdmitsAndRefuses(t *testing.T) {
 	srv := grpc.NewServer()
 	pluginapi.RegisterDevicePluginServer(srv, testPlugin{})
 	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
+	t.Cleanup(srv.Stop)
 	_, err = m.Register(context.Background(), &pluginapi.RegisterRequest{Version: pluginapi.Version, Endpoint: "test.sock",
 		ResourceName: "nvidia.com/gpu", Options: &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true}})
 	if err != nil {
@@ -99,13 +98,17 @@ func TestDeviceManagerRegistersAdmitsAndRefuses(t *testing.T) {
 			if c := n.Status.Capacity["nvidia.com/gpu"]; c.Value() != 4 {
 				t.Fatalf("capacity %v, want 4", c.Value())
 			}
-			break
+			return kc, m
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("allocatable never reached 4: %v", n.Status.Allocatable)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func TestDeviceManagerRegistersAdmitsAndRefuses(t *testing.T) {
+	_, m := startTestDeviceManager(t)
 
 	a := m.admit(gpuPod("one", 1))
 	if a == nil || a.rejected != "" {
@@ -132,5 +135,42 @@ func TestDeviceManagerRegistersAdmitsAndRefuses(t *testing.T) {
 	m.release(nil)
 	if free := m.healthyFree("nvidia.com/gpu"); len(free) != 4 {
 		t.Fatalf("after release: free %v", free)
+	}
+}
+
+// A refused pod is failed as soon as its binding is seen, even while sync() is busy with its
+// periodic per-node work (here: holding its lock): kubelet decides admission before the pod
+// runs, so the refusal must not wait behind other nodes' status and label writes (with 20
+// nodes it used to land seconds after kwok had marked the pod Running).
+func TestRefusalIsNotQueuedBehindSync(t *testing.T) {
+	kc, m := startTestDeviceManager(t)
+	c := &controller{kc: kc, nodeState: map[string]*nodeState{"n1": {name: "n1", dm: m}},
+		sandboxes: map[types.UID]*sandbox{}, trigger: make(chan struct{}, 1), admitQ: newAdmitQueue()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer c.admitQ.ShutDown()
+	if err := c.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock() // sync() at work
+	defer c.mu.Unlock()
+
+	if _, err := kc.CoreV1().Pods("default").Create(ctx, gpuPod("two", 2), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p, _ := kc.CoreV1().Pods("default").Get(ctx, "two", metav1.GetOptions{})
+		if p.Status.Phase == corev1.PodFailed {
+			if p.Status.Reason != "UnexpectedAdmissionError" ||
+				!strings.Contains(p.Status.Message, "maximum request size for shared resources is 1; found 2") {
+				t.Fatalf("failed with %s: %s", p.Status.Reason, p.Status.Message)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod not failed within 5 s while sync() was busy: phase %q", p.Status.Phase)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -4,8 +4,8 @@
 //
 //   - a chart pod (container command nvidia-device-plugin or gpu-feature-discovery, with its
 //     config-manager init container and sidecar) bound to a simulated node gets its containers
-//     run as processes in a private mount+PID namespace (sandbox.go) and loses them when the
-//     pod goes; env and volumes come from the pod spec (see podSandbox);
+//     run as processes in a private mount+PID namespace (pod-sandbox, next to this binary) and
+//     loses them when the pod goes; env and volumes come from the pod spec (see startSandbox);
 //   - the plugin finds libnvidia-ml.so.1 = our emulated NVML (go/nvidia-real/nvml) with the
 //     node's GPUs from fixtures/gpu_instance_types.yaml;
 //   - kubelet's device manager (devicemanager.go): Registration, ListAndWatch -> node
@@ -15,8 +15,6 @@
 //   - NFD master: GFD's NodeFeature objects (and features.d files) become node labels.
 //
 // Usage: kubelet-device-emulator --kubeconfig F --workdir D --bin B --nvml-lib L --fixture Y
-//
-//	kubelet-device-emulator sandbox SPEC.json   (internal: PID 1 of a pod's namespaces)
 package main
 
 import (
@@ -38,6 +36,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -48,7 +47,11 @@ import (
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/yaml"
+
+	"gpu-slicing-eks/tests/cluster/go/nvidia-real/internal/nvmlspec"
+	"gpu-slicing-eks/tests/cluster/go/nvidia-real/internal/podsandbox"
 )
 
 const (
@@ -91,6 +94,7 @@ type nodeState struct {
 	dir       string
 	dm        *deviceManager
 	nfdLabels map[string]string
+	mig       bool // MIG devices from nvidia.com/mig.config (mig.go)
 }
 
 type sandbox struct {
@@ -113,26 +117,25 @@ type controller struct {
 	namespace  string
 	grace      time.Duration
 	fx         fixture
-	self       string
+	sandboxBin string // pod-sandbox, next to this binary
 
 	pods  listersv1.PodLister
 	nodes listersv1.NodeLister
 	cms   listersv1.ConfigMapLister
 
-	mu        sync.Mutex
-	nodeState map[string]*nodeState
+	mu        sync.Mutex // held by sync()
+	stateMu   sync.RWMutex
+	nodeState map[string]*nodeState // written under mu and stateMu, read under either
 	sandboxes map[types.UID]*sandbox
 	trigger   chan struct{}
+	// Workload pods to admit, by namespace/name: kubelet admits a pod as soon as its watch
+	// sees it bound, not after its other periodic work.
+	admitQ workqueue.TypedInterface[string]
 }
 
 func main() {
-	if len(os.Args) == 3 && os.Args[1] == "sandbox" {
-		if err := runSandbox(os.Args[2]); err != nil {
-			log.Fatal(err)
-		}
-		return
-	}
-	c := &controller{nodeState: map[string]*nodeState{}, sandboxes: map[types.UID]*sandbox{}, trigger: make(chan struct{}, 1)}
+	c := &controller{nodeState: map[string]*nodeState{}, sandboxes: map[types.UID]*sandbox{}, trigger: make(chan struct{}, 1),
+		admitQ: newAdmitQueue()}
 	fixturePath := ""
 	flag.StringVar(&c.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "cluster to act on")
 	flag.StringVar(&c.workdir, "workdir", "", "per-node directories go here (required)")
@@ -154,34 +157,29 @@ func main() {
 	if err != nil {
 		log.Fatalf("fixture %s: %v", fixturePath, err)
 	}
-	if c.self, err = os.Executable(); err != nil {
+	self, err := os.Executable()
+	if err != nil {
 		log.Fatal(err)
+	}
+	c.sandboxBin = filepath.Join(filepath.Dir(self), "pod-sandbox")
+	if _, err := os.Stat(c.sandboxBin); err != nil {
+		log.Fatalf("pod-sandbox: %v (build.sh nvidia-real builds it next to kubelet-device-emulator)", err)
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
 		log.Fatal(err)
 	}
+	// kubelet's kubeAPIQPS/kubeAPIBurst defaults. This one process is the kubelet of every
+	// simulated GPU node: client-go's default (5 QPS) spaced its writes 0.2 s apart, so with
+	// 20 nodes a refusal landed seconds after kwok had marked the pod Running.
+	cfg.QPS, cfg.Burst = 50, 100
 	c.kc = kubernetes.NewForConfigOrDie(cfg)
 	c.dyn = dynamic.NewForConfigOrDie(cfg)
 
-	factory := informers.NewSharedInformerFactory(c.kc, 0)
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.kick() },
-		UpdateFunc: func(any, any) { c.kick() },
-		DeleteFunc: func(any) { c.kick() },
-	}
-	for _, inf := range []cache.SharedIndexInformer{factory.Core().V1().Pods().Informer(),
-		factory.Core().V1().Nodes().Informer(), factory.Core().V1().ConfigMaps().Informer()} {
-		if _, err := inf.AddEventHandler(h); err != nil {
-			log.Fatal(err)
-		}
-	}
-	c.pods = factory.Core().V1().Pods().Lister()
-	c.nodes = factory.Core().V1().Nodes().Lister()
-	c.cms = factory.Core().V1().ConfigMaps().Lister()
 	ctx, cancel := context.WithCancel(context.Background())
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
+	if err := c.start(ctx); err != nil {
+		log.Fatal(err)
+	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -191,6 +189,7 @@ func main() {
 		select {
 		case <-sigs:
 			cancel()
+			c.admitQ.ShutDown()
 			c.shutdown()
 			return
 		case <-c.trigger:
@@ -200,10 +199,80 @@ func main() {
 	}
 }
 
+// start runs the informers (every event kicks sync(); workload pods also go to the
+// admission workers) and waits for their caches.
+func (c *controller) start(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactory(c.kc, 0)
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.kick() },
+		UpdateFunc: func(any, any) { c.kick() },
+		DeleteFunc: func(any) { c.kick() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{factory.Core().V1().Pods().Informer(),
+		factory.Core().V1().Nodes().Informer(), factory.Core().V1().ConfigMaps().Informer()} {
+		if _, err := inf.AddEventHandler(h); err != nil {
+			return err
+		}
+	}
+	if _, err := factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { c.enqueueAdmission(o) },
+		UpdateFunc: func(_, o any) { c.enqueueAdmission(o) },
+	}); err != nil {
+		return err
+	}
+	c.pods = factory.Core().V1().Pods().Lister()
+	c.nodes = factory.Core().V1().Nodes().Lister()
+	c.cms = factory.Core().V1().ConfigMaps().Lister()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	for i := 0; i < 4; i++ {
+		go c.admissionWorker()
+	}
+	return nil
+}
+
 func (c *controller) kick() {
 	select {
 	case c.trigger <- struct{}{}:
 	default:
+	}
+}
+
+func newAdmitQueue() workqueue.TypedInterface[string] { return workqueue.NewTyped[string]() }
+
+// needsAdmission says whether a pod is a workload pod bound to a node that kubelet has not yet
+// decided (or must decide again: a refused pod that is not Failed yet).
+func needsAdmission(p *corev1.Pod) bool {
+	return p.Spec.NodeName != "" && p.DeletionTimestamp == nil && !chartPod(p) &&
+		p.Status.Phase != corev1.PodFailed && p.Status.Phase != corev1.PodSucceeded &&
+		p.Annotations[allocationAnnotation] == ""
+}
+
+func (c *controller) enqueueAdmission(o any) {
+	if p, ok := o.(*corev1.Pod); ok && needsAdmission(p) {
+		c.admitQ.Add(p.Namespace + "/" + p.Name)
+	}
+}
+
+// admissionWorker admits pods as their binding arrives, apart from sync()'s periodic per-node
+// work (sandboxes, status, NFD labels), as kubelet's pod workers are apart from its status loop.
+// A pod whose resource has no plugin registered yet is left to sync(), which retries each second.
+func (c *controller) admissionWorker() {
+	for {
+		key, quit := c.admitQ.Get()
+		if quit {
+			return
+		}
+		ns, name, _ := strings.Cut(key, "/")
+		if p, err := c.pods.Pods(ns).Get(name); err == nil && needsAdmission(p) {
+			c.stateMu.RLock()
+			st := c.nodeState[p.Spec.NodeName]
+			c.stateMu.RUnlock()
+			if st != nil {
+				c.admitPod(st, p)
+			}
+		}
+		c.admitQ.Done(key)
 	}
 }
 
@@ -254,7 +323,9 @@ func (c *controller) sync() {
 		if served[name] == nil {
 			log.Printf("node %s: gone, stopping its device manager", name)
 			st.dm.stop()
+			c.stateMu.Lock()
 			delete(c.nodeState, name)
+			c.stateMu.Unlock()
 		}
 	}
 	for name, n := range served {
@@ -265,7 +336,9 @@ func (c *controller) sync() {
 				delete(served, name)
 				continue
 			}
+			c.stateMu.Lock()
 			c.nodeState[name] = st
+			c.stateMu.Unlock()
 		}
 	}
 
@@ -312,10 +385,13 @@ func (c *controller) sync() {
 			c.sandboxes[uid] = s
 		}
 	}
+	features := c.nodeFeatureLabels()
 	for name, st := range c.nodeState {
 		st.dm.release(active[name])
 		st.dm.ensureStatus(served[name])
-		c.applyNFD(st, served[name])
+		if features != nil {
+			c.applyNFD(st, served[name], features[name])
+		}
 	}
 }
 
@@ -330,30 +406,31 @@ func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
 	if !ok {
 		return nil, fmt.Errorf("fixture has no gpu_models entry for %q", it.GPU.Name)
 	}
-	type dev struct {
-		Name              string `json:"name"`
-		UUID              string `json:"uuid"`
-		PCIBusID          string `json:"pciBusId"`
-		PCIDeviceID       uint32 `json:"pciDeviceId"`
-		MemoryMiB         uint64 `json:"memoryMiB"`
-		ComputeCapability string `json:"computeCapability"`
-		Architecture      uint32 `json:"architecture"`
-		MinorNumber       int    `json:"minorNumber"`
-		MigCapable        bool   `json:"migCapable"`
-	}
-	var devs []dev
+	var devs []nvmlspec.GPU
 	for i := 0; i < it.GPU.Count; i++ {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", n.Name, i)))
 		uuid := fmt.Sprintf("GPU-%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
-		devs = append(devs, dev{Name: model.Product, UUID: uuid,
+		devs = append(devs, nvmlspec.GPU{Name: model.Product, UUID: uuid,
 			PCIBusID:    fmt.Sprintf("00000000:00:%02X.0", 0x1e-it.GPU.Count+1+i),
 			PCIDeviceID: model.PCIDeviceID, MemoryMiB: it.GPU.MemoryMiB, ComputeCapability: model.ComputeCapability,
-			Architecture: model.Architecture, MinorNumber: i, MigCapable: model.MigCapable})
+			Architecture: model.Architecture, MinorNumber: uint32(i), MigCapable: model.MigCapable})
 	}
-	nv := map[string]any{"driverVersion": c.fx.Driver.Version, "cudaDriverVersion": c.fx.Driver.CudaVersion,
-		"nvmlVersion": fmt.Sprintf("%d.%s", c.fx.Driver.CudaVersion/1000, c.fx.Driver.Version), "devices": devs}
+	mig, err := applyMigLayout(dir, n.Name, model.Product, n.Labels[migConfigLabel], devs)
+	if err != nil {
+		return nil, err
+	}
+	nv := nvmlspec.Config{DriverVersion: c.fx.Driver.Version, CudaDriverVersion: c.fx.Driver.CudaVersion,
+		NVMLVersion: fmt.Sprintf("%d.%s", c.fx.Driver.CudaVersion/1000, c.fx.Driver.Version), Devices: devs}
 	data, _ := json.MarshalIndent(nv, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "nvml.json"), data, 0o644); err != nil {
+		return nil, err
+	}
+	var busIDs []string
+	for _, d := range devs {
+		busIDs = append(busIDs, d.PCIBusID)
+	}
+	if err := writeNodeSysfs(filepath.Join(dir, "sys"), n.Labels["node.kubernetes.io/instance-type"], busIDs,
+		model.PCIDeviceID>>16); err != nil {
 		return nil, err
 	}
 	dm, err := newDeviceManager(n.Name, c.hostPath(n.Name, "/var/lib/kubelet/device-plugins"), c.kc, c.grace)
@@ -361,7 +438,45 @@ func (c *controller) newNode(n *corev1.Node) (*nodeState, error) {
 		return nil, err
 	}
 	log.Printf("node %s: %d x %s, device manager at %s", n.Name, it.GPU.Count, model.Product, dm.dir)
-	return &nodeState{name: n.Name, dir: dir, dm: dm, nfdLabels: map[string]string{}}, nil
+	return &nodeState{name: n.Name, dir: dir, dm: dm, nfdLabels: map[string]string{}, mig: mig}, nil
+}
+
+// emulatedSysfs are the node's sysfs paths that pod-sandbox mounts over this machine's in every
+// chart pod: what NVIDIA's binaries read there (GFD: the machine type from DMI and, through
+// go-nvlib's nvpci, each GPU's PCI class for nvidia.com/gpu.mode; the plugin: NUMA nodes).
+var emulatedSysfs = []string{"/sys/class/dmi/id", "/sys/bus/pci/devices"}
+
+// writeNodeSysfs writes the node's emulated sysfs (EMULATION, under the node's directory):
+// DMI's product_name is the instance type, as on EC2's Nitro instances; one PCI device directory
+// per GPU (vendor NVIDIA, the model's device id, class 0x030200 "3D controller" as datacenter GPUs
+// report, no NUMA affinity, no BARs, a configuration space without capabilities).
+func writeNodeSysfs(root, instanceType string, busIDs []string, pciDevice uint32) error {
+	files := map[string]string{"class/dmi/id/product_name": instanceType + "\n"}
+	for _, id := range busIDs {
+		// NVML's 00000000:00:1E.0 is sysfs's 0000:00:1e.0
+		dev := "bus/pci/devices/" + strings.ToLower(strings.TrimPrefix(id, "0000"))
+		for name, content := range map[string]string{"vendor": "0x10de", "device": fmt.Sprintf("0x%04x", pciDevice),
+			"class": "0x030200", "numa_node": "-1",
+			"resource": "0x0000000000000000 0x0000000000000000 0x0000000000000000"} {
+			files[dev+"/"+name] = content + "\n"
+		}
+		// The 256-byte configuration space GFD's vGPU check reads: IDs and class, and no
+		// capability list (so no vGPU capability: a pass-through GPU, as on EC2).
+		config := make([]byte, 256)
+		config[0], config[1], config[2], config[3] = 0xde, 0x10, byte(pciDevice), byte(pciDevice>>8)
+		config[0x0a], config[0x0b] = 0x02, 0x03
+		files[dev+"/config"] = string(config)
+	}
+	for rel, content := range files {
+		path := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(content), 0o444); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nodeDir is the node's directory: its name, shortened for long names (Karpenter's) because
@@ -437,15 +552,15 @@ func (c *controller) writeVolumes(p *corev1.Pod) error {
 // LD_LIBRARY_PATH with the node's GPUs.
 func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error) {
 	dir := c.podDir(p)
-	spec := sandboxSpec{Pod: p.Namespace + "/" + p.Name}
+	spec := podsandbox.Spec{Pod: p.Namespace + "/" + p.Name}
 	vols := map[string]corev1.Volume{}
 	for _, v := range p.Spec.Volumes {
 		vols[v.Name] = v
 	}
 	bound := map[string]bool{}
-	convert := func(ct corev1.Container) (containerSpec, bool) {
+	convert := func(ct corev1.Container) (podsandbox.Container, bool) {
 		if len(ct.Command) == 0 || !runnable[ct.Command[0]] {
-			return containerSpec{}, false
+			return podsandbox.Container{}, false
 		}
 		type rewrite struct{ from, to string }
 		var rewrites []rewrite
@@ -465,7 +580,7 @@ func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error
 				src := c.hostPath(st.name, hp)
 				if hp == filepath.Clean(m.MountPath) {
 					if !bound[hp] {
-						spec.Binds = append(spec.Binds, bindMount{Source: src, Target: hp})
+						spec.Binds = append(spec.Binds, podsandbox.BindMount{Source: src, Target: hp})
 						bound[hp] = true
 					}
 				} else {
@@ -512,9 +627,16 @@ func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error
 		for _, a := range append(append([]string{}, ct.Command[1:]...), ct.Args...) {
 			args = append(args, rw(a))
 		}
-		return containerSpec{Name: ct.Name, Path: filepath.Join(c.binDir, ct.Command[0]), Argv0: ct.Command[0],
+		return podsandbox.Container{Name: ct.Name, Path: filepath.Join(c.binDir, ct.Command[0]), Argv0: ct.Command[0],
 			Args: args, Env: env,
 			Log: filepath.Join(dir, "logs", ct.Name+".log")}, true
+	}
+	if st.mig {
+		spec.Binds = append(spec.Binds, podsandbox.BindMount{Source: filepath.Join(st.dir, "proc-driver"), Target: "/proc/driver"})
+	}
+	for _, path := range emulatedSysfs {
+		spec.Binds = append(spec.Binds, podsandbox.BindMount{Source: filepath.Join(st.dir, "sys", strings.TrimPrefix(path, "/sys/")),
+			Target: path})
 	}
 	for _, ct := range p.Spec.InitContainers {
 		if cs, ok := convert(ct); ok {
@@ -542,11 +664,13 @@ func (c *controller) startSandbox(p *corev1.Pod, st *nodeState) (*sandbox, error
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc",
-		"--kill-child", c.self, "sandbox", specPath)
+	cmd := exec.Command(c.sandboxBin, specPath)
 	cmd.Stdout, cmd.Stderr = out, out
-	// Own process group (stopped as one); the sandbox dies with this emulator.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// PID 1 of its own mount and PID namespaces (it makes its mounts private and mounts /proc);
+	// its own process group (stopped as one); it dies with this emulator, and every process of
+	// the pod dies with it (the kernel kills a PID namespace whose PID 1 exits).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID,
+		Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return nil, err
@@ -616,20 +740,39 @@ func (c *controller) admitPod(st *nodeState, p *corev1.Pod) {
 
 var nodeFeatureGVR = schema.GroupVersionResource{Group: "nfd.k8s-sigs.io", Version: "v1alpha1", Resource: "nodefeatures"}
 
-// applyNFD does what NFD master does with GFD's output: the labels of the node's NodeFeature
-// objects (GFD's default) and of features.d files (GFD with useNodeFeatureAPI=false) become
-// node labels; labels it set before and no source has any more are removed.
-func (c *controller) applyNFD(st *nodeState, n *corev1.Node) {
-	want := map[string]string{}
+// nodeFeatureLabels reads every NodeFeature object once per sync (one API call, not one per
+// node) and returns their labels by node; nil when the read failed (labels are then left as they are).
+func (c *controller) nodeFeatureLabels() map[string]map[string]string {
+	out := map[string]map[string]string{}
 	list, err := c.dyn.Resource(nodeFeatureGVR).Namespace("").List(context.Background(), metav1.ListOptions{
-		LabelSelector: "nfd.node.kubernetes.io/node-name=" + st.name})
-	if err == nil {
-		for _, item := range list.Items {
-			m, _, _ := unstructuredStringMap(item.Object, "spec", "labels")
-			for k, v := range m {
-				want[k] = v
-			}
+		LabelSelector: "nfd.node.kubernetes.io/node-name"})
+	if apierrors.IsNotFound(err) {
+		return out // NFD's CRDs are not installed: no NodeFeature objects
+	}
+	if err != nil {
+		log.Printf("NodeFeature list: %v", err)
+		return nil
+	}
+	for _, item := range list.Items {
+		node := item.GetLabels()["nfd.node.kubernetes.io/node-name"]
+		if out[node] == nil {
+			out[node] = map[string]string{}
 		}
+		m, _, _ := unstructuredStringMap(item.Object, "spec", "labels")
+		for k, v := range m {
+			out[node][k] = v
+		}
+	}
+	return out
+}
+
+// applyNFD does what NFD master does with GFD's output: the labels of the node's NodeFeature
+// objects (GFD's default, read by nodeFeatureLabels) and of features.d files (GFD with useNodeFeatureAPI=false)
+// become node labels; labels it set before and no source has any more are removed.
+func (c *controller) applyNFD(st *nodeState, n *corev1.Node, features map[string]string) {
+	want := map[string]string{}
+	for k, v := range features {
+		want[k] = v
 	}
 	fdir := c.hostPath(st.name, "/etc/kubernetes/node-feature-discovery/features.d")
 	entries, _ := os.ReadDir(fdir)
