@@ -74,4 +74,5 @@ def run_module(module, operation, options):
         result = operation(options(module.params), context)
     except GpuSlicingError as exc:
         module.fail_json(**context.finish(exc.to_result()))
-    module.exit_json(**context.finish(result))
+    else:
+        module.exit_json(**context.finish(result))
