@@ -7,7 +7,7 @@ helm command a token minted for it, not the one minted at connect time.
 
 The real parts: eks.TokenSource and eks.kube_client_config (a real kubernetes
 ``Configuration``), kubernetes.core's AnsibleHelmModule running a real process through
-AnsibleModule.run_command. The helm binary is a stand-in script that records the connection
+AnsibleModule.run_command (the run's RunContext). The helm binary is a stand-in script that records the connection
 environment helm would read (HELM_KUBETOKEN, HELM_KUBEAPISERVER, HELM_KUBECAFILE) and answers
 ``helm version``; no Kubernetes API is involved, so none is mocked.
 """
@@ -26,7 +26,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import Helm
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.helm import Helm
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import RunContext
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
@@ -49,15 +50,6 @@ class Clock:
 
     def __call__(self):
         return self.now
-
-
-class StandInModule:
-    """What Helm reads from its module (an AnsibleK8SModule): params and the inner AnsibleModule."""
-
-    def __init__(self, inner, params):
-        self._module = inner
-        self.params = params
-        self.check_mode = False
 
 
 class KubeWithConfiguration:
@@ -86,10 +78,10 @@ def helm(tmp_path, monkeypatch):
     source = eks.TokenSource(session, "gpu-demo", clock=clock)
     configuration = eks.kube_client_config({"name": "gpu-demo", "endpoint": ENDPOINT,
                                             "certificate_authority_data": CA_B64}, source, str(tmp_path))
-    params = {"eks_cluster_name": "gpu-demo", "namespace": "nvidia-device-plugin"}
-    with patch_module_args({}):
-        inner = AnsibleModule(argument_spec={})
-    runner = Helm(StandInModule(inner, params), KubeWithConfiguration(configuration), str(binary))
+    with patch_module_args({"eks_cluster_name": "gpu-demo"}):
+        module = AnsibleModule(argument_spec={"eks_cluster_name": {"type": "str"}})
+    context = RunContext(module, kube=KubeWithConfiguration(configuration))
+    runner = Helm(context, str(binary), "nvidia-device-plugin")
     yield runner, clock, binary.with_name("helm.log"), configuration
 
 
