@@ -68,32 +68,43 @@ def helm_binary(path):
 
 
 @dataclass
-class ConfigMapOptions(object):
-    """device_plugin_config's options, checked."""
+class SharingConfigMap(object):
+    """The sharing ConfigMap both device-plugin modules write: where it is and, with state
+    present, the checked plan it holds."""
 
     state: str
-    config_map_name: str
     namespace: str
-    create_namespace: bool
-    plan: object = None  # the SharingPlan (state present)
+    config_map_name: str
+    plan: object  # the SharingPlan (state present), else None
 
-    @classmethod
-    def from_params(cls, params):
+    @staticmethod
+    def checked(params, release_name=False):
+        """These fields from the params: the names checked (and the Helm release's name, when
+        asked), then the profiles. Raises naming field, value and fix."""
         check_names(labels={"namespace": params["namespace"]}, subdomains={"config_map_name": params["config_map_name"]})
-        return cls(state=params["state"], config_map_name=params["config_map_name"], namespace=params["namespace"],
-                   create_namespace=params["create_namespace"],
-                   plan=sharing_plan(params) if params["state"] == "present" else None)
+        if release_name:
+            check_names(labels={"release_name": params["release_name"]}, max_label=53)  # Helm's own limit
+        return dict(state=params["state"], namespace=params["namespace"], config_map_name=params["config_map_name"],
+                    plan=sharing_plan(params) if params["state"] == "present" else None)
 
 
 @dataclass
-class DevicePluginOptions(object):
+class ConfigMapOptions(SharingConfigMap):
+    """device_plugin_config's options, checked."""
+
+    create_namespace: bool
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(create_namespace=params["create_namespace"], **cls.checked(params))
+
+
+@dataclass
+class DevicePluginOptions(SharingConfigMap):
     """device_plugin's options, checked: names, the sharing plan, the image and chart values
     (state present) and the helm binary, all before the cluster is contacted."""
 
-    state: str
     release_name: str
-    namespace: str
-    config_map_name: str
     chart_ref: str
     chart_repo_url: str
     chart_version: str
@@ -104,23 +115,21 @@ class DevicePluginOptions(object):
     wait: bool
     wait_timeout: int
     helm_binary: str
-    plan: object = None  # the SharingPlan (state present)
 
     @classmethod
     def from_params(cls, params):
-        check_names(labels={"namespace": params["namespace"]}, subdomains={"config_map_name": params["config_map_name"]})
-        check_names(labels={"release_name": params["release_name"]}, max_label=53)  # Helm's own limit
-        plan = None
-        if params["state"] == "present":
-            plan = sharing_plan(params)
-            problems = plugin_option_errors(params["image_tag"], params["values"], plan=plan, gfd=params["gfd"])
+        fields = cls.checked(params, release_name=True)
+        if fields["plan"] is not None:
+            problems = plugin_option_errors(params["image_tag"], params["values"], plan=fields["plan"],
+                                            gfd=params["gfd"])
             if problems:  # every problem in the message, the first as the structured error
                 raise GpuSlicingError("; ".join(str(e) for e in problems), kind="invalid", error=problems[0].to_dict())
         # helm is looked for before connecting: a missing helm must not leave half a change
-        binary = helm_binary(params.get("binary_path"))
-        names = ("state", "release_name", "namespace", "config_map_name", "chart_ref", "chart_repo_url",
-                 "chart_version", "manage_config_map", "image_tag", "gfd", "values", "wait", "wait_timeout")
-        return cls(helm_binary=binary, plan=plan, **{name: params.get(name) for name in names})
+        fields["helm_binary"] = helm_binary(params.get("binary_path"))
+        names = ("release_name", "chart_ref", "chart_repo_url", "chart_version", "manage_config_map", "image_tag",
+                 "gfd", "values", "wait", "wait_timeout")
+        fields.update((name, params.get(name)) for name in names)
+        return cls(**fields)
 
 
 def _ensure_namespace(context, namespace):
