@@ -27,6 +27,9 @@ class RunContext(object):
 
     def __init__(self, module, kube=None):
         self._module = module
+        # kubernetes.core's AnsibleK8SModule forwards only some calls to the AnsibleModule it
+        # wraps (kept as _module); commands run on that one.
+        self._commands = getattr(module, "_module", module)
         self.check_mode = bool(module.check_mode)
         self.diff = bool(getattr(module, "_diff", False))
         self._kube = kube
@@ -49,11 +52,11 @@ class RunContext(object):
 
     def run_command(self, command, environ_update=None):
         """``(rc, stdout, stderr)`` of a command, run as Ansible runs commands."""
-        return self._module.run_command(command, environ_update=environ_update)
+        return self._commands.run_command(command, environ_update=environ_update)
 
     def add_cleanup_file(self, path):
         """A file removed when the module exits (helm's temporary kubeconfig)."""
-        self._module.add_cleanup_file(path)
+        self._commands.add_cleanup_file(path)
 
     def warn(self, text):
         self._module.warn(text)

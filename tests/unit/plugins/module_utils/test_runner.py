@@ -7,7 +7,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import
     InvalidInput,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import access
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import RetryStats
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import RetryStats, new_module
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import RunContext
 from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import (
     AnsibleFailJson,
@@ -96,3 +96,20 @@ def test_warnings_go_to_the_module():
     module = FakeModule()
     RunContext(module).warn("careful")
     assert module.warnings == ["careful"]
+
+
+def test_commands_run_on_the_ansible_module_inside_kubernetes_cores(tmp_path):
+    """new_module gives kubernetes.core's AnsibleK8SModule, which forwards neither run_command
+    nor add_cleanup_file: helm runs through the AnsibleModule it wraps."""
+    from ansible.module_utils.testing import patch_module_args
+
+    with patch_module_args({}):
+        module = new_module(argument_spec={}, supports_check_mode=True)
+    assert not hasattr(module, "run_command")
+    context = RunContext(module)
+    assert context.run_command(["echo", "helm"], environ_update={"HELM_NAMESPACE": "x"}) == (0, "helm\n", "")
+    leftover = tmp_path / "kubeconfig"
+    leftover.write_text("")
+    context.add_cleanup_file(str(leftover))
+    module._module.do_cleanup_files()
+    assert not leftover.exists()
