@@ -73,6 +73,7 @@ class Helm(object):
                 "Failure when executing Helm command. Exited {0}.\nstdout: {1}\nstderr: {2}".format(rc, out, err),
                 kind="helm", stdout=out, stderr=err, command=" ".join(_quote(a) for a in [self.binary] + list(args)))
         return rc, out, err
+
     def chart_metadata(self, chart_ref, version=None, repo_url=None):
         chart_file = os.path.join(chart_ref, "Chart.yaml")
         if os.path.isfile(chart_file):

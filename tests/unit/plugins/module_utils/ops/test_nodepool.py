@@ -193,8 +193,8 @@ def test_stale_discovery_after_crds_removed_says_karpenter_is_missing(monkeypatc
 def test_node_class_kind_not_served_fails_before_any_write(monkeypatch):
     kube = FakeKube()
     module = pool_module(manage_node_class=False,
-                        node_class_ref={"group": "example.com", "kind": "NoSuchNodeClass", "name": "x"},
-                        karpenter_feature_gates="NodeOverlay=true")
+                         node_class_ref={"group": "example.com", "kind": "NoSuchNodeClass", "name": "x"},
+                         karpenter_feature_gates="NodeOverlay=true")
     with pytest.raises(AnsibleFailJson) as info:
         run(module, kube, monkeypatch)
     msg = str(info.value)
