@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, gpu_slicing.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The device-plugin modules' work: validate, then write the ConfigMap and the Helm release.
 
 Order matters for safety: the options (names, the sharing plan, the chart values, helm) are
