@@ -23,6 +23,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin
     DEFAULT_RELEASE,
     IMAGE_TAG,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
     SharingError,
     build_plan,
@@ -54,6 +55,16 @@ def sharing_arg_spec(required=True):
 
 
 STATE_OPTION = dict(type="str", choices=["present", "absent"], default="present")
+
+
+def config_map_arg_spec():
+    """device_plugin_config's own options (besides the connection and the sharing profiles)."""
+    return dict(
+        state=dict(STATE_OPTION),
+        config_map_name=dict(type="str", default=DEFAULT_CONFIG_MAP),
+        namespace=dict(type="str", default=DEFAULT_NAMESPACE),
+        create_namespace=dict(type="bool", default=True),
+    )
 
 
 def device_plugin_arg_spec():
@@ -151,17 +162,6 @@ def gpu_sharing_arg_spec():
     return spec
 
 
-def part_params(params, option):
-    """The params one part's code reads (as its own module would have them): the shared options
-    (connection, profiles, state) and the part's own, or None when the part is not given."""
-    if params.get(option) is None:
-        return None
-    parts = set(name for name, dummy in SHARING_PARTS)
-    merged = dict((key, value) for key, value in params.items() if key not in parts)
-    merged.update(params[option])
-    return merged
-
-
 def sharing_spec_from_params(params):
     """The sharing spec (input of sharing.build_plan) from module params, unset keys dropped."""
     profiles = []
@@ -197,9 +197,18 @@ def name_errors(labels=None, subdomains=None, max_label=63):
     return errors
 
 
-def plan_from_params(module):
-    """The validated sharing plan from the module's profiles, or fail_json naming field, value and fix."""
+def sharing_plan(params):
+    """The validated sharing plan from the options' profiles (raises InvalidInput naming field,
+    value and fix)."""
     try:
-        return build_plan(sharing_spec_from_params(module.params))
-    except SharingError as err:
+        return build_plan(sharing_spec_from_params(params))
+    except SharingError as err:  # the core's input error, in the one result shape
+        raise InvalidInput(err.field, err.value, err.fix, why=err.why) from None
+
+
+def plan_from_params(module):
+    """sharing_plan for a module not yet run through runner.run_module (gpu_slicing_info)."""
+    try:
+        return sharing_plan(module.params)
+    except InvalidInput as err:
         module.fail_json(msg=str(err), error=err.to_dict())

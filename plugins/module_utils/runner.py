@@ -22,13 +22,17 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import
 
 
 class RunContext(object):
-    """What an operation may use besides its options."""
+    """What an operation may use besides its options: check and diff mode, warnings, the
+    Kubernetes connection (made on first use, one per run) and the commands it runs (helm)."""
 
-    def __init__(self, module):
+    def __init__(self, module, kube=None):
         self._module = module
+        # kubernetes.core's AnsibleK8SModule forwards only some calls to the AnsibleModule it
+        # wraps (kept as _module); commands run on that one.
+        self._commands = getattr(module, "_module", module)
         self.check_mode = bool(module.check_mode)
         self.diff = bool(getattr(module, "_diff", False))
-        self._kube = None
+        self._kube = kube
 
     @property
     def kube(self):
@@ -38,6 +42,21 @@ class RunContext(object):
 
             self._kube = connect(self._module)
         return self._kube
+
+    def helm_connection(self):
+        """helm's connection settings for this run's cluster, in kubernetes.core.helm's option
+        names (kubeconfig, context, host, api_key, ca_cert, validate_certs)."""
+        from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import helm_environment
+
+        return helm_environment(self._module, self.kube)
+
+    def run_command(self, command, environ_update=None):
+        """``(rc, stdout, stderr)`` of a command, run as Ansible runs commands."""
+        return self._commands.run_command(command, environ_update=environ_update)
+
+    def add_cleanup_file(self, path):
+        """A file removed when the module exits (helm's temporary kubeconfig)."""
+        self._commands.add_cleanup_file(path)
 
     def warn(self, text):
         self._module.warn(text)
@@ -58,4 +77,5 @@ def run_module(module, operation, options):
         result = operation(options(module.params), context)
     except GpuSlicingError as exc:
         module.fail_json(**context.finish(exc.to_result()))
-    module.exit_json(**context.finish(result))
+    else:
+        module.exit_json(**context.finish(result))

@@ -137,13 +137,15 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     device_plugin_arg_spec,
     sharing_arg_spec,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import (
-    ensure_device_plugin,
-)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import (
+    DevicePluginOptions,
+    ensure_device_plugin,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import run_module
 
 
 def main():
@@ -155,7 +157,7 @@ def main():
         supports_check_mode=True,
         required_if=[("state", "present", ("profiles",))],
     )
-    module.exit_json(**ensure_device_plugin(module))
+    run_module(module, ensure_device_plugin, DevicePluginOptions.from_params)
 
 
 if __name__ == "__main__":

@@ -129,31 +129,31 @@ api_retries:
   sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /api/v1/namespaces/x/configmaps/y (conflict)"], slept_seconds: 1.3}
 """
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import (
-    ensure_config_map,
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
+    config_map_arg_spec,
+    sharing_arg_spec,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import (
+    ConfigMapOptions,
+    ensure_config_map,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import run_module
 
 
 def main():
     argument_spec = connection_arg_spec()
     argument_spec.update(sharing_arg_spec(required=False))
-    argument_spec.update(
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-        config_map_name=dict(type="str", default="nvidia-device-plugin-configs"),
-        namespace=dict(type="str", default="nvidia-device-plugin"),
-        create_namespace=dict(type="bool", default=True),
-    )
+    argument_spec.update(config_map_arg_spec())
     module = new_module(
         argument_spec=argument_spec,
         supports_check_mode=True,
         required_if=[("state", "present", ("profiles",))],
     )
-    module.exit_json(**ensure_config_map(module))
+    run_module(module, ensure_config_map, ConfigMapOptions.from_params)
 
 
 if __name__ == "__main__":

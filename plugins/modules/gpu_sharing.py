@@ -132,8 +132,10 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import
     new_module,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.gpu_sharing import (
+    GpuSharingOptions,
     ensure_gpu_sharing,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import run_module
 
 
 def main():
@@ -144,7 +146,7 @@ def main():
         supports_check_mode=True,
         required_if=[("state", "present", ("profiles",))],
     )
-    module.exit_json(**ensure_gpu_sharing(module))
+    run_module(module, ensure_gpu_sharing, GpuSharingOptions.from_params)
 
 
 if __name__ == "__main__":

@@ -190,13 +190,15 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     nodepool_arg_spec,
     sharing_arg_spec,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.nodepool import (
-    ensure_nodepool,
-)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.nodepool import (
+    NodePoolOptions,
+    ensure_nodepool,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import run_module
 
 
 def main():
@@ -208,7 +210,7 @@ def main():
         supports_check_mode=True,
         required_if=[("state", "present", ("profiles",))],
     )
-    module.exit_json(**ensure_nodepool(module))
+    run_module(module, ensure_nodepool, NodePoolOptions.from_params)
 
 
 if __name__ == "__main__":

@@ -3,15 +3,16 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """karpenter_gpu_nodepool's work: validate, check the cluster's Karpenter, then write or remove.
 
-Order: the sharing plan and every option are validated (karpenter.py), then the API is asked
+Order: the sharing plan and every option are validated (karpenter.py) when the options are
+built (NodePoolOptions.from_params), then the API is asked
 whether it serves the kinds we write and whether the NodeOverlay feature gate is on. Only then
 is anything written: EC2NodeClass, NodeOverlays, NodePool (overlays before the NodePool so
 Karpenter never sees the pool without them), and owned overlays no longer wanted are pruned.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
-__metaclass__ = type
+from dataclasses import dataclass
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
     FALLBACK_KINDS,
@@ -33,13 +34,14 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter imp
     ami_ssm_parameter,
     render_from_params,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
-    connect_or_fail as connect,
-    error_message,
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import (
+    GpuSlicingError,
+    InvalidInput,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
     SharingError,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
 
 GATE_FIX = ("set the Karpenter Helm value settings.featureGates.nodeOverlay=true (it sets "
             "FEATURE_GATES=...NodeOverlay=true on the controller) and roll Karpenter")
@@ -79,13 +81,46 @@ def _is_karpenter(deployment):
     return labels.get("app.kubernetes.io/name") == "karpenter" or "karpenter" in meta.get("name", "")
 
 
-def node_overlay_gate(module, kube):
+# The AWS connection options (doc fragment eks_connection) the AMI check reads.
+AWS_OPTIONS = ("eks_cluster_name", "region", "endpoint_url", "aws_role_arn", "aws_profile", "access_key",
+               "secret_key", "session_token")
+
+
+@dataclass
+class NodePoolOptions(object):
+    """karpenter_gpu_nodepool's options, checked: with state present every option is validated
+    and the NodePool, EC2NodeClass and overlays rendered before the API is contacted."""
+
+    state: str
+    name: str
+    manage_node_class: bool
+    node_class_name: str
+    karpenter_namespace: str
+    karpenter_feature_gates: str
+    allow_without_node_overlay: bool
+    aws: dict  # the AWS connection options (AWS_OPTIONS), for the AMI check
+    docs: dict = None  # karpenter.render's documents (state present)
+
+    @classmethod
+    def from_params(cls, params):
+        docs = None
+        if params["state"] == "present":
+            try:
+                docs = render_from_params(params)
+            except SharingError as err:  # KarpenterError is a SharingError
+                raise InvalidInput(err.field, err.value, err.fix, why=err.why) from None
+        names = ("state", "name", "manage_node_class", "node_class_name", "karpenter_namespace",
+                 "karpenter_feature_gates", "allow_without_node_overlay")
+        return cls(aws={key: params.get(key) for key in AWS_OPTIONS}, docs=docs,
+                   **{name: params.get(name) for name in names})
+
+
+def node_overlay_gate(options, kube):
     """(state, source): state True/False/None (unknown) and where it was read."""
-    params = module.params
-    if params.get("karpenter_feature_gates") is not None:
-        gates = parse_feature_gates(params["karpenter_feature_gates"])
+    if options.karpenter_feature_gates is not None:
+        gates = parse_feature_gates(options.karpenter_feature_gates)
         return gates.get("NodeOverlay", False), "karpenter_feature_gates option"
-    namespace = params["karpenter_namespace"]
+    namespace = options.karpenter_namespace
     try:
         deployments = kube.list("Deployment", "apps/v1", namespace=namespace)
     except Exception as exc:  # RBAC or a missing namespace: unknown, said so
@@ -100,70 +135,62 @@ def node_overlay_gate(module, kube):
     return False, "Deployment %s/%s sets no FEATURE_GATES" % (namespace, found[0]["metadata"]["name"])
 
 
-def _fail(module, msg, **extra):
-    module.fail_json(msg=msg, **extra)
-
-
-def render(module):
-    """The NodePool, EC2NodeClass and overlays from the module's params, every option validated
-    before the API is contacted (or fail_json naming field, value and fix)."""
-    try:
-        return render_from_params(module.params)
-    except SharingError as err:  # KarpenterError is a SharingError
-        _fail(module, str(err), error=err.to_dict())
-
-
-def check_api(module, kube, docs):
-    """Fail unless the API serves NodePool (and EC2NodeClass when managed). Returns overlay served."""
+def check_api(kube, docs):
+    """Raise unless the API serves NodePool (and EC2NodeClass when managed). Returns overlay served."""
     if kube.resource(NODEPOOL_KIND, NODEPOOL_API) is None:
-        _fail(module, "The cluster does not serve %s %s: Karpenter v1 is not installed. Fix: install Karpenter "
-              ">= 1.7 (its CRDs) before managing GPU NodePools." % (NODEPOOL_KIND, NODEPOOL_API))
+        raise GpuSlicingError(
+            "The cluster does not serve %s %s: Karpenter v1 is not installed. Fix: install Karpenter "
+            ">= 1.7 (its CRDs) before managing GPU NodePools." % (NODEPOOL_KIND, NODEPOOL_API), kind="not_served")
     if docs["ec2nodeclass"] is not None and kube.resource(NODECLASS_KIND, NODECLASS_API) is None:
-        _fail(module, "The cluster does not serve %s %s. Fix: install Karpenter's AWS provider CRDs, or set "
-              "manage_node_class: false with node_class_ref naming the node class to use."
-              % (NODECLASS_KIND, NODECLASS_API))
+        raise GpuSlicingError(
+            "The cluster does not serve %s %s. Fix: install Karpenter's AWS provider CRDs, or set "
+            "manage_node_class: false with node_class_ref naming the node class to use."
+            % (NODECLASS_KIND, NODECLASS_API), kind="not_served")
     if docs["ec2nodeclass"] is None:
         ref = docs["nodepool"]["spec"]["template"]["spec"]["nodeClassRef"]
         if not kube.serves_kind(ref["group"], ref["kind"]):
-            _fail(module, "node_class_ref: %s (group %s) is not served by the cluster: no CRD defines that kind, so "
-                  "Karpenter could never launch nodes from this NodePool. Nothing was written. Fix: install the "
-                  "provider's CRDs, or point node_class_ref at a served node class kind (EC2NodeClass in "
-                  "karpenter.k8s.aws on EKS)." % (ref["kind"], ref["group"]))
+            raise GpuSlicingError(
+                "node_class_ref: %s (group %s) is not served by the cluster: no CRD defines that kind, so "
+                "Karpenter could never launch nodes from this NodePool. Nothing was written. Fix: install the "
+                "provider's CRDs, or point node_class_ref at a served node class kind (EC2NodeClass in "
+                "karpenter.k8s.aws on EKS)." % (ref["kind"], ref["group"]), kind="not_served")
     return kube.resource(OVERLAY_KIND, OVERLAY_API) is not None
 
 
-def check_ami(module, kube, nodeclass):
+def check_ami(options, context, nodeclass):
     """Ask AWS whether the EC2NodeClass's alias resolves to an image, as Karpenter's AWS provider
-    will (an SSM parameter per alias and Kubernetes version). Fails when AWS says there is none;
+    will (an SSM parameter per alias and Kubernetes version). Raises when AWS says there is none;
     without AWS (no region/credentials, unreachable, denied) it says it did not check."""
     alias = nodeclass["spec"]["amiSelectorTerms"][0]["alias"]
     family, version = alias.split("@", 1)
-    params = module.params
-    if not (aws_requested(params) or params.get("region")):
+    aws = options.aws
+    if not (aws_requested(aws) or aws.get("region")):
         return {"alias": alias, "checked": False,
                 "reason": "no AWS connection given (region and credentials): Karpenter resolves it at run time"}
     try:
-        k8s_version = kube.server_minor_version()
+        k8s_version = context.kube.server_minor_version()
         parameter = ami_ssm_parameter(family, version, k8s_version)
-        session = session_from_params(params)
+        session = session_from_params(aws)
         image = ssm_parameter_value(session, parameter)
     except EKSError as exc:
         if exc.kind not in FALLBACK_KINDS:
-            _fail(module, "Checking ami_alias %s against AWS failed: %s. Nothing was written." % (alias, exc))
-        module.warn("ami_alias %s was not checked against AWS (%s)" % (alias, exc))
+            raise GpuSlicingError("Checking ami_alias %s against AWS failed: %s. Nothing was written."
+                                  % (alias, exc), kind=exc.kind) from exc
+        context.warn("ami_alias %s was not checked against AWS (%s)" % (alias, exc))
         return {"alias": alias, "checked": False, "reason": str(exc)}
     if image is None:
-        _fail(module, "ami_alias: %r is invalid: AWS publishes no SSM parameter %s in %s, so Karpenter would find "
-              "no image for it and the EC2NodeClass would never become ready. Nothing was written. Fix: pin a "
-              "version released for Kubernetes %s (the SSM parameters under the same path list them) or use %s@latest"
-              % (alias, parameter, session.region_name, k8s_version, family),
-              field="ami_alias", value=alias)
+        raise InvalidInput(
+            "ami_alias", alias,
+            why="AWS publishes no SSM parameter %s in %s, so Karpenter would find no image for it and the "
+                "EC2NodeClass would never become ready. Nothing was written" % (parameter, session.region_name),
+            fix="pin a version released for Kubernetes %s (the SSM parameters under the same path list them) "
+                "or use %s@latest" % (k8s_version, family))
     return {"alias": alias, "ssm_parameter": parameter, "image_id": image, "checked": True}
 
 
-def nodeclass_status(module, kube, name):
+def nodeclass_status(context, name):
     """The EC2NodeClass's readiness as its controller reports it (a warning when not ready)."""
-    obj = kube.get(NODECLASS_KIND, NODECLASS_API, name)
+    obj = context.kube.get(NODECLASS_KIND, NODECLASS_API, name)
     conditions = ((obj or {}).get("status") or {}).get("conditions") or []
     if not conditions:
         return {"ready": None, "conditions": [],
@@ -174,7 +201,7 @@ def nodeclass_status(module, kube, name):
     summary = {"ready": {"True": True, "False": False}.get(status), "reported": "by the controller",
                "conditions": [{k: c.get(k) for k in ("type", "status", "reason", "message")} for c in conditions]}
     if summary["ready"] is False:
-        module.warn("EC2NodeClass %s is not ready: %s" % (name, "; ".join(
+        context.warn("EC2NodeClass %s is not ready: %s" % (name, "; ".join(
             "%s=%s (%s)" % (c.get("type"), c.get("status"), c.get("message") or c.get("reason"))
             for c in conditions if c.get("status") != "True")))
     return summary
@@ -196,9 +223,9 @@ def _stub(api_version, kind, name):
 class _Run(object):
     """Collects per-object results, changes and diffs."""
 
-    def __init__(self, module, kube):
-        self.module = module
-        self.kube = kube
+    def __init__(self, context):
+        self.kube = context.kube
+        self.diff = context.diff
         self.changed = False
         self.objects = []
         self.diffs = []
@@ -218,7 +245,7 @@ class _Run(object):
         self.changed = self.changed or changed
         self.objects.append({"kind": doc["kind"], "name": doc["metadata"]["name"], "method": method,
                              "changed": changed})
-        if self.module._diff and changed:
+        if self.diff and changed:
             diff = res.get("diff") or {}
             self.diffs.append({
                 "before_header": "%s/%s" % (doc["kind"], doc["metadata"]["name"]),
@@ -232,88 +259,97 @@ def _owned_overlays(kube, name):
     return kube.list(OVERLAY_KIND, OVERLAY_API, label_selector=_owned_selector(name))
 
 
-def ensure_absent(module, kube):
-    name = module.params["name"]
-    run = _Run(module, kube)
+def ensure_absent(options, context):
+    name, kube = options.name, context.kube
+    run = _Run(context)
     overlay_served = kube.resource(OVERLAY_KIND, OVERLAY_API) is not None
     pool_served = kube.resource(NODEPOOL_KIND, NODEPOOL_API) is not None
     if pool_served:
         pool = kube.get(NODEPOOL_KIND, NODEPOOL_API, name)
         if pool is not None and not _is_owned(pool, name):
-            module.warn("NodePool %s exists but was not created by gpu_slicing.eks (labels %s and %s missing): "
-                        "left in place" % (name, MANAGED_BY_LABEL, OWNER_LABEL))
+            context.warn("NodePool %s exists but was not created by gpu_slicing.eks (labels %s and %s missing): "
+                         "left in place" % (name, MANAGED_BY_LABEL, OWNER_LABEL))
         elif pool is not None:
             run.delete(NODEPOOL_API, NODEPOOL_KIND, name)
     if overlay_served:
         for overlay in _owned_overlays(kube, name):
             run.delete(OVERLAY_API, OVERLAY_KIND, overlay["metadata"]["name"])
-    if module.params["manage_node_class"] and kube.resource(NODECLASS_KIND, NODECLASS_API) is not None:
-        class_name = module.params["node_class_name"] or name
+    if options.manage_node_class and kube.resource(NODECLASS_KIND, NODECLASS_API) is not None:
+        class_name = options.node_class_name or name
         nodeclass = kube.get(NODECLASS_KIND, NODECLASS_API, class_name)
         if nodeclass is not None and _is_owned(nodeclass, name):
             run.delete(NODECLASS_API, NODECLASS_KIND, class_name)
         elif nodeclass is not None:
-            module.warn("EC2NodeClass %s was not created for NodePool %s by gpu_slicing.eks: left in place"
-                        % (class_name, name))
+            context.warn("EC2NodeClass %s was not created for NodePool %s by gpu_slicing.eks: left in place"
+                         % (class_name, name))
     result = {"changed": run.changed, "objects": run.objects}
     if run.diffs:
         result["diff"] = run.diffs
     return result
 
 
-def _reraise_failures(exc):
-    """fail_json ends a run by raising; that must pass through the handlers that wrap API errors."""
-    if exc.__class__.__name__ in ("AnsibleFailJson", "SystemExit"):
-        raise exc
+def _overlays_allowed(options, context, docs, overlay_served):
+    """(write overlays, gate, source, warnings): fails when overlays are wanted and Karpenter
+    cannot take them, unless allow_without_node_overlay."""
+    if not docs["overlays"]:
+        return False, None, None, []
+    gate, source = node_overlay_gate(options, context.kube)
+    problem = None
+    if not overlay_served:
+        problem = ("the cluster does not serve %s %s (Karpenter older than v1.7 or its CRDs not upgraded)"
+                   % (OVERLAY_KIND, OVERLAY_API))
+    elif gate is not True:
+        problem = "the NodeOverlay feature gate is %s (%s)" % ("off" if gate is False else "not shown on", source)
+    if not problem:
+        return True, gate, source, []
+    if not options.allow_without_node_overlay:
+        raise GpuSlicingError(
+            "Karpenter cannot be told about GPU slices: %s. Nothing was written. Fix: %s; if "
+            "Karpenter runs elsewhere or you cannot read its Deployment, state the gates with "
+            "karpenter_feature_gates: 'NodeOverlay=true'. Or set allow_without_node_overlay: true "
+            "to write the NodePool without overlays (Karpenter will over-provision)."
+            % (problem, GATE_FIX), kind="node_overlay_gate", node_overlay_gate=gate, gate_source=source)
+    message = ("%s: NodeOverlays skipped. Karpenter will over-provision: it counts physical GPUs, not slices, and "
+               "launches up to %d times the nodes the pods need. Fix: %s."
+               % (problem, docs["summary"]["replicas"], GATE_FIX))
+    context.warn(message)
+    return False, gate, source, [message]
 
 
-def prepare_present(module, kube, docs):
+def _check_ownership(options, kube, docs):
+    """Raise when the EC2NodeClass or NodePool to write exists and is not ours."""
+    if docs["ec2nodeclass"] is not None:
+        existing = kube.get(NODECLASS_KIND, NODECLASS_API, docs["ec2nodeclass"]["metadata"]["name"])
+        if existing is not None and not _is_owned(existing, options.name):
+            raise GpuSlicingError(
+                "EC2NodeClass %s exists and is not managed by gpu_slicing.eks for NodePool %s. "
+                "Fix: choose another node_class_name, or set manage_node_class: false and node_class_ref."
+                % (docs["ec2nodeclass"]["metadata"]["name"], options.name), kind="not_owned")
+    existing_pool = kube.get(NODEPOOL_KIND, NODEPOOL_API, options.name)
+    if existing_pool is not None and not _is_owned(existing_pool, options.name):
+        raise GpuSlicingError(
+            "NodePool %s exists and was not created by gpu_slicing.eks. Nothing was written. Fix: "
+            "choose another name, or add the labels %s=%s and %s=%s to adopt it."
+            % (options.name, MANAGED_BY_LABEL, MANAGED_BY, OWNER_LABEL, options.name), kind="not_owned")
+
+
+def prepare_present(options, context):
     """Everything ensure_present checks before its first write: the kinds served, the NodeOverlay
     gate, ownership of existing objects and (outside check mode) the API server's dry run of each
     object. Returns the overlays to write and the gate's state and warnings."""
-    params = module.params
-    overlay_served = check_api(module, kube, docs)
-    warnings = []
-    gate, source = None, None
-    want_overlays = bool(docs["overlays"])
-    if want_overlays:
-        gate, source = node_overlay_gate(module, kube)
-        problem = None
-        if not overlay_served:
-            problem = ("the cluster does not serve %s %s (Karpenter older than v1.7 or its CRDs not upgraded)"
-                       % (OVERLAY_KIND, OVERLAY_API))
-        elif gate is not True:
-            problem = "the NodeOverlay feature gate is %s (%s)" % ("off" if gate is False else "not shown on", source)
-        if problem:
-            if not params["allow_without_node_overlay"]:
-                _fail(module, "Karpenter cannot be told about GPU slices: %s. Nothing was written. Fix: %s; if "
-                      "Karpenter runs elsewhere or you cannot read its Deployment, state the gates with "
-                      "karpenter_feature_gates: 'NodeOverlay=true'. Or set allow_without_node_overlay: true "
-                      "to write the NodePool without overlays (Karpenter will over-provision)."
-                      % (problem, GATE_FIX), node_overlay_gate=gate, gate_source=source)
-            message = ("%s: NodeOverlays skipped. Karpenter will over-provision: it counts physical GPUs, not slices, and launches up to "
-                       "%d times the nodes the pods need. Fix: %s." % (problem, docs["summary"]["replicas"], GATE_FIX))
-            module.warn(message)
-            warnings.append(message)
-            want_overlays = False
+    kube, docs = context.kube, options.docs
+    overlay_served = check_api(kube, docs)
+    want_overlays, gate, source, warnings = _overlays_allowed(options, context, docs, overlay_served)
     desired_overlays = docs["overlays"] if want_overlays else []
     try:
-        if docs["ec2nodeclass"] is not None:
-            existing = kube.get(NODECLASS_KIND, NODECLASS_API, docs["ec2nodeclass"]["metadata"]["name"])
-            if existing is not None and not _is_owned(existing, params["name"]):
-                _fail(module, "EC2NodeClass %s exists and is not managed by gpu_slicing.eks for NodePool %s. "
-                      "Fix: choose another node_class_name, or set manage_node_class: false and node_class_ref."
-                      % (docs["ec2nodeclass"]["metadata"]["name"], params["name"]))
-        existing_pool = kube.get(NODEPOOL_KIND, NODEPOOL_API, params["name"])
-        if existing_pool is not None and not _is_owned(existing_pool, params["name"]):
-            _fail(module, "NodePool %s exists and was not created by gpu_slicing.eks. Nothing was written. Fix: "
-                  "choose another name, or add the labels %s=%s and %s=%s to adopt it."
-                  % (params["name"], MANAGED_BY_LABEL, MANAGED_BY, OWNER_LABEL, params["name"]))
+        _check_ownership(options, kube, docs)
+    except GpuSlicingError:
+        raise
     except Exception as exc:
-        _reraise_failures(exc)
-        _fail(module, "Reading the Karpenter objects failed: %s. Nothing was written." % error_message(exc))
-    ami = check_ami(module, kube, docs["ec2nodeclass"]) if docs["ec2nodeclass"] is not None else None
-    if not module.check_mode:
+        raise GpuSlicingError("Reading the Karpenter objects failed: %s. Nothing was written." % error_message(exc),
+                              kind="api") from exc
+    ami = check_ami(options, context, docs["ec2nodeclass"]) if docs["ec2nodeclass"] is not None else None
+    if not context.check_mode:
         # Every object passes the API server's own validation (CRD schemas, CEL rules) in a
         # dry run first, so a rejected NodePool cannot leave its class and overlays written.
         for doc in _write_order(docs, desired_overlays):
@@ -323,9 +359,10 @@ def prepare_present(module, kube, docs):
                 if getattr(exc, "status", None) == 404:
                     # The kind's path is gone: discovery was stale (CRDs deleted since it was cached).
                     kube.forget_discovery()
-                    check_api(module, kube, docs)
-                _fail(module, "The API server rejects %s %s: %s. Nothing was written."
-                      % (doc["kind"], doc["metadata"]["name"], error_message(exc)))
+                    check_api(kube, docs)
+                raise GpuSlicingError("The API server rejects %s %s: %s. Nothing was written."
+                                      % (doc["kind"], doc["metadata"]["name"], error_message(exc)),
+                                      kind="rejected") from exc
     return {"overlay_served": overlay_served, "overlays": desired_overlays, "gate": gate, "source": source,
             "warnings": warnings, "ami": ami}
 
@@ -335,21 +372,28 @@ def _write_order(docs, overlays):
     return ([docs["ec2nodeclass"]] if docs["ec2nodeclass"] is not None else []) + list(overlays) + [docs["nodepool"]]
 
 
-def apply_present(module, kube, docs, checked):
+def _ec2nodeclass_status(context, name):
+    try:
+        return nodeclass_status(context, name)
+    except Exception as exc:  # pylint: disable=broad-except
+        return {"ready": None, "conditions": [], "reported": "could not be read: %s" % error_message(exc)}
+
+
+def apply_present(options, context, checked):
     """Write what prepare_present checked, and prune owned overlays no longer wanted."""
-    params = module.params
-    run = _Run(module, kube)
+    kube, docs = context.kube, options.docs
+    run = _Run(context)
     try:
         for doc in _write_order(docs, checked["overlays"]):
             run.apply(doc)
         if checked["overlay_served"]:
             wanted = {o["metadata"]["name"] for o in checked["overlays"]}
-            for overlay in _owned_overlays(kube, params["name"]):
+            for overlay in _owned_overlays(kube, options.name):
                 if overlay["metadata"]["name"] not in wanted:
                     run.delete(OVERLAY_API, OVERLAY_KIND, overlay["metadata"]["name"])
     except Exception as exc:
-        _reraise_failures(exc)
-        _fail(module, "Writing the Karpenter objects failed: %s" % error_message(exc), objects=run.objects)
+        raise GpuSlicingError("Writing the Karpenter objects failed: %s" % error_message(exc), kind="api",
+                              objects=run.objects) from exc
     result = {
         "changed": run.changed,
         "objects": run.objects,
@@ -362,12 +406,7 @@ def apply_present(module, kube, docs, checked):
     }
     if docs["ec2nodeclass"] is not None:
         result["ami_check"] = checked["ami"]
-        try:
-            result["ec2nodeclass_status"] = nodeclass_status(module, kube, docs["ec2nodeclass"]["metadata"]["name"])
-        except Exception as exc:  # pylint: disable=broad-except
-            _reraise_failures(exc)
-            result["ec2nodeclass_status"] = {"ready": None, "conditions": [],
-                                             "reported": "could not be read: %s" % error_message(exc)}
+        result["ec2nodeclass_status"] = _ec2nodeclass_status(context, docs["ec2nodeclass"]["metadata"]["name"])
     if checked["warnings"]:
         result["over_provisioning_warning"] = checked["warnings"][0]
     if run.diffs:
@@ -375,23 +414,16 @@ def apply_present(module, kube, docs, checked):
     return result
 
 
-def ensure_present(module, kube, docs):
-    return apply_present(module, kube, docs, prepare_present(module, kube, docs))
-
-
-def remove(module, kube):
+def remove(options, context):
     """ensure_absent, with an API error reported as a failure that says what was being removed."""
     try:
-        return ensure_absent(module, kube)
+        return ensure_absent(options, context)
     except Exception as exc:
-        _reraise_failures(exc)
-        _fail(module, "Removing the Karpenter objects failed: %s" % error_message(exc))
+        raise GpuSlicingError("Removing the Karpenter objects failed: %s" % error_message(exc), kind="api") from exc
 
 
-def ensure_nodepool(module):
+def ensure_nodepool(options, context):
     """karpenter_gpu_nodepool: the NodePool, EC2NodeClass and NodeOverlays present or absent."""
-    if module.params["state"] == "absent":
-        return remove(module, connect(module))
-    docs = render(module)  # every option validated before the API is contacted
-    kube = connect(module)
-    return ensure_present(module, kube, docs)
+    if options.state == "absent":
+        return remove(options, context)
+    return apply_present(options, context, prepare_present(options, context))

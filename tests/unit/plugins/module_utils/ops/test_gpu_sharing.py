@@ -1,4 +1,4 @@
-"""gpu_sharing: its argument spec, the params each part sees, the order of checks and writes, and
+"""gpu_sharing: its argument spec, the options each part gets, the order of checks and writes, and
 the roles that feed it (the cluster side is in tests/integration/test_bad_input.py and molecule)."""
 
 import os
@@ -12,11 +12,75 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     device_plugin_arg_spec,
     gpu_sharing_arg_spec,
     nodepool_arg_spec,
-    part_params,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import connection_arg_spec
+from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import (
+    AnsibleFailJson,
+    FakeModule,
+)
+from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import run as run_module
 
 ROLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "..", "roles")
+
+
+PARAMS = {"kubeconfig": "/k", "profiles": [{"name": "ts-4", "replicas": 4}], "default_profile": None,
+          "state": "present", "device_plugin": {"chart_ref": "/c", "release_name": "nvdp",
+                                                "namespace": "nvidia-device-plugin"},
+          "nodepool": {"name": "gpu-shared"}}
+
+
+def sharing_module(state="present", nodepool=True):
+    params = dict(PARAMS, state=state)
+    if not nodepool:
+        params["nodepool"] = None
+    return FakeModule(params, diff=True)
+
+
+class _Calls(list):
+    record = None
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The parts' options and steps replaced by recorders: the order is what is tested here."""
+    seen = _Calls()
+
+    class PartOptions(object):
+        def __init__(self, params):
+            self.params = params
+            self.namespace, self.release_name = params.get("namespace"), params.get("release_name")
+
+    def options(name):
+        def build(params):
+            seen.append((name, params.get("chart_ref") or params.get("name")))
+            return PartOptions(params)
+        return staticmethod(build)
+
+    def record(name, result=None, fail=False):
+        def fn(options, context, *args):
+            seen.append((name, options.params.get("chart_ref") or options.params.get("name")))
+            if fail:
+                raise GpuSlicingError("%s refused" % name)
+            return result
+        return fn
+
+    monkeypatch.setattr(sharing_apply.NodePoolOptions, "from_params", options("render"))
+    monkeypatch.setattr(sharing_apply.DevicePluginOptions, "from_params", options("plugin_options"))
+    monkeypatch.setattr(sharing_apply, "prepare_device_plugin", record("prepare_plugin", "change"))
+    monkeypatch.setattr(sharing_apply, "prepare_present", record("prepare_pool", {"checked": 1}))
+    monkeypatch.setattr(sharing_apply, "apply_device_plugin", record(
+        "apply_plugin", {"changed": True, "diff": {"before": {"values": {}}, "after": {"values": {"a": 1}}}}))
+    monkeypatch.setattr(sharing_apply, "apply_present", record(
+        "apply_pool", {"changed": False, "diff": [{"before_header": "NodePool/gpu-shared"}]}))
+    monkeypatch.setattr(sharing_apply, "remove", record("remove_pool", {"changed": True, "objects": []}))
+    seen.record = record
+    return seen
+
+
+def run(monkeypatch, module):
+    return run_module(monkeypatch, module, sharing_apply.ensure_gpu_sharing,
+                      sharing_apply.GpuSharingOptions.from_params, kube="kube")
 
 
 def test_each_part_takes_its_modules_options_but_state():
@@ -28,73 +92,24 @@ def test_each_part_takes_its_modules_options_but_state():
 
 
 def test_no_part_option_shadows_a_shared_one():
-    """part_params lays a part's options over the shared ones: a name in both would be lost."""
+    """A part's options are laid over the shared ones: a name in both would be lost."""
     shared = set(connection_arg_spec()) | set(gpu_sharing_arg_spec())
     for option, part_spec in SHARING_PARTS:
         assert not (set(part_spec()) - {"state"}) & shared, option
 
 
-def test_part_params_are_the_shared_options_and_the_parts_own():
-    params = {"kubeconfig": "/k", "profiles": [{"name": "ts-4"}], "default_profile": None, "state": "present",
-              "device_plugin": {"chart_ref": "/c", "release_name": "nvdp"}, "nodepool": None}
-    plugin = part_params(params, "device_plugin")
-    assert plugin == {"kubeconfig": "/k", "profiles": [{"name": "ts-4"}], "default_profile": None,
-                      "state": "present", "chart_ref": "/c", "release_name": "nvdp"}
-    assert part_params(params, "nodepool") is None
+def test_part_options_are_built_from_the_shared_options_and_the_parts_own(calls):
+    options = sharing_apply.GpuSharingOptions.from_params(dict(PARAMS, nodepool=None))
+    assert options.device_plugin.params == {
+        "kubeconfig": "/k", "profiles": [{"name": "ts-4", "replicas": 4}], "default_profile": None,
+        "state": "present", "chart_ref": "/c", "release_name": "nvdp", "namespace": "nvidia-device-plugin"}
+    assert options.nodepool is None and options.state == "present"
 
 
-class Failed(Exception):
-    pass
-
-
-class Module(object):
-    def __init__(self, state="present", nodepool=True):
-        self.params = {"state": state, "profiles": [{"name": "ts-4", "replicas": 4}], "default_profile": None,
-                       "device_plugin": {"chart_ref": "/c", "release_name": "nvdp",
-                                         "namespace": "nvidia-device-plugin"},
-                       "nodepool": {"name": "gpu-shared"} if nodepool else None}
-        self._diff = True
-        self.check_mode = False
-
-    def fail_json(self, msg, **kwargs):
-        raise Failed(msg)
-
-
-class _Calls(list):
-    record = None
-
-
-@pytest.fixture
-def calls(monkeypatch):
-    """The parts' functions replaced by recorders: the order is what is tested here."""
-    seen = _Calls()
-
-    class Change(object):
-        kube = "kube"
-
-    def record(name, result=None, fail=False):
-        def fn(module, *args):
-            seen.append((name, module.params.get("chart_ref") or module.params.get("name")))
-            if fail:
-                module.fail_json(msg="%s refused" % name)
-            return result
-        return fn
-
-    monkeypatch.setattr(sharing_apply, "render", record("render", {"docs": 1}))
-    monkeypatch.setattr(sharing_apply, "prepare_device_plugin", record("prepare_plugin", Change()))
-    monkeypatch.setattr(sharing_apply, "prepare_present", record("prepare_pool", {"checked": 1}))
-    monkeypatch.setattr(sharing_apply, "apply_device_plugin", record(
-        "apply_plugin", {"changed": True, "diff": {"before": {"values": {}}, "after": {"values": {"a": 1}}}}))
-    monkeypatch.setattr(sharing_apply, "apply_present", record(
-        "apply_pool", {"changed": False, "diff": [{"before_header": "NodePool/gpu-shared"}]}))
-    monkeypatch.setattr(sharing_apply, "remove", record("remove_pool", {"changed": True, "objects": []}))
-    seen.record = record
-    return seen
-
-
-def test_present_checks_both_parts_before_writing_either(calls):
-    result = sharing_apply.ensure_gpu_sharing(Module())
-    assert [name for name, dummy in calls] == ["render", "prepare_plugin", "prepare_pool", "apply_plugin", "apply_pool"]
+def test_present_checks_both_parts_before_writing_either(calls, monkeypatch):
+    result = run(monkeypatch, sharing_module())
+    assert [name for name, dummy in calls] == ["render", "plugin_options", "prepare_plugin", "prepare_pool",
+                                               "apply_plugin", "apply_pool"]
     assert dict(calls)["prepare_plugin"] == "/c" and dict(calls)["prepare_pool"] == "gpu-shared"
     assert result["changed"] is True
     headers = [d.get("before_header") for d in result["diff"]]
@@ -104,21 +119,36 @@ def test_present_checks_both_parts_before_writing_either(calls):
 
 def test_a_refused_nodepool_leaves_the_plugin_unwritten(calls, monkeypatch):
     monkeypatch.setattr(sharing_apply, "prepare_present", calls.record("prepare_pool", fail=True))
-    with pytest.raises(Failed, match="prepare_pool refused"):
-        sharing_apply.ensure_gpu_sharing(Module())
+    with pytest.raises(AnsibleFailJson, match="prepare_pool refused"):
+        run(monkeypatch, sharing_module())
     assert "apply_plugin" not in [name for name, dummy in calls]
 
 
-def test_without_a_nodepool_only_the_plugin_runs(calls):
-    result = sharing_apply.ensure_gpu_sharing(Module(nodepool=False))
-    assert [name for name, dummy in calls] == ["prepare_plugin", "apply_plugin"]
+def test_without_a_nodepool_only_the_plugin_runs(calls, monkeypatch):
+    result = run(monkeypatch, sharing_module(nodepool=False))
+    assert [name for name, dummy in calls] == ["plugin_options", "prepare_plugin", "apply_plugin"]
     assert result["nodepool"] is None
 
 
-def test_absent_removes_the_nodepool_before_the_plugin(calls):
-    result = sharing_apply.ensure_gpu_sharing(Module(state="absent"))
-    assert [name for name, dummy in calls] == ["prepare_plugin", "remove_pool", "apply_plugin"]
+def test_absent_removes_the_nodepool_before_the_plugin(calls, monkeypatch):
+    result = run(monkeypatch, sharing_module(state="absent"))
+    assert [name for name, dummy in calls] == ["render", "plugin_options", "prepare_plugin", "remove_pool",
+                                               "apply_plugin"]
     assert result["changed"] is True
+
+
+def test_bad_nodepool_input_fails_before_the_device_plugin_is_looked_at(monkeypatch):
+    """The real options: a NodePool option the core refuses ends the run before the plugin's
+    options (helm, names) are even built, with field, value and fix."""
+    built = []
+    monkeypatch.setattr(sharing_apply.DevicePluginOptions, "from_params", staticmethod(built.append))
+    module = FakeModule(dict(PARAMS, nodepool={"name": "gpu-shared", "instance_types": ["g4dn.xlarge"],
+                                               "role": "r", "discovery_tag_value": "c", "ami_alias": "al2@latest"}))
+    with pytest.raises(AnsibleFailJson) as info:
+        run(monkeypatch, module)
+    assert info.value.result["error"]["field"] == "ami_alias" and "Fix: " in str(info.value)
+    assert info.value.result["error_kind"] == "invalid"
+    assert built == []
 
 
 def _role_task(role):

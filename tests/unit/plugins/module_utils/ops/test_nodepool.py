@@ -1,34 +1,29 @@
-"""karpenter_apply's order of checks and writes, with an in-memory stand-in for KubeAccess."""
+"""The NodePool operation's order of checks and writes (ops/nodepool.py), run through
+runner.run_module with an in-memory stand-in for KubeAccess."""
 
 import copy
 
 import pytest
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import nodepool as ka
+from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import (
+    AnsibleFailJson,
+    FakeModule,
+)
+from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import run as run_module
 
 
-class Failed(Exception):
-    pass
+DEFAULTS = {
+    "state": "present", "name": "pool", "profiles": [{"name": "ts-4", "replicas": 4}],
+    "default_profile": None, "instance_types": ["g4dn.xlarge"], "discovery_tag_value": "c", "role": "r",
+    "manage_node_class": True, "node_class_name": None, "karpenter_namespace": "kube-system",
+    "karpenter_feature_gates": None, "allow_without_node_overlay": False,
+}
 
 
-class FakeModule(object):
-    def __init__(self, **params):
-        self.params = {
-            "state": "present", "name": "pool", "profiles": [{"name": "ts-4", "replicas": 4}],
-            "default_profile": None, "instance_types": ["g4dn.xlarge"], "discovery_tag_value": "c", "role": "r",
-            "manage_node_class": True, "node_class_name": None, "karpenter_namespace": "kube-system",
-            "karpenter_feature_gates": None, "allow_without_node_overlay": False,
-        }
-        self.params.update(params)
-        self.check_mode = False
-        self._diff = False
-        self.warnings = []
-
-    def fail_json(self, **kw):
-        raise Failed(kw["msg"])
-
-    def warn(self, msg):
-        self.warnings.append(msg)
+def pool_module(**params):
+    """karpenter_gpu_nodepool's params as the module would have them (the ones read here)."""
+    return FakeModule(dict(DEFAULTS, **params))
 
 
 class FakeKube(object):
@@ -76,23 +71,24 @@ class FakeKube(object):
 
 
 def run(module, kube, monkeypatch):
-    monkeypatch.setattr(ka, "connect", lambda m: kube)
-    return ka.ensure_nodepool(module)
+    return run_module(monkeypatch, module, ka.ensure_nodepool, ka.NodePoolOptions.from_params, kube)
 
 
 def test_gate_unknown_fails_before_any_write(monkeypatch):
     kube = FakeKube()
-    with pytest.raises(Failed) as info:
-        run(FakeModule(), kube, monkeypatch)
+    with pytest.raises(AnsibleFailJson) as info:
+        run(pool_module(), kube, monkeypatch)
     assert "settings.featureGates.nodeOverlay=true" in str(info.value)
     assert "no Karpenter Deployment in namespace kube-system" in str(info.value)
     assert kube.writes == []
+    assert info.value.result["node_overlay_gate"] is None
+    assert info.value.result["gate_source"] == "no Karpenter Deployment in namespace kube-system"
 
 
 def test_overlay_crd_missing_fails_before_any_write(monkeypatch):
     kube = FakeKube(served=("NodePool", "EC2NodeClass"))
-    with pytest.raises(Failed) as info:
-        run(FakeModule(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    with pytest.raises(AnsibleFailJson) as info:
+        run(pool_module(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
     assert "does not serve NodeOverlay" in str(info.value)
     assert kube.writes == []
 
@@ -102,18 +98,18 @@ def test_gate_from_deployment_and_order_of_writes(monkeypatch):
            "spec": {"template": {"spec": {"containers": [
                {"env": [{"name": "FEATURE_GATES", "value": "NodeOverlay=true"}]}]}}}}
     kube = FakeKube(deployments=[dep])
-    result = run(FakeModule(), kube, monkeypatch)
+    result = run(pool_module(), kube, monkeypatch)
     assert result["changed"] and result["node_overlay_gate"] is True
     assert [w[1][0] for w in kube.writes] == ["EC2NodeClass", "NodeOverlay", "NodePool"]
-    again = run(FakeModule(), kube, monkeypatch)
+    again = run(pool_module(), kube, monkeypatch)
     assert not again["changed"]
 
 
 def test_opt_out_warns_and_prunes_overlays(monkeypatch):
     kube = FakeKube()
-    run(FakeModule(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    run(pool_module(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
     assert ("NodeOverlay", "pool-g4dn-xlarge") in kube.objects
-    module = FakeModule(karpenter_feature_gates="NodeOverlay=false", allow_without_node_overlay=True)
+    module = pool_module(karpenter_feature_gates="NodeOverlay=false", allow_without_node_overlay=True)
     result = run(module, kube, monkeypatch)
     assert result["node_overlays"] == [] and "over-provision" in module.warnings[0]
     assert ("NodeOverlay", "pool-g4dn-xlarge") not in kube.objects
@@ -121,21 +117,24 @@ def test_opt_out_warns_and_prunes_overlays(monkeypatch):
 
 def test_bad_input_no_api_call(monkeypatch):
     kube = FakeKube()
-    with pytest.raises(Failed) as info:
-        run(FakeModule(ami_alias="al2@latest", karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    with pytest.raises(AnsibleFailJson) as info:
+        run(pool_module(ami_alias="al2@latest", karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
     assert str(info.value).startswith("ami_alias: ")
     assert kube.writes == []
+    # one result shape for bad input: msg, error_kind and the structured error
+    assert info.value.result["error_kind"] == "invalid"
+    assert info.value.result["error"]["field"] == "ami_alias"
 
 
 def test_absent_removes_only_owned(monkeypatch):
     kube = FakeKube()
-    run(FakeModule(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    run(pool_module(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
     kube.objects[("NodeOverlay", "someone-else")] = {"kind": "NodeOverlay", "metadata": {"name": "someone-else"}}
     kube.objects[("NodePool", "other")] = {"kind": "NodePool", "metadata": {"name": "other"}}
-    result = run(FakeModule(state="absent"), kube, monkeypatch)
+    result = run(pool_module(state="absent"), kube, monkeypatch)
     assert result["changed"]
     assert sorted(kube.objects) == [("NodeOverlay", "someone-else"), ("NodePool", "other")]
-    module = FakeModule(state="absent", name="other")
+    module = pool_module(state="absent", name="other")
     result = run(module, kube, monkeypatch)
     assert not result["changed"] and "left in place" in module.warnings[0]
 
@@ -146,8 +145,8 @@ def test_api_rejection_in_dry_run_writes_nothing(monkeypatch):
            "spec": {"template": {"spec": {"containers": [
                {"env": [{"name": "FEATURE_GATES", "value": "NodeOverlay=true"}]}]}}}}
     kube = FakeKube(deployments=[dep], rejects={"NodePool"})
-    with pytest.raises(Failed) as info:
-        run(FakeModule(), kube, monkeypatch)
+    with pytest.raises(AnsibleFailJson) as info:
+        run(pool_module(), kube, monkeypatch)
     assert "rejects NodePool pool" in str(info.value) and "Nothing was written" in str(info.value)
     assert kube.writes == []
     assert kube.dry_runs == ["EC2NodeClass", "NodeOverlay", "NodePool"]
@@ -185,18 +184,18 @@ def test_stale_discovery_after_crds_removed_says_karpenter_is_missing(monkeypatc
     """kubernetes.core's discovery cache never expires: after the CRDs are deleted it still lists
     NodePool. The 404 of the dry run makes the check refresh it and name the real cause."""
     kube = StaleDiscoveryKube(deployments=[], served=("NodePool", "EC2NodeClass", "NodeOverlay"))
-    with pytest.raises(Failed) as info:
-        run(FakeModule(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
+    with pytest.raises(AnsibleFailJson) as info:
+        run(pool_module(karpenter_feature_gates="NodeOverlay=true"), kube, monkeypatch)
     assert "Karpenter v1 is not installed" in str(info.value), str(info.value)
     assert kube.refreshed == 1 and kube.writes == []
 
 
 def test_node_class_kind_not_served_fails_before_any_write(monkeypatch):
     kube = FakeKube()
-    module = FakeModule(manage_node_class=False,
-                        node_class_ref={"group": "example.com", "kind": "NoSuchNodeClass", "name": "x"},
-                        karpenter_feature_gates="NodeOverlay=true")
-    with pytest.raises(Failed) as info:
+    module = pool_module(manage_node_class=False,
+                         node_class_ref={"group": "example.com", "kind": "NoSuchNodeClass", "name": "x"},
+                         karpenter_feature_gates="NodeOverlay=true")
+    with pytest.raises(AnsibleFailJson) as info:
         run(module, kube, monkeypatch)
     msg = str(info.value)
     assert "NoSuchNodeClass" in msg and "CRD" in msg and "node_class_ref" in msg
@@ -225,14 +224,14 @@ def test_pinned_alias_with_image_is_reported(monkeypatch):
     monkeypatch.setattr(ka, "session_from_params", lambda params: Session())
     kube = FakeKube()
     with stub:
-        result = run(FakeModule(ami_alias="bottlerocket@v1.46.0", region="eu-west-1", **GATES), kube, monkeypatch)
+        result = run(pool_module(ami_alias="bottlerocket@v1.46.0", region="eu-west-1", **GATES), kube, monkeypatch)
     assert result["ami_check"] == {"alias": "bottlerocket@v1.46.0", "ssm_parameter": path,
                                    "image_id": "ami-0bottlerocket0001", "checked": True}
 
 
 def test_without_aws_the_image_is_not_checked_and_said_so(monkeypatch):
     kube = FakeKube()
-    result = run(FakeModule(ami_alias="al2023@v20240625", **GATES), kube, monkeypatch)
+    result = run(pool_module(ami_alias="al2023@v20240625", **GATES), kube, monkeypatch)
     assert result["ami_check"]["checked"] is False
     assert "no AWS connection" in result["ami_check"]["reason"]
 
@@ -242,7 +241,7 @@ def test_unreachable_aws_warns_and_goes_on(monkeypatch):
         raise ka.EKSError("Cannot reach the AWS endpoint", kind="unreachable")
 
     monkeypatch.setattr(ka, "session_from_params", unreachable)
-    module = FakeModule(ami_alias="al2023@v20240625", region="eu-west-1", **GATES)
+    module = pool_module(ami_alias="al2023@v20240625", region="eu-west-1", **GATES)
     result = run(module, FakeKube(), monkeypatch)
     assert result["ami_check"]["checked"] is False
     assert any("ami_alias al2023@v20240625 was not checked" in w for w in module.warnings)
@@ -250,7 +249,7 @@ def test_unreachable_aws_warns_and_goes_on(monkeypatch):
 
 def test_ec2nodeclass_readiness_not_reported_yet(monkeypatch):
     """On a cluster without Karpenter's AWS controller nobody sets the conditions: said so."""
-    result = run(FakeModule(**GATES), FakeKube(), monkeypatch)
+    result = run(pool_module(**GATES), FakeKube(), monkeypatch)
     status = result["ec2nodeclass_status"]
     assert status["ready"] is None and status["conditions"] == []
     assert status["reported"].startswith("not reported yet")
@@ -268,7 +267,7 @@ def test_ec2nodeclass_not_ready_is_reported_with_a_warning(monkeypatch):
                 ]}
             return obj
 
-    module = FakeModule(**GATES)
+    module = pool_module(**GATES)
     result = run(module, ControllerKube(), monkeypatch)
     status = result["ec2nodeclass_status"]
     assert status["ready"] is False and status["reported"] == "by the controller"

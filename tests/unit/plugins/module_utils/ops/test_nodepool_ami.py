@@ -15,8 +15,9 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter as k
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 
-# karpenter_apply's stand-ins (tests/unit/... has no __init__.py: pytest puts this folder on sys.path)
-from .test_nodepool import FakeKube, FakeModule, Failed, run
+from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import AnsibleFailJson
+# the NodePool operation's stand-ins
+from .test_nodepool import FakeKube, pool_module, run
 # AWS from moto with nothing from the machine (test_eks's fixtures)
 from aws.test_eks import aws, clean_aws_env  # noqa: F401 pylint: disable=unused-import
 
@@ -115,8 +116,8 @@ def test_pinned_alias_without_image_fails_before_any_write(monkeypatch, aws):
     """AWS (moto's SSM) has no parameter for the pinned version: Karpenter would leave the
     EC2NodeClass not ready, so nothing is written."""
     kube = FakeKube()
-    module = FakeModule(ami_alias="al2023@v20990101", region="eu-west-1", karpenter_feature_gates="NodeOverlay=true")
-    with pytest.raises(Failed) as info:
+    module = pool_module(ami_alias="al2023@v20990101", region="eu-west-1", karpenter_feature_gates="NodeOverlay=true")
+    with pytest.raises(AnsibleFailJson) as info:
         run(module, kube, monkeypatch)
     msg = str(info.value)
     assert msg.startswith("ami_alias: 'al2023@v20990101'")
@@ -124,3 +125,5 @@ def test_pinned_alias_without_image_fails_before_any_write(monkeypatch, aws):
             "amazon-eks-node-al2023-x86_64-nvidia-1.36-v20990101/image_id") in msg
     assert "eu-west-1" in msg and "Nothing was written" in msg and "Fix: " in msg
     assert kube.writes == []
+    assert info.value.result["error"]["field"] == "ami_alias"
+    assert info.value.result["error"]["value"] == "al2023@v20990101"
