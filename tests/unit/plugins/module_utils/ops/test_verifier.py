@@ -261,3 +261,35 @@ def test_remove_leftover_namespaces_deletes_only_earlier_runs_and_honours_check_
     assert R.remove_leftover_namespaces(kube, keep="gpu-slicing-verify-keep") == (
         ["gpu-slicing-verify-aaaa"], ["gpu-slicing-verify-bbbb"])
     assert sorted(kube.namespaces) == ["gpu-slicing-verify-bbbb", "gpu-slicing-verify-keep", "someone-elses"]
+
+
+class FakeClock(object):
+    """A monotonic clock that only moves when the run sleeps."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_runner_waits_on_its_own_clock_for_the_running_settle_window():
+    """An admitted two-slice pod shows Running: it is judged only after Running held 3 s (the
+    emulated kubelet's window), polled every POLL seconds, and no real time passes."""
+    p = plan(fail_requests_greater_than_one=True)
+    kube = FakeKube([node("a")], [ready_plugin_pod("a")], fail_multi=False)
+    clock = FakeClock()
+    opts = dict(OPTS, wait_timeout=60, multi_slice_wait_timeout=30)
+    report = R.Verifier(kube, options(p, opts), clock=clock, sleep=clock.sleep).run([node("a")])
+    c = checks_of(report)
+    assert c[V.CHECK_MULTI_SLICE]["status"] == V.FAILED and "admitted and ran" in c[V.CHECK_MULTI_SLICE]["reason"]
+    assert c[V.CHECK_CONCURRENT]["status"] == V.PASSED
+    assert report["timings"]["multi_slice_seconds"] == 3.0  # settle = min(3, multi_slice_wait_timeout)
+    assert clock.sleeps and all(s == R.POLL for s in clock.sleeps), clock.sleeps
+    assert report["timings"]["total_seconds"] == round(sum(clock.sleeps), 3)
+    assert kube.namespaces == {} and kube.pods == {}
