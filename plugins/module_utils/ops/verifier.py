@@ -16,7 +16,9 @@ Safety rules:
   namespace: run them one after the other.
 
 A new pod check is one more method named in ``Verifier.POD_PHASES``: it gets the verdicts of
-the nodes whose slice count is known and adds its CheckResults to them.
+the nodes whose slice count is known and adds its CheckResults to them, using the run's
+helpers (``create_pods``, ``list_run_pods``, ``wait``, ``remaining``...) as the Karpenter
+check does from its own file (``ops/verify_karpenter.py``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,20 +32,15 @@ import uuid
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import progress
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_karpenter as K
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_pods as P
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_waits as W
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import InstanceTypeError, lookup
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.slicing_info import (
-    HOLDING_PODS_SELECTOR,
-    requested_by_node,
-)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification_report import (
     build_report,
     summarize,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.waiter import poll_until
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify_karpenter import karpenter_phase
 
 NAMESPACE_PREFIX = "gpu-slicing-verify-"
 RUN_LABEL = "gpu-slicing.eks/verify-run"
@@ -141,13 +138,14 @@ class Verifier(object):
 
     # ------------------------------------------------------------------ helpers
 
-    def _remaining(self):
+    def remaining(self):
+        """Seconds left of the run's wait_timeout."""
         return max(0.0, self.deadline - self.clock())
 
-    def _since(self, t0):
+    def seconds_since(self, t0):
         return round(self.clock() - t0, 3)
 
-    def _wait(self, read, done, timeout, interval=POLL, key=None, budget=None, detail=None):
+    def wait(self, read, done, timeout, interval=POLL, key=None, budget=None, detail=None):
         """poll_until with this run's clock; while not done, a throttled progress line ``key``
         (``detail(value)`` makes its text)."""
         def on_poll(value, waited):
@@ -155,16 +153,16 @@ class Verifier(object):
                 progress.waiting(key, waited, budget, lambda: detail(value))
         return poll_until(read, done, timeout, interval, clock=self.clock, sleep=self.sleep, on_poll=on_poll)
 
-    def _selector(self, role=None):
+    def selector(self, role=None):
         selector = "%s=%s" % (RUN_LABEL, self.run_id)
         return selector + (",%s=%s" % (ROLE_LABEL, role) if role else "")
 
-    def _list_run_pods(self, role=None):
+    def list_run_pods(self, role=None):
         # Raw JSON: with hundreds of nodes this list is polled with thousands of pods in it.
-        return self.kube.list_raw("Pod", "v1", namespace=self.namespace, label_selector=self._selector(role))
+        return self.kube.list_raw("Pod", "v1", namespace=self.namespace, label_selector=self.selector(role))
 
-    def _pods_by_name(self, role):
-        return {p["metadata"]["name"]: p for p in self._list_run_pods(role)}
+    def pods_by_name(self, role):
+        return {p["metadata"]["name"]: p for p in self.list_run_pods(role)}
 
     def _pod(self, node_name, name, slices, role):
         return P.test_pod(
@@ -173,16 +171,16 @@ class Verifier(object):
             resources=self.opts.pod_resources, extra_tolerations=self.opts.tolerations,
         )
 
-    def _create_pods(self, pods):
+    def create_pods(self, pods):
         """Create test pods concurrently; the first error (after all were tried) aborts the run."""
         for dummy, exc in self.kube.create_many(pods):
             if exc is not None:
                 raise exc
 
-    def _remove_pods(self, role, timeout):
+    def remove_pods(self, role, timeout):
         """Delete the run's pods of ``role`` (all with None) and wait until they are gone."""
-        self.kube.delete_collection("Pod", "v1", self.namespace, self._selector(role), grace_period_seconds=0)
-        self._wait(lambda: self._list_run_pods(role), W.nothing_left, timeout)
+        self.kube.delete_collection("Pod", "v1", self.namespace, self.selector(role), grace_period_seconds=0)
+        self.wait(lambda: self.list_run_pods(role), W.nothing_left, timeout)
 
     @property
     def command(self):
@@ -213,8 +211,8 @@ class Verifier(object):
             return
         t0 = self.clock()
         try:
-            self.kube.delete_collection("Pod", "v1", self.namespace, self._selector(), grace_period_seconds=0)
-            self.cleanup["pods_removed"] = not self._list_run_pods()
+            self.kube.delete_collection("Pod", "v1", self.namespace, self.selector(), grace_period_seconds=0)
+            self.cleanup["pods_removed"] = not self.list_run_pods()
         except Exception as exc:  # pylint: disable=broad-except
             self.cleanup["pods_removed"] = False
             self.cleanup["errors"].append("deleting pods: %s" % error_message(exc))
@@ -223,11 +221,11 @@ class Verifier(object):
             self.cleanup["namespace_deletion_requested"] = True
         except Exception as exc:  # pylint: disable=broad-except
             self.cleanup["errors"].append("deleting namespace: %s" % error_message(exc))
-        gone, dummy, dummy = self._wait(lambda: self.kube.get("Namespace", "v1", self.namespace), W.nothing_left,
+        gone, dummy, dummy = self.wait(lambda: self.kube.get("Namespace", "v1", self.namespace), W.nothing_left,
                                         float(self.opts.cleanup_wait_timeout))  # 0: one look
         self.cleanup["namespace_removed"] = bool(gone)
-        self.cleanup["namespace_gone_seconds"] = self._since(t0) if gone else None
-        self.timings["cleanup_seconds"] = self._since(t0)
+        self.cleanup["namespace_gone_seconds"] = self.seconds_since(t0) if gone else None
+        self.timings["cleanup_seconds"] = self.seconds_since(t0)
 
     # ------------------------------------------------------------------ phases
 
@@ -240,7 +238,7 @@ class Verifier(object):
                                         default_profile=self.plan.default_profile)
             self.exps[name] = exp
             self.verdicts.append(V.NodeVerdict(name, self.profile.name, checks))
-        self.timings["node_checks_seconds"] = self._since(t0)
+        self.timings["node_checks_seconds"] = self.seconds_since(t0)
 
     def _pod_nodes(self):
         """Nodes on which pod checks can run (the expected slice count is known)."""
@@ -268,13 +266,13 @@ class Verifier(object):
             return
         t0 = self.clock()
         names = dict((v.node, "multi-%d" % self.node_index[v.node]) for v in todo)
-        self._create_pods([self._pod(v.node, names[v.node], 2, "multi-slice") for v in todo])
+        self.create_pods([self._pod(v.node, names[v.node], 2, "multi-slice") for v in todo])
         limit = float(self.opts.multi_slice_wait_timeout)
-        budget = min(self._remaining(), limit)
-        cut = self._remaining() < limit
+        budget = min(self.remaining(), limit)
+        cut = self.remaining() < limit
         wait = W.MultiSliceWait(min(3.0, limit))
-        dummy, (pods, dummy), dummy = self._wait(
-            lambda: (self._pods_by_name("multi-slice"), self.clock()),
+        dummy, (pods, dummy), dummy = self.wait(
+            lambda: (self.pods_by_name("multi-slice"), self.clock()),
             lambda seen: wait.all_decided(seen[0], names.values(), seen[1]), budget,
             key="verification, two-slice pods", budget=budget,
             detail=lambda seen: "%d of %d node(s) decided" % (
@@ -285,28 +283,28 @@ class Verifier(object):
             v.add(P.check_multi_slice(pod, timed_out=not wait.decided(pod, now), run_timed_out=cut))
         # The pods must be gone before the slice pods go in, or a wrongly admitted one holds 2 slices.
         try:
-            self.kube.delete_collection("Pod", "v1", self.namespace, self._selector("multi-slice"),
+            self.kube.delete_collection("Pod", "v1", self.namespace, self.selector("multi-slice"),
                                         grace_period_seconds=0)
         except Exception:  # pylint: disable=broad-except
             pass  # the namespace goes at the end in any case
-        self._wait(lambda: self._list_run_pods("multi-slice"), W.nothing_left, min(self._remaining(), 30))
-        self.timings["multi_slice_seconds"] = self._since(t0)
+        self.wait(lambda: self.list_run_pods("multi-slice"), W.nothing_left, min(self.remaining(), 30))
+        self.timings["multi_slice_seconds"] = self.seconds_since(t0)
 
     def slice_phase(self, verdicts):
         """N one-slice pods per node, all Running at once."""
         t0 = self.clock()
-        self._create_pods([self._pod(v.node, "slice-%d-%d" % (self.node_index[v.node], i), 1, "slice")
+        self.create_pods([self._pod(v.node, "slice-%d-%d" % (self.node_index[v.node], i), 1, "slice")
                            for v in verdicts for i in range(self.exps[v.node]["slice_pods"])])
         created = self.clock()
-        self.timings["slice_pods_created_seconds"] = self._since(t0)
+        self.timings["slice_pods_created_seconds"] = self.seconds_since(t0)
         by_name = {v.node: v for v in verdicts}
         wait = W.SlicePodsWait(dict((v.node, self.exps[v.node]) for v in verdicts),
                                float(self.opts.unschedulable_grace))
         total = sum(self.exps[v.node]["slice_pods"] for v in verdicts)
 
         def read(timed_out=None):
-            pods, now, observed_at = self._list_run_pods("slice"), self.clock(), _now()
-            timed_out = self._remaining() <= 0 if timed_out is None else timed_out
+            pods, now, observed_at = self.list_run_pods("slice"), self.clock(), _now()
+            timed_out = self.remaining() <= 0 if timed_out is None else timed_out
             for name, check, full in wait.step(pods, now, observed_at, timed_out=timed_out, waited=now - created):
                 by_name[name].add(check)
                 if full:
@@ -315,13 +313,13 @@ class Verifier(object):
             return pods
 
         # The run's timeout decides every node still open; a last read makes sure of it.
-        finished, dummy, dummy = self._wait(
-            read, lambda dummy: wait.done, self._remaining(), key="verification, one-slice pods",
+        finished, dummy, dummy = self.wait(
+            read, lambda dummy: wait.done, self.remaining(), key="verification, one-slice pods",
             detail=lambda pods: "%d of %d pods Running, %d node(s) not decided yet"
             % (len([p for p in pods if P.pod_running_ready(p)]), total, len(wait.open)))
         if not finished:
             read(timed_out=True)
-        self.timings["slice_pods_seconds"] = self._since(t0)
+        self.timings["slice_pods_seconds"] = self.seconds_since(t0)
 
     def extra_pod_phase(self, verdicts):
         """One more pod on each node that reached N: it must stay Pending/Unschedulable."""
@@ -334,23 +332,23 @@ class Verifier(object):
             return
         by_name = {v.node: v for v in verdicts}
         extra = dict((name, "extra-%d" % self.node_index[name]) for name in self.full_nodes)
-        self._create_pods([self._pod(name, extra[name], 1, "extra") for name in self.full_nodes])
+        self.create_pods([self._pod(name, extra[name], 1, "extra") for name in self.full_nodes])
         answers = {}  # node -> the pod as first seen decided: the verdict is on that read
 
         def read():
-            pods = self._pods_by_name("extra")
+            pods = self.pods_by_name("extra")
             for name, pod_name in extra.items():
                 if name not in answers and W.extra_pod_decided(pods.get(pod_name)):
                     answers[name] = pods[pod_name]
             return pods
 
-        dummy, pods, dummy = self._wait(read, lambda dummy: len(answers) == len(extra), max(self._remaining(), 0))
+        dummy, pods, dummy = self.wait(read, lambda dummy: len(answers) == len(extra), max(self.remaining(), 0))
         for name in self.full_nodes:
             if name in answers:
                 by_name[name].add(P.check_extra_pod(name, answers[name]))
             else:
                 by_name[name].add(P.check_extra_pod(name, pods.get(extra[name]), timed_out=True))
-        self.timings["extra_pod_seconds"] = self._since(t1)
+        self.timings["extra_pod_seconds"] = self.seconds_since(t1)
 
     def uuid_phase(self, verdicts):
         for v in verdicts:
@@ -364,93 +362,10 @@ class Verifier(object):
             idx = self.node_index[v.node]
             names = ["slice-%d-%d" % (idx, i) for i in range(exp["slice_pods"])]
             # The sample prints its UUID within seconds; give the logs a short, bounded time.
-            dummy, logs, dummy = self._wait(
+            dummy, logs, dummy = self.wait(
                 lambda: dict((n, self.kube.pod_log(n, self.namespace)) for n in names), W.logs_complete,
-                min(self._remaining() + 5, float(self.opts.log_wait_timeout)), interval=1.0)
+                min(self.remaining() + 5, float(self.opts.log_wait_timeout)), interval=1.0)
             v.add(P.check_gpu_uuids(None, exp, logs))
-
-    def karpenter_phase(self):
-        """M pending one-slice pods for one NodePool: Karpenter must launch the minimum number of nodes.
-
-        The pods live in the run's namespace (removed with it). The NodeClaims launched for them
-        are deleted afterwards (karpenter_cleanup_nodes) so the check leaves no GPU node running.
-        """
-        pool = self.opts.karpenter_nodepool_name
-        verdict = V.NodeVerdict("nodepool/%s" % pool, self.profile.name)
-        self.verdicts.append(verdict)
-        t0 = self.clock()
-        nodepool = self.kube.get("NodePool", "karpenter.sh/v1", pool)
-        if nodepool is None:
-            verdict.add(V.failed(V.CHECK_KARPENTER, "NodePool %s not found" % pool, None, None))
-            return
-        itype, why = K.karpenter_instance_type(nodepool, self.opts.karpenter_instance_type)
-        if itype is None:
-            verdict.add(V.not_available(V.CHECK_KARPENTER, why))
-            return
-        try:
-            gpus = lookup(itype).gpu_count
-        except InstanceTypeError as err:
-            verdict.add(V.not_available(V.CHECK_KARPENTER, "GPU count of %s unknown: %s" % (itype, err)))
-            return
-        # The node checks' pods still hold slices: remove them first, so the free slices counted
-        # below are the ones Karpenter sees.
-        self._remove_pods(None, min(self._remaining() + 30, 60))
-        resource = self.plan.advertised_resource(self.profile)
-        slices_per_node = gpus * self.profile.replicas
-        pods = slices_per_node + 1 if self.opts.karpenter_pods is None else int(self.opts.karpenter_pods)
-        selector = {V.LABEL_NODEPOOL: pool, K.LABEL_INSTANCE_TYPE: itype}
-        label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
-
-        def claims():
-            return set(c["metadata"]["name"] for c in self.kube.list_raw(
-                "NodeClaim", "karpenter.sh/v1", label_selector="%s=%s" % (V.LABEL_NODEPOOL, pool)))
-
-        claims_before = claims()
-        # Free slices on the pool's existing nodes of that type take pods before any launch.
-        existing = self.kube.list_raw("Node", "v1", label_selector=label_selector)
-        requested = requested_by_node(self.kube.list_raw(
-            "Pod", "v1", field_selector=HOLDING_PODS_SELECTOR, fields_only=True), [resource])
-        free = 0
-        for node in existing:
-            have = int(((node.get("status") or {}).get("allocatable") or {}).get(resource, "0") or 0)
-            free += max(0, have - requested.get(node["metadata"]["name"], {}).get(resource, 0))
-
-        self._create_pods([
-            P.test_pod("karpenter-%d" % i, self.namespace, None, resource, 1, self.opts.image, self.command,
-                       self.run_id, "karpenter", resources=self.opts.pod_resources,
-                       extra_tolerations=self.opts.tolerations, node_selector=selector)
-            for i in range(pods)])
-        budget = float(self.opts.karpenter_wait_timeout)
-        settle = float(self.opts.karpenter_settle)
-        since = W.Since()
-
-        def read():
-            launched = claims() - claims_before
-            running = len([p for p in self._list_run_pods("karpenter") if P.pod_running_ready(p)])
-            return running, launched, since.held("launch", (running, tuple(sorted(launched))), self.clock())
-
-        dummy, (running, launched, dummy), dummy = self._wait(
-            read, lambda seen: W.karpenter_settled(seen[0], pods, seen[2], settle), budget, interval=1.0,
-            key="verification, Karpenter launch", budget=budget,
-            detail=lambda seen: "%d of %d pods Running, %d NodeClaim(s) launched" % (seen[0], pods, len(seen[1])))
-        waited = self.clock() - t0
-        verdict.add(K.check_karpenter_launch(pool, itype, pods, slices_per_node, free, launched, running,
-                                             timed_out=running < pods, waited=waited))
-        verdict.timings["karpenter_seconds"] = round(waited, 3)
-        try:
-            self.kube.delete_collection("Pod", "v1", self.namespace, self._selector("karpenter"), grace_period_seconds=0)
-        except Exception as exc:  # pylint: disable=broad-except
-            self.cleanup["errors"].append("deleting the Karpenter check's pods: %s" % error_message(exc))
-        removed = []
-        if self.opts.karpenter_cleanup_nodes:
-            for name in sorted(launched):
-                try:
-                    self.kube.delete("NodeClaim", "karpenter.sh/v1", name)
-                    removed.append(name)
-                except Exception as exc:  # pylint: disable=broad-except
-                    self.cleanup["errors"].append("deleting NodeClaim %s: %s" % (name, error_message(exc)))
-        self.cleanup["karpenter_nodeclaims_removed"] = removed
-        self.timings["karpenter_seconds"] = self._since(t0)
 
     # ------------------------------------------------------------------ entry point
 
@@ -481,7 +396,7 @@ class Verifier(object):
                     self.verdicts.append(V.NodeVerdict("nodepool/%s" % self.opts.karpenter_nodepool_name, self.profile.name, [
                         V.not_available(V.CHECK_KARPENTER, "check mode: no test pods were created")]))
                 else:
-                    self.karpenter_phase()
+                    karpenter_phase(self)
         except VerifyInterrupted:
             error = "interrupted by SIGTERM"
             raise
@@ -494,7 +409,7 @@ class Verifier(object):
             finally:
                 if previous is not None:
                     signal.signal(signal.SIGTERM, previous)
-                self.timings["total_seconds"] = self._since(start)
+                self.timings["total_seconds"] = self.seconds_since(start)
                 if error:
                     self.cleanup["errors"].append(error)
         summary = summarize(self.verdicts, check_mode=self.check_mode)
