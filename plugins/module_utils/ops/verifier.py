@@ -222,7 +222,7 @@ class Verifier(object):
         except Exception as exc:  # pylint: disable=broad-except
             self.cleanup["errors"].append("deleting namespace: %s" % error_message(exc))
         gone, dummy, dummy = self.wait(lambda: self.kube.get("Namespace", "v1", self.namespace), W.nothing_left,
-                                        float(self.opts.cleanup_wait_timeout))  # 0: one look
+                                       float(self.opts.cleanup_wait_timeout))  # 0: one look
         self.cleanup["namespace_removed"] = bool(gone)
         self.cleanup["namespace_gone_seconds"] = self.seconds_since(t0) if gone else None
         self.timings["cleanup_seconds"] = self.seconds_since(t0)
@@ -294,7 +294,7 @@ class Verifier(object):
         """N one-slice pods per node, all Running at once."""
         t0 = self.clock()
         self.create_pods([self._pod(v.node, "slice-%d-%d" % (self.node_index[v.node], i), 1, "slice")
-                           for v in verdicts for i in range(self.exps[v.node]["slice_pods"])])
+                          for v in verdicts for i in range(self.exps[v.node]["slice_pods"])])
         created = self.clock()
         self.timings["slice_pods_created_seconds"] = self.seconds_since(t0)
         by_name = {v.node: v for v in verdicts}

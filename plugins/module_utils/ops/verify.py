@@ -188,8 +188,7 @@ def verify(options, context):
         reports = write_reports(report, options.report_json, options.report_junit)
     except (IOError, OSError) as exc:
         raise GpuSlicingError("Writing the report failed: %s" % exc, kind="io", **report)
-    result = dict(report, changed=False, reports=reports, msg=report["summary"])
+    result = dict(report, changed=False, reports=reports)
     if not report["passed"]:
-        del result["msg"]
         raise GpuSlicingError(report["summary"], kind="verification_failed", **result)
-    return result
+    return dict(result, msg=report["summary"])
