@@ -9,6 +9,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import verifie
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify import DEFAULT_IMAGE, VerifyOptions
 
 from core.test_verification import node, plan, ready_plugin_pod
+from kube.test_retries import Clock
 
 
 class FakeKube(object):
@@ -263,29 +264,14 @@ def test_remove_leftover_namespaces_deletes_only_earlier_runs_and_honours_check_
     assert sorted(kube.namespaces) == ["gpu-slicing-verify-bbbb", "gpu-slicing-verify-keep", "someone-elses"]
 
 
-class FakeClock(object):
-    """A monotonic clock that only moves when the run sleeps."""
-
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_runner_waits_on_its_own_clock_for_the_running_settle_window():
     """An admitted two-slice pod shows Running: it is judged only after Running held 3 s (the
     emulated kubelet's window), polled every POLL seconds, and no real time passes."""
     p = plan(fail_requests_greater_than_one=True)
     kube = FakeKube([node("a")], [ready_plugin_pod("a")], fail_multi=False)
-    clock = FakeClock()
+    clock = Clock()  # moves only when the run sleeps
     opts = dict(OPTS, wait_timeout=60, multi_slice_wait_timeout=30)
-    report = R.Verifier(kube, options(p, opts), clock=clock, sleep=clock.sleep).run([node("a")])
+    report = R.Verifier(kube, options(p, opts), clock=clock.clock, sleep=clock.sleep).run([node("a")])
     c = checks_of(report)
     assert c[V.CHECK_MULTI_SLICE]["status"] == V.FAILED and "admitted and ran" in c[V.CHECK_MULTI_SLICE]["reason"]
     assert c[V.CHECK_CONCURRENT]["status"] == V.PASSED

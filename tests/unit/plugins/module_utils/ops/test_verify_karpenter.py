@@ -6,7 +6,9 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import verifie
 from core.test_verification import node, plan, ready_plugin_pod
 from core.test_verification_karpenter import _pool
 
-from .test_verifier import OPTS, FakeClock, FakeKube, options
+from kube.test_retries import Clock
+
+from .test_verifier import OPTS, FakeKube, options
 
 
 class FakeKarpenter(FakeKube):
@@ -53,9 +55,9 @@ class FakeKarpenter(FakeKube):
 
 
 def karpenter_run(kube, **extra):
-    clock = FakeClock()
+    clock = Clock()
     opts = dict(OPTS, karpenter_nodepool_name="gpu", karpenter_settle=2, **extra)
-    report = R.Verifier(kube, options(plan(), opts), clock=clock, sleep=clock.sleep).run([])
+    report = R.Verifier(kube, options(plan(), opts), clock=clock.clock, sleep=clock.sleep).run([])
     return report, [n for n in report["nodes"] if n["node"] == "nodepool/gpu"][0]["checks"][0]
 
 
