@@ -109,20 +109,16 @@ api_retries:
   sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /api/v1/namespaces/x/configmaps/y (conflict)"], slept_seconds: 1.3}
 """
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
-    plan_from_params,
-    sharing_arg_spec,
-)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connection_arg_spec,
     new_module,
-    KubeAccess,
-    error_message,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.slicing_info import (
-    HOLDING_PODS_SELECTOR,
-    slicing_report,
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.slicing_info import (
+    SlicingInfoOptions,
+    slicing_info,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import run_module
 
 
 def main():
@@ -134,24 +130,7 @@ def main():
         fail_on_mismatch=dict(type="bool", default=False),
     )
     module = new_module(argument_spec=argument_spec, supports_check_mode=True)
-    plan = plan_from_params(module) if module.params.get("profiles") else None
-    try:
-        kube = KubeAccess(module)
-        nodes, pods = kube.list_raw_together(
-            {"kind": "Node", "api_version": "v1", "label_selector": ",".join(module.params["label_selectors"]),
-             "fields_only": True},
-            {"kind": "Pod", "api_version": "v1", "fields_only": True,
-             "field_selector": HOLDING_PODS_SELECTOR})
-        wanted = set(module.params["node_names"])
-        if wanted:
-            nodes = [n for n in nodes if n["metadata"]["name"] in wanted]
-    except Exception as exc:
-        module.fail_json(msg="Reading nodes and pods failed: %s" % error_message(exc))
-    report = slicing_report(nodes, pods, plan)
-    if module.params["fail_on_mismatch"] and report["totals"]["nodes_with_mismatch"]:
-        bad = ["%s: %s" % (n["name"], "; ".join(n["mismatches"])) for n in report["nodes"] if n["mismatches"]]
-        module.fail_json(msg="%d node(s) do not match their profile: %s" % (len(bad), " | ".join(bad)), **report)
-    module.exit_json(changed=False, **report)
+    run_module(module, slicing_info, SlicingInfoOptions.from_params)
 
 
 if __name__ == "__main__":

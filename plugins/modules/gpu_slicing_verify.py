@@ -238,39 +238,17 @@ api_retries:
   sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /api/v1/namespaces/x/configmaps/y (conflict)"], slept_seconds: 1.3}
 """
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
-    sharing_arg_spec,
-    sharing_spec_from_params,
-)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
-    KubeAccess,
     connection_arg_spec,
-    error_message,
     new_module,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SharingError,
-    build_plan,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify import (
     DEFAULT_IMAGE,
-    Verifier,
-    remove_leftover_namespaces,
-    select_nodes,
-    write_reports,
+    VerifyOptions,
+    verify,
 )
-
-
-def cleanup_only(module):
-    """cleanup_only: remove the namespaces earlier runs left, and exit."""
-    try:
-        removed, terminating = remove_leftover_namespaces(KubeAccess(module), check_mode=module.check_mode)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="Removing the namespaces of earlier verification runs failed: %s" % error_message(exc))
-    cleanup = {"leftover_namespaces_removed": removed, "leftover_namespaces_terminating": terminating}
-    module.exit_json(changed=bool(removed), passed=True, run={"cleanup": cleanup},
-                     msg="Removed %d namespace(s) of earlier verification runs; %d already terminating"
-                     % (len(removed), len(terminating)))
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import run_module
 
 
 def main():
@@ -302,61 +280,7 @@ def main():
         report_junit=dict(type="path"),
     )
     module = new_module(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    if params["cleanup_only"]:
-        cleanup_only(module)
-    if not params.get("profiles"):
-        module.fail_json(msg="profiles: None is invalid: the profile to verify must be given. "
-                         "Fix: pass the same profiles as to device_plugin, e.g. [{name: ts-4, replicas: 4}]")
-
-    # Validate everything before the first write.
-    try:
-        plan = build_plan(sharing_spec_from_params(params))
-        profile = plan.profile(params.get("profile"))
-    except SharingError as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
-    if params.get("karpenter_pods") is not None and params["karpenter_pods"] < 1:
-        module.fail_json(msg="karpenter_pods: %r is invalid: at least one pod is needed. Fix: leave it unset "
-                         "(GPUs x replicas + 1) or give a count such as 5" % params["karpenter_pods"])
-    if params["hold_seconds"] < 1:
-        module.fail_json(msg="hold_seconds: %r is invalid: each test pod must hold its slice while the others start. "
-                         "Fix: give seconds, e.g. 3600 (the pods are deleted when the run ends)" % params["hold_seconds"])
-    for key in ("wait_timeout", "multi_slice_wait_timeout", "unschedulable_grace", "log_wait_timeout",
-                "cleanup_wait_timeout", "karpenter_wait_timeout", "karpenter_settle"):
-        if params[key] < 0:
-            module.fail_json(msg="%s: %r is invalid: must be 0 or more. Fix: give seconds, e.g. 300" % (key, params[key]))
-    if "@sha256:" not in params["image"]:
-        module.warn("image %s is not pinned by digest; pin it (image@sha256:...) for reproducible runs" % params["image"])
-
-    try:
-        kube = KubeAccess(module)
-        nodes, how, missing = select_nodes(kube, profile.name, params.get("node_names"),
-                                           params.get("nodepool_name"), is_default=profile.name == plan.default_profile)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="Cannot read nodes from the Kubernetes API: %s" % error_message(exc))
-    if missing:
-        module.fail_json(msg="node_names: %s not found in the cluster. Fix: give existing node names (kubectl get nodes)"
-                         % ", ".join(missing))
-    if not nodes and not params.get("karpenter_nodepool_name"):
-        module.fail_json(msg="No node matches %s. Fix: label the nodes, or pass node_names or nodepool_name" % how)
-
-    verifier = Verifier(kube, plan, profile, params, check_mode=module.check_mode)
-    try:
-        report = verifier.run(nodes)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="Verification stopped: %s (the run's pods were removed: %s; deletion of its namespace %s "
-                         "requested: %s)" % (error_message(exc), verifier.cleanup.get("pods_removed"), verifier.namespace,
-                                             verifier.cleanup.get("namespace_deletion_requested")),
-                         timings=verifier.timings, run={"cleanup": verifier.cleanup})
-    report["run"]["selected_by"] = how
-    try:
-        reports = write_reports(report, params.get("report_json"), params.get("report_junit"))
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="Writing the report failed: %s" % exc, **report)
-    result = dict(report, changed=False, reports=reports)
-    if not report["passed"]:
-        module.fail_json(msg=report["summary"], **result)
-    module.exit_json(msg=report["summary"], **result)
+    run_module(module, verify, VerifyOptions.from_params)
 
 
 if __name__ == "__main__":
