@@ -140,7 +140,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
     BOTO3_IMPORT_ERROR,
     HAS_BOTO3,
-    EKSError,
+    AwsError,
     NO_CONNECTION_HINT,
     TokenSource,
     describe_cluster,
@@ -200,9 +200,9 @@ def ensure_ca_file(path, ca_data_b64, check_mode=False):
 
 
 def run(params, session_factory=session_from_params, clock=None, check_mode=False, want_diff=False):
-    """The module's work, without AnsibleModule (raises EKSError)."""
+    """The module's work, without AnsibleModule (raises AwsError)."""
     if not params.get("eks_cluster_name"):
-        raise EKSError("eks_cluster_name is not set", kind="no_connection", fix=NO_CONNECTION_HINT)
+        raise AwsError("eks_cluster_name is not set", kind="no_connection", fix=NO_CONNECTION_HINT)
     session = session_factory(params)
     info = describe_cluster(session, params["eks_cluster_name"])
     result = dict(
@@ -216,7 +216,7 @@ def run(params, session_factory=session_from_params, clock=None, check_mode=Fals
         try:
             state, diff = ensure_ca_file(params["ca_cert_path"], info["certificate_authority_data"], check_mode)
         except (OSError, ValueError, TypeError) as exc:
-            raise EKSError("Cannot write the cluster CA to %s (%s)" % (params["ca_cert_path"], exc), kind="invalid",
+            raise AwsError("Cannot write the cluster CA to %s (%s)" % (params["ca_cert_path"], exc), kind="invalid",
                            fix="give a writable ca_cert_path") from None
         result.update(ca_cert=params["ca_cert_path"], ca_cert_state=state, changed=state != "unchanged")
         if want_diff:
@@ -234,7 +234,7 @@ def main():
         module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
     try:
         result = run(module.params, check_mode=module.check_mode, want_diff=module._diff)
-    except EKSError as exc:
+    except AwsError as exc:
         module.fail_json(msg=str(exc), error_kind=exc.kind)
     module.exit_json(**result)
 

@@ -155,14 +155,14 @@ instance_source:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.cost import CostError, compare_costs
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.cost import compare_costs
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
-    EKSError,
+    AwsError,
     eks_connection_argument_spec,
     resolve_instance_facts,
     resolve_prices,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import InstanceTypeError
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 
 def argument_spec():
@@ -191,7 +191,7 @@ def run(params, session_factory=None):
         try:
             given[name] = float(value)
         except (TypeError, ValueError):
-            raise CostError("prices[%s]" % name, value, "not a number", "give USD per hour, e.g. 1.006") from None
+            raise InvalidInput("prices[%s]" % name, value, "give USD per hour, e.g. 1.006", why="not a number") from None
     rest = [t for t in types if t not in given]
     prices, source, date, price_warnings = ({}, "given", None, [])
     if rest:
@@ -216,7 +216,7 @@ def main():
                            required_one_of=[("fraction", "replicas")])
     try:
         result, warnings = run(module.params)
-    except (EKSError, CostError, InstanceTypeError) as exc:
+    except (AwsError, InvalidInput) as exc:
         module.fail_json(msg=str(exc), error_kind=getattr(exc, "kind", "invalid"))
     for warning in warnings:
         module.warn(warning)

@@ -117,15 +117,15 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
     BOTO3_IMPORT_ERROR,
     HAS_BOTO3,
-    EKSError,
+    AwsError,
     eks_connection_argument_spec,
     resolve_instance_facts,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import (
     PRICE_NOTE,
     PRICES_AS_OF,
-    InstanceTypeError,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 
 def argument_spec():
@@ -144,7 +144,7 @@ def main():
         module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
     try:
         facts, used, warnings = resolve_instance_facts(module.params, module.params["instance_types"], source)
-    except (EKSError, InstanceTypeError) as exc:
+    except (AwsError, InvalidInput) as exc:
         module.fail_json(msg=str(exc), error_kind=getattr(exc, "kind", "invalid"))
     for warning in warnings:
         module.warn(warning)

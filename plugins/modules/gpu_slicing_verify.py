@@ -249,9 +249,9 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import
     new_module,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SharingError,
     build_plan,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify import (
     DEFAULT_IMAGE,
     Verifier,
@@ -313,7 +313,7 @@ def main():
     try:
         plan = build_plan(sharing_spec_from_params(params))
         profile = plan.profile(params.get("profile"))
-    except SharingError as err:
+    except InvalidInput as err:
         module.fail_json(msg=str(err), error=err.to_dict())
     if params.get("karpenter_pods") is not None and params["karpenter_pods"] < 1:
         module.fail_json(msg="karpenter_pods: %r is invalid: at least one pod is needed. Fix: leave it unset "

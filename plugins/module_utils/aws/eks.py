@@ -33,6 +33,7 @@ import threading
 import traceback
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import options as _eks_options
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError
 
 try:
     import boto3
@@ -105,7 +106,7 @@ _AUTH_ERROR_CODES = frozenset(
 )
 
 
-class EKSError(Exception):
+class AwsError(GpuSlicingError):
     """An AWS/EKS problem with a message that says what to fix.
 
     ``kind`` is a short machine-readable category: ``no_credentials``, ``no_region``,
@@ -113,20 +114,17 @@ class EKSError(Exception):
     ``invalid``, ``missing_library`` or ``aws``.
     """
 
+    kind = "aws"
+
     def __init__(self, message, kind="aws", fix=None):
-        self.kind = kind
         self.fix = fix
         text = message if not fix else "%s. Fix: %s" % (message.rstrip("."), fix)
-        super().__init__(text)
-
-    @property
-    def message(self):
-        return str(self)
+        super().__init__(text, kind=kind)
 
 
 def _require_boto3():
     if not HAS_BOTO3:
-        raise EKSError("boto3 and botocore are required to talk to AWS", kind="missing_library",
+        raise AwsError("boto3 and botocore are required to talk to AWS", kind="missing_library",
                        fix="install boto3 (pip install 'boto3>=1.35') in the Python that runs the module")
 
 
@@ -176,38 +174,38 @@ def _signing_clock(now):
 # sessions and errors
 # ---------------------------------------------------------------------------
 def translate_error(exc, action, resource=None, region=None):
-    """Map a botocore exception to an :class:`EKSError` with a fix. Never echoes secrets."""
+    """Map a botocore exception to an :class:`AwsError` with a fix. Never echoes secrets."""
     where = " in region %s" % region if region else ""
-    if isinstance(exc, EKSError):
+    if isinstance(exc, AwsError):
         return exc
     if isinstance(exc, NoCredentialsError):
-        return EKSError("No AWS credentials were found for %s" % action, kind="no_credentials", fix=CREDENTIAL_HINT)
+        return AwsError("No AWS credentials were found for %s" % action, kind="no_credentials", fix=CREDENTIAL_HINT)
     if isinstance(exc, PartialCredentialsError):
-        return EKSError("Incomplete AWS credentials for %s (an access key without its secret key, or the reverse)"
+        return AwsError("Incomplete AWS credentials for %s (an access key without its secret key, or the reverse)"
                         % action, kind="no_credentials", fix=CREDENTIAL_HINT)
     if isinstance(exc, NoRegionError):
-        return EKSError("No AWS region is set for %s" % action, kind="no_region", fix=REGION_HINT)
+        return AwsError("No AWS region is set for %s" % action, kind="no_region", fix=REGION_HINT)
     if isinstance(exc, ProfileNotFound):
-        return EKSError("The AWS profile given for %s does not exist" % action, kind="no_credentials",
+        return AwsError("The AWS profile given for %s does not exist" % action, kind="no_credentials",
                         fix="set aws_profile / AWS_PROFILE to a profile in ~/.aws/config, or give keys instead")
     if isinstance(exc, EndpointConnectionError):
-        return EKSError("Cannot reach the AWS endpoint for %s%s" % (action, where), kind="unreachable",
+        return AwsError("Cannot reach the AWS endpoint for %s%s" % (action, where), kind="unreachable",
                         fix="check network access to AWS (proxy, VPC endpoints) and the region")
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {}) if hasattr(exc, "response") else {}
         code = error.get("Code", "Unknown")
         aws_message = error.get("Message", "")
         if code == "ResourceNotFoundException" and resource:
-            return EKSError("EKS cluster %r was not found%s" % (resource, where), kind="not_found",
+            return AwsError("EKS cluster %r was not found%s" % (resource, where), kind="not_found",
                             fix="check eks_cluster_name and region (aws eks list-clusters shows the names)")
         if code in _AUTH_ERROR_CODES:
-            return EKSError("AWS refused %s%s (%s: %s)" % (action, where, code, aws_message), kind="access_denied",
+            return AwsError("AWS refused %s%s (%s: %s)" % (action, where, code, aws_message), kind="access_denied",
                             fix="check the credentials are valid and not expired, and that the identity (or "
                                 "aws_role_arn) is allowed this call")
-        return EKSError("AWS error during %s%s (%s: %s)" % (action, where, code, aws_message), kind="aws")
+        return AwsError("AWS error during %s%s (%s: %s)" % (action, where, code, aws_message), kind="aws")
     if isinstance(exc, BotoCoreError):
-        return EKSError("AWS client error during %s%s: %s" % (action, where, exc), kind="aws")
-    return EKSError("Unexpected error during %s%s: %s" % (action, where, exc), kind="aws")
+        return AwsError("AWS client error during %s%s: %s" % (action, where, exc), kind="aws")
+    return AwsError("Unexpected error during %s%s: %s" % (action, where, exc), kind="aws")
 
 
 def make_session(region=None, profile=None, access_key=None, secret_key=None, session_token=None,
@@ -220,7 +218,7 @@ def make_session(region=None, profile=None, access_key=None, secret_key=None, se
     """
     _require_boto3()
     if bool(access_key) != bool(secret_key):
-        raise EKSError("access_key and secret_key must be given together", kind="no_credentials",
+        raise AwsError("access_key and secret_key must be given together", kind="no_credentials",
                        fix=CREDENTIAL_HINT)
     kwargs = {}
     if region:
@@ -236,9 +234,9 @@ def make_session(region=None, profile=None, access_key=None, secret_key=None, se
     except BotoCoreError as exc:
         raise translate_error(exc, "creating the AWS session") from None
     if not session.region_name:
-        raise EKSError("No AWS region is set", kind="no_region", fix=REGION_HINT)
+        raise AwsError("No AWS region is set", kind="no_region", fix=REGION_HINT)
     if session.get_credentials() is None:
-        raise EKSError("No AWS credentials were found", kind="no_credentials", fix=CREDENTIAL_HINT)
+        raise AwsError("No AWS credentials were found", kind="no_credentials", fix=CREDENTIAL_HINT)
     _use_endpoint(session, endpoint_url)
     if role_arn:
         session = _use_endpoint(assume_role_session(session, role_arn, role_session_name), endpoint_url)
@@ -346,7 +344,7 @@ def eks_token(session, cluster_name, now=None):
     """
     _require_boto3()
     if not cluster_name:
-        raise EKSError("eks_cluster_name is required to mint an EKS token", kind="invalid",
+        raise AwsError("eks_cluster_name is required to mint an EKS token", kind="invalid",
                        fix="set eks_cluster_name to the EKS cluster's name")
     signed_at = _aware(now) if now is not None else utcnow()
     try:
@@ -453,12 +451,12 @@ def describe_cluster(session, name):
     """``eks:DescribeCluster`` reduced to what a client needs.
 
     Returns ``{name, arn, region, endpoint, certificate_authority_data, status, version,
-    platform_version}``. Raises :class:`EKSError` (kinds ``not_found``, ``not_active``,
+    platform_version}``. Raises :class:`AwsError` (kinds ``not_found``, ``not_active``,
     ``access_denied``, ``no_credentials``, ``no_region``, ``unreachable``).
     """
     _require_boto3()
     if not name:
-        raise EKSError("eks_cluster_name is empty", kind="invalid", fix="set eks_cluster_name")
+        raise AwsError("eks_cluster_name is empty", kind="invalid", fix="set eks_cluster_name")
     region = session.region_name
     try:
         cluster = session.client("eks", region_name=region).describe_cluster(name=name)["cluster"]
@@ -476,10 +474,10 @@ def describe_cluster(session, name):
         "platform_version": cluster.get("platformVersion"),
     }
     if status != "ACTIVE":
-        raise EKSError("EKS cluster %r in %s is %s, not ACTIVE" % (name, region, status), kind="not_active",
+        raise AwsError("EKS cluster %r in %s is %s, not ACTIVE" % (name, region, status), kind="not_active",
                        fix="wait until the cluster is ACTIVE (aws eks wait cluster-active) and run again")
     if not info["endpoint"] or not info["certificate_authority_data"]:
-        raise EKSError("EKS cluster %r has no endpoint or certificate authority yet" % name, kind="not_active",
+        raise AwsError("EKS cluster %r has no endpoint or certificate authority yet" % name, kind="not_active",
                        fix="wait until the cluster is ACTIVE and run again")
     return info
 
@@ -510,7 +508,7 @@ def write_ca_file(ca_data_b64, directory=None):
     try:
         pem = base64.b64decode(ca_data_b64, validate=False)
     except (ValueError, TypeError) as exc:
-        raise EKSError("The cluster's certificate authority data is not base64 (%s)" % exc, kind="invalid") from None
+        raise AwsError("The cluster's certificate authority data is not base64 (%s)" % exc, kind="invalid") from None
     fd, path = tempfile.mkstemp(prefix="eks-ca-", suffix=".crt", dir=directory)
     try:
         os.fchmod(fd, 0o600)
@@ -527,18 +525,18 @@ def kube_client_config(cluster_info, token_source, ca_file_dir=None):
     ``host`` is the cluster endpoint, ``ssl_ca_cert`` a 0600 temp file with the decoded CA,
     ``api_key['authorization'] = 'Bearer <token>'`` and ``refresh_api_key_hook`` re-mints
     through ``token_source`` whenever the client reads the key (every request).
-    Raises :class:`EKSError` (kind ``no_connection``) when nothing to connect to is given:
+    Raises :class:`AwsError` (kind ``no_connection``) when nothing to connect to is given:
     there is no fallback to an in-cluster service account.
     """
     if not cluster_info or not cluster_info.get("endpoint"):
-        raise EKSError("No EKS cluster endpoint to connect to", kind="no_connection", fix=NO_CONNECTION_HINT)
+        raise AwsError("No EKS cluster endpoint to connect to", kind="no_connection", fix=NO_CONNECTION_HINT)
     if token_source is None:
-        raise EKSError("No EKS token source for cluster %r" % cluster_info.get("name"), kind="no_connection",
+        raise AwsError("No EKS token source for cluster %r" % cluster_info.get("name"), kind="no_connection",
                        fix=NO_CONNECTION_HINT)
     try:
         from kubernetes.client import Configuration
     except ImportError:
-        raise EKSError("the kubernetes Python client is required", kind="missing_library",
+        raise AwsError("the kubernetes Python client is required", kind="missing_library",
                        fix="install kubernetes (pip install 'kubernetes>=31')") from None
     config = Configuration()
     config.host = cluster_info["endpoint"]
@@ -558,7 +556,7 @@ def k8s_auth_params(cluster_info, token_source, ca_file_dir=None):
     ``api_key`` is a token valid now (call again to refresh).
     """
     if not cluster_info or not cluster_info.get("endpoint"):
-        raise EKSError("No EKS cluster endpoint to connect to", kind="no_connection", fix=NO_CONNECTION_HINT)
+        raise AwsError("No EKS cluster endpoint to connect to", kind="no_connection", fix=NO_CONNECTION_HINT)
     return {
         "host": cluster_info["endpoint"],
         "api_key": token_source.get(),
@@ -587,10 +585,10 @@ class EKSConnection:
 
 
 def connect(params, clock=None):
-    """Resolve the shared options into an :class:`EKSConnection` (raises :class:`EKSError`)."""
+    """Resolve the shared options into an :class:`EKSConnection` (raises :class:`AwsError`)."""
     name = params.get("eks_cluster_name")
     if not name:
-        raise EKSError("eks_cluster_name is not set", kind="no_connection", fix=NO_CONNECTION_HINT)
+        raise AwsError("eks_cluster_name is not set", kind="no_connection", fix=NO_CONNECTION_HINT)
     session = session_from_params(params)
     info = describe_cluster(session, name)
     return EKSConnection(session, info, TokenSource(session, name, clock=clock))
@@ -604,7 +602,7 @@ def connection_mode(params, environ=None):
 
     ``eks`` when ``eks_cluster_name`` is set; ``kubernetes`` when any of kubernetes.core's
     ``host``/``kubeconfig``/``context`` options (or their ``K8S_AUTH_*`` variables) is set.
-    Otherwise raises :class:`EKSError` (kind ``no_connection``) naming what to set: there is
+    Otherwise raises :class:`AwsError` (kind ``no_connection``) naming what to set: there is
     no silent in-cluster fallback. A default ``~/.kube/config`` counts only when
     ``allow_default_kubeconfig`` is true in params.
     """
@@ -615,7 +613,7 @@ def connection_mode(params, environ=None):
         return "kubernetes"
     if params.get("allow_default_kubeconfig") and os.path.exists(os.path.expanduser("~/.kube/config")):
         return "kubernetes"
-    raise EKSError("No Kubernetes connection was given", kind="no_connection", fix=NO_CONNECTION_HINT)
+    raise AwsError("No Kubernetes connection was given", kind="no_connection", fix=NO_CONNECTION_HINT)
 
 
 # ---------------------------------------------------------------------------
@@ -630,7 +628,7 @@ def kube_configuration_from_params(params, clock=None):
     """A refreshing ``kubernetes.client.Configuration`` from the shared options.
 
     Describes the cluster, mints the token and wires ``refresh_api_key_hook``; raises
-    :class:`EKSError` with what to set when something is missing or refused.
+    :class:`AwsError` with what to set when something is missing or refused.
     """
     return connect(params, clock=clock).kube_client_config()
 
@@ -645,7 +643,7 @@ def aws_requested(params):
 # ---------------------------------------------------------------------------
 def ssm_parameter_value(session, name):
     """``ssm:GetParameter`` of ``name`` in the session's region: its value, or None when AWS
-    has no such parameter (raises :class:`EKSError` for anything else)."""
+    has no such parameter (raises :class:`AwsError` for anything else)."""
     _require_boto3()
     try:
         return session.client("ssm", region_name=session.region_name).get_parameter(Name=name)["Parameter"]["Value"]
@@ -756,13 +754,13 @@ def gpu_instance_facts(session, instance_types):
     """GPU facts per instance type from ``ec2:DescribeInstanceTypes`` (paginated).
 
     Returns ``{instance_type: facts}`` (see :func:`parse_describe_instance_types`). Types that
-    EC2 does not know in the session's region raise :class:`EKSError` (kind ``invalid``).
+    EC2 does not know in the session's region raise :class:`AwsError` (kind ``invalid``).
     """
     pages = describe_instance_types_pages(session, instance_types)
     facts = parse_describe_instance_types(pages)
     missing = sorted(set(instance_types) - set(facts))
     if missing:
-        raise EKSError("EC2 does not know the instance types %s in %s" % (", ".join(missing), session.region_name),
+        raise AwsError("EC2 does not know the instance types %s in %s" % (", ".join(missing), session.region_name),
                        kind="invalid", fix="check the names (e.g. g5.xlarge) and that they exist in the region")
     return {name: facts[name] for name in instance_types}
 
@@ -774,7 +772,7 @@ def offline_instance_facts(instance_types=None):
     return {name: instance_facts_dict(table.lookup(name), "offline") for name in names}
 
 
-#: EKSError kinds after which ``source: auto`` falls back to the offline table.
+#: AwsError kinds after which ``source: auto`` falls back to the offline table.
 FALLBACK_KINDS = frozenset(["no_credentials", "no_region", "unreachable", "missing_library", "access_denied"])
 
 
@@ -795,7 +793,7 @@ def resolve_instance_facts(params, instance_types, source="auto", session_factor
     try:
         session = session_factory(params)
         return gpu_instance_facts(session, names), "aws", warnings
-    except EKSError as exc:
+    except AwsError as exc:
         if source == "aws" or exc.kind not in FALLBACK_KINDS:
             raise
         warnings.append("AWS not used for instance facts (%s); using the shipped table" % exc)
@@ -901,7 +899,7 @@ def resolve_prices(params, instance_types, pricing="table", session_factory=None
     try:
         session = session_factory(params)
         prices = on_demand_prices(session, instance_types, region)
-    except EKSError as exc:
+    except AwsError as exc:
         if pricing == "api" or exc.kind not in FALLBACK_KINDS:
             raise
         warnings.append("Pricing API not used (%s); using the shipped table" % exc)

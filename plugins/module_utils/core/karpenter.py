@@ -4,7 +4,7 @@
 """Karpenter documents for shared GPUs: NodePool, EC2NodeClass and NodeOverlays from one profile.
 
 Pure code: no I/O. ``render(plan, options)`` validates the options (errors are
-:class:`KarpenterError`, worded like the sharing core's: field, value, why, fix) and returns
+:class:`InvalidInput`, worded like the sharing core's: field, value, why, fix) and returns
 the three kinds of documents. Field names follow the CRDs of Karpenter v1.14.1
 (``karpenter.sh_nodepools.yaml``, ``karpenter.sh_nodeoverlays.yaml``) and of the AWS provider
 v1.14.1 (``karpenter.k8s.aws_ec2nodeclasses.yaml``).
@@ -28,23 +28,41 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import (
     INSTANCE_TYPES,
-    InstanceTypeError,
     by_family,
     known_instance_types,
     lookup,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    GPU_TAINT_KEY,
-    OS_DEVICE_PLUGIN_LABEL,
-    PROFILE_LABEL,
     STRATEGY_MPS,
-    SharingError,
     parse_int,
     parse_quantity,
     build_plan,
     resolve_profile,
     render_bottlerocket_settings,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    ARCH_LABEL,
+    CAPACITY_TYPE_LABEL,
+    DNS_SUBDOMAIN_RE,
+    GPU_PRESENT_LABEL,
+    GPU_TAINT_KEY,
+    INSTANCE_FAMILY_LABEL,
+    INSTANCE_GPU_COUNT_LABEL,
+    INSTANCE_GPU_MANUFACTURER_LABEL,
+    INSTANCE_GPU_MEMORY_LABEL,
+    INSTANCE_GPU_NAME_LABEL,
+    INSTANCE_TYPE_LABEL,
+    LABEL_VALUE_RE,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    NODEPOOL_LABEL,
+    OS_DEVICE_PLUGIN_LABEL,
+    OWNER_LABEL,
+    PROFILE_ANNOTATION,
+    PROFILE_LABEL,
+    ZONE_LABEL,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 NODEPOOL_API = "karpenter.sh/v1"
 NODEPOOL_KIND = "NodePool"
@@ -54,23 +72,8 @@ NODECLASS_GROUP = "karpenter.k8s.aws"
 OVERLAY_API = "karpenter.sh/v1alpha1"
 OVERLAY_KIND = "NodeOverlay"
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "gpu_slicing.eks"
-OWNER_LABEL = "gpu-slicing.eks/nodepool"
-PROFILE_ANNOTATION = "gpu-slicing.eks/profile"
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 DISCOVERY_TAG = "karpenter.sh/discovery"
 
-LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
-LABEL_INSTANCE_FAMILY = "karpenter.k8s.aws/instance-family"
-LABEL_GPU_NAME = "karpenter.k8s.aws/instance-gpu-name"
-LABEL_GPU_MANUFACTURER = "karpenter.k8s.aws/instance-gpu-manufacturer"
-LABEL_GPU_COUNT = "karpenter.k8s.aws/instance-gpu-count"
-LABEL_GPU_MEMORY = "karpenter.k8s.aws/instance-gpu-memory"
-LABEL_CAPACITY_TYPE = "karpenter.sh/capacity-type"
-LABEL_ARCH = "kubernetes.io/arch"
-LABEL_ZONE = "topology.kubernetes.io/zone"
-LABEL_NODEPOOL = "karpenter.sh/nodepool"
 
 OVERLAY_KEYS = ("instance-type", "gpu-count")
 CAPACITY_TYPES = ("on-demand", "spot", "reserved")
@@ -83,8 +86,6 @@ BUDGET_REASONS = ("Underutilized", "Empty", "Drifted")
 _DURATION_RE = re.compile(r"^(([0-9]+(s|m|h))+|Never)$")
 _BUDGET_NODES_RE = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
 _BUDGET_DURATION_RE = re.compile(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$")
-_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _AMI_ALIAS_RE = re.compile(r"^([a-zA-Z0-9]+)@(.+)$")
 # Karpenter's AWS provider puts a pinned version into an SSM parameter path unchecked
 # (pkg/providers/amifamily); these are the forms AWS publishes parameters under:
@@ -141,12 +142,8 @@ DEFAULTS = {
 }
 
 
-class KarpenterError(SharingError):
-    """A validation error of the Karpenter options (same wording and ``to_dict`` as SharingError)."""
-
-
 def _err(field, value, fix, why):
-    return KarpenterError(field, value, fix, why=why)
+    return InvalidInput(field, value, fix, why=why)
 
 
 # --------------------------------------------------------------------------- small validators
@@ -174,7 +171,7 @@ def _str_list(value, field, allow_empty=False):
 
 def _label_values(values, field):
     for i, value in enumerate(values):
-        if len(value) > 63 or not _LABEL_VALUE_RE.match(value):
+        if len(value) > 63 or not LABEL_VALUE_RE.match(value):
             raise _err("%s[%d]" % (field, i), value,
                        "use letters, digits, '-', '_' and '.', starting and ending alphanumeric, at most 63 characters",
                        "not a valid Kubernetes label value")
@@ -202,7 +199,7 @@ def _duration(value, field, example):
 def _positive_count(value, field, allow_zero=False):
     try:
         number = parse_int(value, field)
-    except SharingError:
+    except InvalidInput:
         raise _err(field, value, "write a whole number such as 8 (a count, not a quantity with units)",
                    "not a whole number")
     if number < 0 or (number == 0 and not allow_zero):
@@ -233,7 +230,7 @@ def _dict(value, field):
 
 
 def _name(value, field):
-    if not isinstance(value, str) or len(value) > 253 or not _NAME_RE.match(value):
+    if not isinstance(value, str) or len(value) > 253 or not DNS_SUBDOMAIN_RE.match(value):
         raise _err(field, value, "use lower-case letters, digits, '-' and '.', starting and ending alphanumeric",
                    "not a valid Kubernetes object name")
     return value
@@ -291,7 +288,7 @@ def _admitted_instance_types(opts, gpus_per_instance_type):
                 continue
             try:
                 names.append(lookup(key).name)
-            except InstanceTypeError as exc:
+            except InvalidInput as exc:
                 raise _err("instance_types[%d]" % i, itype,
                            exc.fix + ", or give its GPU count in gpus_per_instance_type", exc.why)
         for i, name in enumerate(names):
@@ -336,7 +333,7 @@ def _admitted_instance_types(opts, gpus_per_instance_type):
 
 
 def normalize_options(options, plan):
-    """Validated, defaulted options (a new dict). Raises KarpenterError / SharingError."""
+    """Validated, defaulted options (a new dict). Raises InvalidInput / InvalidInput."""
     raw = dict(DEFAULTS)
     raw.update({k: v for k, v in (options or {}).items() if v is not None})
     unknown = sorted(set(raw) - set(DEFAULTS) - {"name"})
@@ -346,7 +343,7 @@ def normalize_options(options, plan):
     opts = {"name": _name(raw.get("name"), "name")}
     try:
         profile = resolve_profile(plan, raw["profile"])
-    except SharingError as exc:
+    except InvalidInput as exc:
         raise _err("profile", raw["profile"], exc.fix, exc.why)
     opts["profile"] = profile
 
@@ -375,7 +372,7 @@ def normalize_options(options, plan):
     if raw["min_gpu_memory"] is not None:
         try:
             opts["min_gpu_memory_mib"] = parse_quantity(raw["min_gpu_memory"], "min_gpu_memory") // (1024 * 1024)
-        except SharingError as exc:
+        except InvalidInput as exc:
             raise _err("min_gpu_memory", raw["min_gpu_memory"], exc.fix, exc.why)
     opts["capacity_types"] = _choices(_str_list(raw["capacity_types"], "capacity_types"), "capacity_types",
                                       CAPACITY_TYPES)
@@ -421,7 +418,7 @@ def normalize_options(options, plan):
         extra = sorted(set(ref) - {"group", "kind", "name"})
         if extra:
             raise _err("node_class_ref.%s" % extra[0], ref[extra[0]], "keep only group, kind and name", "unknown key")
-        if not _NAME_RE.match(ref["group"]) or len(ref["group"]) > 253:
+        if not DNS_SUBDOMAIN_RE.match(ref["group"]) or len(ref["group"]) > 253:
             fix = "give the API group alone, e.g. karpenter.k8s.aws (EC2NodeClass) or karpenter.kwok.sh"
             if "/" in ref["group"]:
                 fix = "drop the version: %s" % ref["group"].split("/", 1)[0]
@@ -614,21 +611,21 @@ def _req(key, values, operator="In"):
 def nodepool_requirements(opts):
     reqs = []
     if opts["instance_types"]:
-        reqs.append(_req(LABEL_INSTANCE_TYPE, opts["admitted"]))
+        reqs.append(_req(INSTANCE_TYPE_LABEL, opts["admitted"]))
     if opts["instance_families"]:
-        reqs.append(_req(LABEL_INSTANCE_FAMILY, opts["instance_families"]))
+        reqs.append(_req(INSTANCE_FAMILY_LABEL, opts["instance_families"]))
     if opts["gpu_names"]:
-        reqs.append(_req(LABEL_GPU_NAME, opts["gpu_names"]))
+        reqs.append(_req(INSTANCE_GPU_NAME_LABEL, opts["gpu_names"]))
     if opts["gpu_manufacturer"]:
-        reqs.append(_req(LABEL_GPU_MANUFACTURER, [opts["gpu_manufacturer"]]))
+        reqs.append(_req(INSTANCE_GPU_MANUFACTURER_LABEL, [opts["gpu_manufacturer"]]))
     if opts["gpu_counts"]:
-        reqs.append(_req(LABEL_GPU_COUNT, opts["gpu_counts"]))
+        reqs.append(_req(INSTANCE_GPU_COUNT_LABEL, opts["gpu_counts"]))
     if opts["min_gpu_memory_mib"]:
-        reqs.append(_req(LABEL_GPU_MEMORY, [opts["min_gpu_memory_mib"]], operator="Gte"))
-    reqs.append(_req(LABEL_CAPACITY_TYPE, opts["capacity_types"]))
-    reqs.append(_req(LABEL_ARCH, opts["architectures"]))
+        reqs.append(_req(INSTANCE_GPU_MEMORY_LABEL, [opts["min_gpu_memory_mib"]], operator="Gte"))
+    reqs.append(_req(CAPACITY_TYPE_LABEL, opts["capacity_types"]))
+    reqs.append(_req(ARCH_LABEL, opts["architectures"]))
     if opts["zones"]:
-        reqs.append(_req(LABEL_ZONE, opts["zones"]))
+        reqs.append(_req(ZONE_LABEL, opts["zones"]))
     return reqs
 
 
@@ -735,11 +732,11 @@ def overlay_capacity(opts):
     if opts["overlay_key"] == "instance-type":
         for name in opts["admitted"]:
             gpus = _gpu_count_of(name, opts["gpus_per_instance_type"])
-            rows.append((name.replace(".", "-"), _req(LABEL_INSTANCE_TYPE, [name]), gpus, gpus * profile.replicas))
+            rows.append((name.replace(".", "-"), _req(INSTANCE_TYPE_LABEL, [name]), gpus, gpus * profile.replicas))
     else:
         tiers = sorted({_gpu_count_of(name, opts["gpus_per_instance_type"]) for name in opts["admitted"]})
         for gpus in tiers:
-            rows.append(("%dgpu" % gpus, _req(LABEL_GPU_COUNT, [gpus]), gpus, gpus * profile.replicas))
+            rows.append(("%dgpu" % gpus, _req(INSTANCE_GPU_COUNT_LABEL, [gpus]), gpus, gpus * profile.replicas))
     return rows
 
 
@@ -763,7 +760,7 @@ def render_overlays(opts):
                                 "gpu-slicing.eks/physical-gpus": str(gpus)},
             },
             "spec": {
-                "requirements": [_req(LABEL_NODEPOOL, [opts["name"]]), requirement],
+                "requirements": [_req(NODEPOOL_LABEL, [opts["name"]]), requirement],
                 "capacity": {resource: str(slices)},
                 "weight": opts["overlay_weight"],
             },
@@ -830,7 +827,7 @@ def ami_ssm_parameter(family, version, k8s_version):
 
 def render_from_params(params):
     """render() from karpenter_gpu_nodepool's validated parameters: ``profiles``,
-    ``default_profile`` and the RENDER_OPTIONS. Raises SharingError (KarpenterError)."""
+    ``default_profile`` and the RENDER_OPTIONS. Raises InvalidInput (InvalidInput)."""
     plan = build_plan(sharing_spec_from_params(params))
     options = {key: params.get(key) for key in RENDER_OPTIONS}
     # The discovery tag's value is by convention the cluster's name: the EKS connection's, unless given.
@@ -839,7 +836,6 @@ def render_from_params(params):
 
 
 __all__ = [
-    "KarpenterError",
     "MANAGED_BY",
     "MANAGED_BY_LABEL",
     "OWNER_LABEL",

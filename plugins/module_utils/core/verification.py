@@ -23,10 +23,21 @@ import re
 from xml.sax.saxutils import escape, quoteattr
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    GPU_TAINT_KEY,
-    PROFILE_LABEL,
     STRATEGY_NONE,
     advertised_resource,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    GPU_COUNT_LABEL,
+    GPU_PRODUCT_LABEL,
+    GPU_REPLICAS_LABEL,
+    GPU_SHARING_LABEL,
+    GPU_TAINT_KEY,
+    INSTANCE_GPU_COUNT_LABEL,
+    INSTANCE_TYPE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PROFILE_LABEL,
+    SIMULATED_LABEL,
 )
 
 PASSED = "passed"
@@ -34,13 +45,6 @@ FAILED = "failed"
 NOT_AVAILABLE = "not-available"
 STATUSES = (PASSED, FAILED, NOT_AVAILABLE)
 
-LABEL_GPU_COUNT = "nvidia.com/gpu.count"
-LABEL_GPU_REPLICAS = "nvidia.com/gpu.replicas"
-LABEL_GPU_SHARING = "nvidia.com/gpu.sharing-strategy"
-LABEL_GPU_PRODUCT = "nvidia.com/gpu.product"
-LABEL_AWS_GPU_COUNT = "karpenter.k8s.aws/instance-gpu-count"
-LABEL_NODEPOOL = "karpenter.sh/nodepool"
-LABEL_SIMULATED = "gpu-slicing.eks/simulated"
 ANNOTATION_KWOK = "kwok.x-k8s.io/node"
 SHARED_PRODUCT_SUFFIX = "-SHARED"
 
@@ -162,7 +166,7 @@ def node_labels(node):
 def is_simulated(node):
     """kwok fakes (annotation kwok.x-k8s.io/node: fake) or nodes labelled gpu-slicing.eks/simulated=true."""
     annotations = _meta(node).get("annotations") or {}
-    return annotations.get(ANNOTATION_KWOK) == "fake" or node_labels(node).get(LABEL_SIMULATED) == "true"
+    return annotations.get(ANNOTATION_KWOK) == "fake" or node_labels(node).get(SIMULATED_LABEL) == "true"
 
 
 def _int_or_none(value):
@@ -182,7 +186,7 @@ def quantity_int(value):
 def physical_gpus(node):
     """(count, source): GFD's nvidia.com/gpu.count, else EKS/Karpenter's instance-gpu-count."""
     labels = node_labels(node)
-    for key in (LABEL_GPU_COUNT, LABEL_AWS_GPU_COUNT):
+    for key in (GPU_COUNT_LABEL, INSTANCE_GPU_COUNT_LABEL):
         count = _int_or_none(labels.get(key))
         if count is not None:
             return count, key
@@ -231,10 +235,10 @@ def check_profile_label(node, exp):
 
 
 def check_gpu_count(node, exp):
-    value = node_labels(node).get(LABEL_GPU_COUNT)
+    value = node_labels(node).get(GPU_COUNT_LABEL)
     if _int_or_none(value) is not None and _int_or_none(value) > 0:
         return passed(CHECK_GPU_COUNT, "GFD reports %s physical GPU(s)" % value, ">= 1", int(value))
-    reason = "GFD label %s is missing or not a positive number (GPU feature discovery not running?)" % LABEL_GPU_COUNT
+    reason = "GFD label %s is missing or not a positive number (GPU feature discovery not running?)" % GPU_COUNT_LABEL
     return failed(CHECK_GPU_COUNT, reason, ">= 1", value)
 
 
@@ -246,7 +250,7 @@ def check_allocatable(node, exp):
     if exp["allocatable"] is None:
         return failed(CHECK_ALLOCATABLE,
                       "cannot compute the expected %s: the node has neither %s nor %s"
-                      % (resource, LABEL_GPU_COUNT, LABEL_AWS_GPU_COUNT), None, raw)
+                      % (resource, GPU_COUNT_LABEL, INSTANCE_GPU_COUNT_LABEL), None, raw)
     expected = exp["allocatable"]
     if observed == expected:
         return passed(CHECK_ALLOCATABLE, "allocatable %s = %d = %d GPU(s) x %d replicas"
@@ -262,33 +266,33 @@ def check_allocatable(node, exp):
 
 
 def check_gfd_replicas(node, exp):
-    value = node_labels(node).get(LABEL_GPU_REPLICAS)
+    value = node_labels(node).get(GPU_REPLICAS_LABEL)
     expected = exp["replicas"]
     if _int_or_none(value) == expected:
-        return passed(CHECK_GFD_REPLICAS, "%s=%s" % (LABEL_GPU_REPLICAS, value), expected, expected)
-    return failed(CHECK_GFD_REPLICAS, "%s is %r, expected %d" % (LABEL_GPU_REPLICAS, value, expected),
+        return passed(CHECK_GFD_REPLICAS, "%s=%s" % (GPU_REPLICAS_LABEL, value), expected, expected)
+    return failed(CHECK_GFD_REPLICAS, "%s is %r, expected %d" % (GPU_REPLICAS_LABEL, value, expected),
                   expected, _int_or_none(value) if _int_or_none(value) is not None else value)
 
 
 def check_gfd_strategy(node, exp):
-    value = node_labels(node).get(LABEL_GPU_SHARING)
+    value = node_labels(node).get(GPU_SHARING_LABEL)
     expected = exp["sharing_strategy"]
     if value == expected or (value is None and expected == STRATEGY_NONE):
-        return passed(CHECK_GFD_STRATEGY, "%s=%s" % (LABEL_GPU_SHARING, value), expected, value)
-    return failed(CHECK_GFD_STRATEGY, "%s is %r, expected %r" % (LABEL_GPU_SHARING, value, expected),
+        return passed(CHECK_GFD_STRATEGY, "%s=%s" % (GPU_SHARING_LABEL, value), expected, value)
+    return failed(CHECK_GFD_STRATEGY, "%s is %r, expected %r" % (GPU_SHARING_LABEL, value, expected),
                   expected, value)
 
 
 def check_gfd_product(node, exp):
-    value = node_labels(node).get(LABEL_GPU_PRODUCT)
+    value = node_labels(node).get(GPU_PRODUCT_LABEL)
     want_suffix = exp["product_shared_suffix"]
     expected = "ends with %s" % SHARED_PRODUCT_SUFFIX if want_suffix else "no %s suffix" % SHARED_PRODUCT_SUFFIX
     if value is None:
-        return failed(CHECK_GFD_PRODUCT, "GFD label %s is missing" % LABEL_GPU_PRODUCT, expected, None)
+        return failed(CHECK_GFD_PRODUCT, "GFD label %s is missing" % GPU_PRODUCT_LABEL, expected, None)
     has_suffix = value.endswith(SHARED_PRODUCT_SUFFIX)
     if has_suffix == want_suffix:
-        return passed(CHECK_GFD_PRODUCT, "%s=%s" % (LABEL_GPU_PRODUCT, value), expected, value)
-    return failed(CHECK_GFD_PRODUCT, "%s=%s: expected %s" % (LABEL_GPU_PRODUCT, value, expected), expected, value)
+        return passed(CHECK_GFD_PRODUCT, "%s=%s" % (GPU_PRODUCT_LABEL, value), expected, value)
+    return failed(CHECK_GFD_PRODUCT, "%s=%s: expected %s" % (GPU_PRODUCT_LABEL, value, expected), expected, value)
 
 
 def pod_condition(pod, ctype):
@@ -558,15 +562,13 @@ def check_gpu_uuids(node, exp, logs):
 # ceil((M - free slices on the pool's existing nodes of that type) / (GPUs x replicas)) nodes: the
 # number it launches only when it knows a GPU holds `replicas` slices (NodeOverlay).
 
-LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
-
 
 def nodepool_instance_types(nodepool):
     """The instance types a NodePool admits through ``node.kubernetes.io/instance-type In [...]``,
     or None when it does not restrict them that way."""
     spec = ((nodepool.get("spec") or {}).get("template") or {}).get("spec") or {}
     for req in spec.get("requirements") or []:
-        if req.get("key") == LABEL_INSTANCE_TYPE and req.get("operator") == "In":
+        if req.get("key") == INSTANCE_TYPE_LABEL and req.get("operator") == "In":
             return list(req.get("values") or [])
     return None
 
@@ -649,7 +651,7 @@ def test_pod(name, namespace, node_name, resource, slices_requested, image, comm
     tolerations = [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
     tolerations.extend(extra_tolerations or [])
     meta_labels = {
-        "app.kubernetes.io/managed-by": "gpu_slicing.eks",
+        MANAGED_BY_LABEL: MANAGED_BY,
         "app.kubernetes.io/name": "gpu-slicing-verify",
         "gpu-slicing.eks/verify-run": run_id,
         "gpu-slicing.eks/verify-role": role,

@@ -17,12 +17,10 @@ import os
 import tempfile
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
-    name_errors,
     plan_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import (
     CHART_NAME,
-    GPU_PRESENT_LABEL,
     chart_source,
     chart_values,
     config_hash,
@@ -34,7 +32,11 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin
     nodes_missing_pods,
     plugin_option_errors,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import OS_DEVICE_PLUGIN_LABEL
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    GPU_PRESENT_LABEL,
+    OS_DEVICE_PLUGIN_LABEL,
+    name_errors,
+)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     ParamsView,
     connect,

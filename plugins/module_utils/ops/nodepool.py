@@ -15,31 +15,31 @@ __metaclass__ = type
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
     FALLBACK_KINDS,
-    EKSError,
+    AwsError,
     aws_requested,
     session_from_params,
     ssm_parameter_value,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter import (
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     NODECLASS_API,
     NODECLASS_KIND,
     NODEPOOL_API,
     NODEPOOL_KIND,
     OVERLAY_API,
     OVERLAY_KIND,
-    OWNER_LABEL,
     ami_ssm_parameter,
     render_from_params,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OWNER_LABEL,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
     connect,
     error_message,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SharingError,
-)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 GATE_FIX = ("set the Karpenter Helm value settings.featureGates.nodeOverlay=true (it sets "
             "FEATURE_GATES=...NodeOverlay=true on the controller) and roll Karpenter")
@@ -109,7 +109,7 @@ def render(module):
     before the API is contacted (or fail_json naming field, value and fix)."""
     try:
         return render_from_params(module.params)
-    except SharingError as err:  # KarpenterError is a SharingError
+    except InvalidInput as err:  # InvalidInput is a InvalidInput
         _fail(module, str(err), error=err.to_dict())
 
 
@@ -147,7 +147,7 @@ def check_ami(module, kube, nodeclass):
         parameter = ami_ssm_parameter(family, version, k8s_version)
         session = session_from_params(params)
         image = ssm_parameter_value(session, parameter)
-    except EKSError as exc:
+    except AwsError as exc:
         if exc.kind not in FALLBACK_KINDS:
             _fail(module, "Checking ami_alias %s against AWS failed: %s. Nothing was written." % (alias, exc))
         module.warn("ami_alias %s was not checked against AWS (%s)" % (alias, exc))

@@ -28,9 +28,16 @@ import uuid
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import progress
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import GPU_PRESENT_LABEL
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import InstanceTypeError, lookup
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import PROFILE_LABEL
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import lookup
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    GPU_PRESENT_LABEL,
+    INSTANCE_TYPE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    NODEPOOL_LABEL,
+    PROFILE_LABEL,
+)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.slicing_info import (
     HOLDING_PODS_SELECTOR,
     requested_by_node,
@@ -39,8 +46,6 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.slicing_info 
 NAMESPACE_PREFIX = "gpu-slicing-verify-"
 RUN_LABEL = "gpu-slicing.eks/verify-run"
 ROLE_LABEL = "gpu-slicing.eks/verify-role"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "gpu_slicing.eks"
 PLUGIN_POD_SELECTOR = "app.kubernetes.io/name=nvidia-device-plugin"
 DEFAULT_IMAGE = "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0-ubuntu22.04"
 POLL = 0.5
@@ -115,7 +120,7 @@ def select_nodes(kube, profile_name=None, node_names=None, nodepool=None, is_def
                 nodes.append(node)
         return nodes, "node names", missing
     if nodepool:
-        selector = "%s=%s" % (V.LABEL_NODEPOOL, nodepool)
+        selector = "%s=%s" % (NODEPOOL_LABEL, nodepool)
     else:
         selector = "%s=%s" % (PROFILE_LABEL, profile_name)
     nodes = kube.list_raw("Node", "v1", label_selector=selector)
@@ -437,7 +442,7 @@ class Verifier(object):
             return
         try:
             gpus = lookup(itype).gpu_count
-        except InstanceTypeError as err:
+        except InvalidInput as err:
             verdict.add(V.not_available(V.CHECK_KARPENTER, "GPU count of %s unknown: %s" % (itype, err)))
             return
         # The node checks' pods still hold slices: remove them first, so the free slices counted
@@ -447,10 +452,10 @@ class Verifier(object):
         resource = self.plan.advertised_resource(self.profile)
         slices_per_node = gpus * self.profile.replicas
         pods = int(self._option("karpenter_pods", slices_per_node + 1))
-        selector = {V.LABEL_NODEPOOL: pool, V.LABEL_INSTANCE_TYPE: itype}
+        selector = {NODEPOOL_LABEL: pool, INSTANCE_TYPE_LABEL: itype}
         label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
         claims_before = set(c["metadata"]["name"] for c in self.kube.list_raw(
-            "NodeClaim", "karpenter.sh/v1", label_selector="%s=%s" % (V.LABEL_NODEPOOL, pool)))
+            "NodeClaim", "karpenter.sh/v1", label_selector="%s=%s" % (NODEPOOL_LABEL, pool)))
         # Free slices on the pool's existing nodes of that type take pods before any launch.
         existing = self.kube.list_raw("Node", "v1", label_selector=label_selector)
         requested = requested_by_node(self.kube.list_raw(
@@ -471,7 +476,7 @@ class Verifier(object):
         launched, running, stable_since, last = set(), 0, None, None
         while True:
             launched = set(c["metadata"]["name"] for c in self.kube.list_raw(
-                "NodeClaim", "karpenter.sh/v1", label_selector="%s=%s" % (V.LABEL_NODEPOOL, pool))) - claims_before
+                "NodeClaim", "karpenter.sh/v1", label_selector="%s=%s" % (NODEPOOL_LABEL, pool))) - claims_before
             running = len([p for p in self._list_run_pods("karpenter") if V.pod_running_ready(p)])
             state = (running, tuple(sorted(launched)))
             if state != last:

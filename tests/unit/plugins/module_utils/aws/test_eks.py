@@ -187,7 +187,7 @@ class TestToken:
         assert SECRET_KEY not in eks.decode_token(token)
 
     def test_empty_cluster_name(self, session):
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.eks_token(session, "", now=T0)
         assert err.value.kind == "invalid"
         assert "eks_cluster_name" in str(err.value)
@@ -245,7 +245,7 @@ class TestTokenAgainstAwscli:
 # ---------------------------------------------------------------------------
 class TestSession:
     def test_no_credentials_says_what_to_set(self, clean_aws_env):
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.make_session(region="eu-west-1")
         message = str(err.value)
         assert err.value.kind == "no_credentials"
@@ -254,20 +254,20 @@ class TestSession:
             assert hint in message
 
     def test_no_region_says_what_to_set(self, clean_aws_env):
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.make_session(access_key=ACCESS_KEY, secret_key=SECRET_KEY)
         assert err.value.kind == "no_region"
         assert "region" in str(err.value) and "AWS_REGION" in str(err.value)
 
     def test_half_a_key_pair(self, clean_aws_env):
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.make_session(region="eu-west-1", access_key=ACCESS_KEY)
         assert err.value.kind == "no_credentials"
-        with pytest.raises(eks.EKSError):
+        with pytest.raises(eks.AwsError):
             eks.make_session(region="eu-west-1", secret_key=SECRET_KEY)
 
     def test_unknown_profile(self, clean_aws_env):
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.make_session(region="eu-west-1", profile="does-not-exist")
         assert err.value.kind == "no_credentials"
         assert "AWS_PROFILE" in str(err.value)
@@ -347,7 +347,7 @@ class TestSession:
         stub.add_client_error("assume_role", service_error_code="AccessDenied",
                               service_message="User is not authorized to perform: sts:AssumeRole", http_status_code=403)
         base = FakeSession(clients={"sts": sts})
-        with stub, pytest.raises(eks.EKSError) as err:
+        with stub, pytest.raises(eks.AwsError) as err:
             eks.assume_role_session(base, "arn:aws:iam::123456789012:role/nope")
         assert err.value.kind == "access_denied"
         assert "arn:aws:iam::123456789012:role/nope" in str(err.value)
@@ -373,7 +373,7 @@ class TestDescribeCluster:
     def test_not_found(self, aws):
         create_moto_cluster()
         s = eks.make_session(region="eu-west-1")
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.describe_cluster(s, "missing")
         assert err.value.kind == "not_found"
         assert "'missing'" in str(err.value) and "eu-west-1" in str(err.value)
@@ -381,7 +381,7 @@ class TestDescribeCluster:
 
     def test_wrong_region(self, aws):
         create_moto_cluster(region="eu-west-1")
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.describe_cluster(eks.make_session(region="us-east-1"), "gpu-demo")
         assert err.value.kind == "not_found"
         assert "us-east-1" in str(err.value)
@@ -392,7 +392,7 @@ class TestDescribeCluster:
         stub.add_response("describe_cluster", {"cluster": {
             "name": "gpu-demo", "status": status, "endpoint": "https://x.eks.amazonaws.com",
             "certificateAuthority": {"data": CA_B64}}}, {"name": "gpu-demo"})
-        with stub, pytest.raises(eks.EKSError) as err:
+        with stub, pytest.raises(eks.AwsError) as err:
             eks.describe_cluster(FakeSession(clients={"eks": client}), "gpu-demo")
         assert err.value.kind == "not_active"
         assert status in str(err.value) and "ACTIVE" in str(err.value)
@@ -404,7 +404,7 @@ class TestDescribeCluster:
         stub.add_client_error("describe_cluster", service_error_code=code,
                               service_message="The security token included in the request is invalid",
                               http_status_code=403)
-        with stub, pytest.raises(eks.EKSError) as err:
+        with stub, pytest.raises(eks.AwsError) as err:
             eks.describe_cluster(FakeSession(clients={"eks": client}), "gpu-demo")
         assert err.value.kind == "access_denied"
         assert code in str(err.value) and "credentials" in str(err.value)
@@ -412,7 +412,7 @@ class TestDescribeCluster:
 
     def test_no_credentials_at_call_time(self, clean_aws_env):
         s = boto3.session.Session(region_name="eu-west-1")  # no credentials anywhere
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.describe_cluster(s, "gpu-demo")
         assert err.value.kind == "no_credentials"
         assert "AWS_ACCESS_KEY_ID" in str(err.value)
@@ -421,7 +421,7 @@ class TestDescribeCluster:
         client, stub = stubbed("eks")
         stub.add_client_error("describe_cluster", service_error_code="ServerException", service_message="boom",
                               http_status_code=500)
-        with stub, pytest.raises(eks.EKSError) as err:
+        with stub, pytest.raises(eks.AwsError) as err:
             eks.describe_cluster(FakeSession(clients={"eks": client}), "gpu-demo")
         assert err.value.kind == "aws" and "ServerException" in str(err.value)
 
@@ -529,12 +529,12 @@ class TestTokenSource:
 
     def test_no_connection_is_an_error(self, session):
         for info in (None, {}, {"name": "x", "endpoint": None}):
-            with pytest.raises(eks.EKSError) as err:
+            with pytest.raises(eks.AwsError) as err:
                 eks.kube_client_config(info, eks.TokenSource(session, "x"))
             assert err.value.kind == "no_connection"
             for hint in ("eks_cluster_name", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "in-cluster"):
                 assert hint in str(err.value)
-        with pytest.raises(eks.EKSError):
+        with pytest.raises(eks.AwsError):
             eks.kube_client_config({"endpoint": "https://abc", "certificate_authority_data": CA_B64}, None)
 
 
@@ -557,7 +557,7 @@ class TestConnect:
         assert auth["api_key"] not in repr(conn)
 
     def test_connect_requires_cluster_name(self, clean_aws_env):
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.connect({"region": "eu-west-1"})
         assert err.value.kind == "no_connection"
 
@@ -565,7 +565,7 @@ class TestConnect:
         assert eks.connection_mode({"eks_cluster_name": "x"}, environ={}) == "eks"
         assert eks.connection_mode({"host": "https://k"}, environ={}) == "kubernetes"
         assert eks.connection_mode({}, environ={"K8S_AUTH_HOST": "https://k"}) == "kubernetes"
-        with pytest.raises(eks.EKSError) as err:
+        with pytest.raises(eks.AwsError) as err:
             eks.connection_mode({}, environ={})
         assert err.value.kind == "no_connection"
 
@@ -642,7 +642,7 @@ class TestInstanceTypes:
     def test_unknown_type(self, clean_aws_env):
         client, stub = stubbed("ec2")
         stub.add_response("describe_instance_types", {"InstanceTypes": []}, {"InstanceTypes": ["g9.huge"]})
-        with stub, pytest.raises(eks.EKSError) as err:
+        with stub, pytest.raises(eks.AwsError) as err:
             eks.gpu_instance_facts(FakeSession(clients={"ec2": client}), ["g9.huge"])
         assert "g9.huge" in str(err.value)
 
@@ -652,7 +652,7 @@ class TestInstanceTypes:
         # AWS options given but no credentials: auto falls back, with a warning
         facts, source, warnings = eks.resolve_instance_facts({"region": "eu-west-1"}, ["g5.xlarge"], "auto")
         assert source == "offline" and "AWS_ACCESS_KEY_ID" in warnings[0]
-        with pytest.raises(eks.EKSError):
+        with pytest.raises(eks.AwsError):
             eks.resolve_instance_facts({"region": "eu-west-1"}, ["g5.xlarge"], "aws")
 
     def test_resolve_aws(self, aws):
@@ -695,7 +695,7 @@ class TestPricing:
         assert prices["g5.xlarge"] > 0 and source.startswith("table") and date and not warnings
         prices, source, dummy, warnings = eks.resolve_prices({"region": "us-east-1"}, ["g5.xlarge"], "auto")
         assert source.startswith("table") and warnings
-        with pytest.raises(eks.EKSError):
+        with pytest.raises(eks.AwsError):
             eks.resolve_prices({"region": "us-east-1"}, ["g5.xlarge"], "api")
 
     def test_resolve_prices_api_with_gap(self, clean_aws_env):

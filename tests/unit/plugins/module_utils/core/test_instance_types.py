@@ -6,12 +6,12 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import instan
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import (
     INSTANCE_TYPES,
     GpuInstanceType,
-    InstanceTypeError,
     by_family,
     known_instance_types,
     lookup,
     merge_describe_instance_types,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 
 
@@ -76,7 +76,7 @@ def test_lookup_is_case_insensitive():
 @pytest.mark.parametrize("name, suggestion", [("g4dn.xlarg", "g4dn.xlarge"), ("g5.12xl", "g5.12xlarge"),
                                               ("p4.24xlarge", "p4d.24xlarge")])
 def test_lookup_suggests_close_names(name, suggestion):
-    with pytest.raises(InstanceTypeError) as info:
+    with pytest.raises(InvalidInput) as info:
         lookup(name)
     assert "did you mean" in str(info.value)
     assert suggestion in str(info.value)
@@ -84,14 +84,14 @@ def test_lookup_suggests_close_names(name, suggestion):
 
 
 def test_lookup_unknown_lists_families():
-    with pytest.raises(InstanceTypeError) as info:
+    with pytest.raises(InvalidInput) as info:
         lookup("m5.large")
     assert "g4dn" in info.value.fix and "p5" in info.value.fix
 
 
 @pytest.mark.parametrize("bad", [None, "", 42])
 def test_lookup_rejects_non_names(bad):
-    with pytest.raises(InstanceTypeError):
+    with pytest.raises(InvalidInput):
         lookup(bad)
 
 
@@ -170,6 +170,6 @@ def test_merge_describe_accepts_pages_and_lists():
     ],
 )
 def test_merge_describe_rejects_malformed(response, needle):
-    with pytest.raises(InstanceTypeError) as info:
+    with pytest.raises(InvalidInput) as info:
         merge_describe_instance_types(response)
     assert needle in str(info.value)

@@ -3,6 +3,7 @@
 import pytest
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter as k
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.nodepool import (
     gates_from_deployment,
     parse_feature_gates,
@@ -138,7 +139,7 @@ def test_discovery_tag_value_defaults_to_eks_cluster_name():
     assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "prod-gpu"}}]
     spec = k.render_from_params(dict(params, discovery_tag_value="shared-vpc"))["ec2nodeclass"]["spec"]
     assert spec["securityGroupSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "shared-vpc"}}]
-    with pytest.raises(k.KarpenterError) as err:
+    with pytest.raises(InvalidInput) as err:
         k.render_from_params(dict(params, eks_cluster_name=None))
     assert "discovery_tag_value" in str(err.value) and "eks_cluster_name" in str(err.value)
 
@@ -227,7 +228,7 @@ BAD = [
 
 @pytest.mark.parametrize("over,field,fix", BAD, ids=[b[1] + ":" + repr(list(b[0].values())[0])[:20] for b in BAD])
 def test_validation_errors_name_field_value_and_fix(over, field, fix):
-    with pytest.raises(k.KarpenterError) as info:
+    with pytest.raises(InvalidInput) as info:
         render(**over)
     err = info.value
     assert err.field == field, str(err)
@@ -276,7 +277,7 @@ MPS_PLAN = build_plan({"profiles": [{"name": "mps-2", "strategy": "mps", "replic
 
 @pytest.mark.parametrize("alias", ["bottlerocket@v1.53.2", "bottlerocket@v1.25.0", "bottlerocket@1.53.0"])
 def test_bottlerocket_mps_refused_on_a_pinned_release_without_mps(alias):
-    with pytest.raises(k.KarpenterError) as info:
+    with pytest.raises(InvalidInput) as info:
         k.render(MPS_PLAN, dict(BASE, ami_alias=alias))
     assert info.value.field == "ami_alias"
     assert "1.54.0" in str(info.value) and "mps-2" in str(info.value) and "Fix:" in str(info.value)
@@ -292,7 +293,7 @@ def test_bottlerocket_mps_accepted_from_1_54(plan, alias):
 def test_bottlerocket_nodes_carry_the_os_device_plugin_label_and_al2023_nodes_do_not():
     """Bottlerocket's NVIDIA variant runs its own device plugin: its NodePool marks the nodes so
     that the chart's DaemonSets keep off them."""
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import OS_DEVICE_PLUGIN_LABEL
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import OS_DEVICE_PLUGIN_LABEL
 
     bottlerocket = render(ami_alias="bottlerocket@latest")["nodepool"]["spec"]["template"]["metadata"]["labels"]
     al2023 = render()["nodepool"]["spec"]["template"]["metadata"]["labels"]

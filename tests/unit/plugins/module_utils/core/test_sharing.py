@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import sharing
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SharingError,
     SharingPlan,
     SharingProfile,
     advertised_resource,
@@ -24,6 +23,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing impor
     replicas_for_fraction,
     slices,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 
 def one(**profile):
@@ -124,7 +124,7 @@ YAML_NON_STRING_NAMES = ["4", "0", "017", "1_000", "0x1F", "0o17", "0b101", "1e3
 
 @pytest.mark.parametrize("name", YAML_NON_STRING_NAMES)
 def test_profile_names_yaml_reads_as_non_strings_are_refused(name):
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         build_plan(one(name=name, replicas=4))
     assert info.value.field == "profiles[0].name"
     assert "YAML" in str(info.value) and "Fix:" in str(info.value)
@@ -146,7 +146,7 @@ def test_mig_profile_name_with_mixed_accepted():
 
 @pytest.mark.parametrize("spec, field, fix", [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS])
 def test_bad_input_names_field_value_and_fix(spec, field, fix):
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         build_plan(spec)
     err = info.value
     message = str(err)
@@ -160,7 +160,7 @@ def test_bad_input_names_field_value_and_fix(spec, field, fix):
 
 
 def test_error_message_format_matches_contract():
-    err = SharingError("profiles[1].replicas", 1, "use 2 or more", why="too few")
+    err = InvalidInput("profiles[1].replicas", 1, "use 2 or more", why="too few")
     assert str(err) == "profiles[1].replicas: 1 is invalid: too few. Fix: use 2 or more"
     assert isinstance(err, ValueError)
 
@@ -248,7 +248,7 @@ def test_several_profiles_and_default():
     assert plan.advertised_resource() == "nvidia.com/gpu.shared"
     assert plan.advertised_resource("ts-4") == "nvidia.com/gpu"
     assert build_plan(spec["profiles"]).default_profile == "ts-4"
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         plan.profile("nope")
     assert "ts-4, mps-2, whole" in str(info.value)
 
@@ -289,7 +289,7 @@ def test_advertised_resource_and_slices():
     assert slices(plan.profile("a"), 4) == 16
     assert slices(plan.profile("a"), 0) == 0
     assert slices(plan.profile("whole"), 8) == 8
-    with pytest.raises(SharingError):
+    with pytest.raises(InvalidInput):
         slices(plan.profile("a"), -1)
 
 
@@ -306,7 +306,7 @@ def test_parse_quantity(quantity, size):
 
 @pytest.mark.parametrize("quantity", ["4gb", "-4Gi", "4 Gi", "", "Gi", True, None, "4m"])
 def test_parse_quantity_rejects(quantity):
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         parse_quantity(quantity, "profiles[0].slice_memory")
     assert info.value.field == "profiles[0].slice_memory"
 
@@ -390,7 +390,7 @@ def test_render_bottlerocket_toml_parses():
                                            "p.mig_strategy")])
 def test_render_bottlerocket_rejects_unexpressible(extra, field):
     prof = build_plan(one(replicas=4, **extra)).profile()
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         render_bottlerocket_settings(prof)
     assert info.value.field == field
 
@@ -440,7 +440,7 @@ def test_parse_plugin_config_json():
     ],
 )
 def test_parse_plugin_config_rejects(text, field):
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         parse_plugin_config(text)
     assert info.value.field == field
 

@@ -239,7 +239,7 @@ def test_without_aws_the_image_is_not_checked_and_said_so(monkeypatch):
 
 def test_unreachable_aws_warns_and_goes_on(monkeypatch):
     def unreachable(params):
-        raise ka.EKSError("Cannot reach the AWS endpoint", kind="unreachable")
+        raise ka.AwsError("Cannot reach the AWS endpoint", kind="unreachable")
 
     monkeypatch.setattr(ka, "session_from_params", unreachable)
     module = FakeModule(ami_alias="al2023@v20240625", region="eu-west-1", **GATES)

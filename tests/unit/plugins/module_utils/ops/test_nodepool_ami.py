@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter as k
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 
 # karpenter_apply's stand-ins (tests/unit/... has no __init__.py: pytest puts this folder on sys.path)
@@ -47,7 +48,7 @@ def test_versions_in_the_provider_format_are_accepted(alias):
     ("bottlerocket@ 1.46.0", "bottlerocket@1.46.0"),
 ])
 def test_versions_karpenter_could_never_resolve_are_refused(alias, fix):
-    with pytest.raises(k.KarpenterError) as info:
+    with pytest.raises(InvalidInput) as info:
         render(alias)
     err = info.value
     assert err.field == "ami_alias" and err.value == alias
@@ -106,7 +107,7 @@ def test_ssm_errors_say_what_to_fix(aws):
     stub.add_client_error("get_parameter", service_error_code="AccessDeniedException",
                           service_message="not authorized to perform: ssm:GetParameter", http_status_code=400)
 
-    with stub, pytest.raises(eks.EKSError) as err:
+    with stub, pytest.raises(eks.AwsError) as err:
         eks.ssm_parameter_value(OneClientSession(client), "/aws/service/x")
     assert err.value.kind == "access_denied" and "ssm:GetParameter" in str(err.value)
 
