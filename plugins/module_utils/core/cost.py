@@ -21,21 +21,20 @@ pods, and ``nodes = ceil(pods / pods_per_node)``: with 1-GPU nodes and replicas 
 
 from __future__ import annotations
 
-import math
-
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import slices_per_gpu
 
 HOURS_PER_MONTH = 730
-_EPS = 1e-9
 
 
 def replicas_from_fraction(fraction):
-    """``floor(1/fraction)`` with float tolerance (0.25 -> 4, 0.3 -> 3, 1 -> 1)."""
+    """Pods per GPU for a numeric ``fraction`` in (0, 1] (0.25 -> 4, 0.3 -> 3, 1 -> 1): the sharing
+    core's rule, :func:`sharing.slices_per_gpu`, without its 2-slice minimum (1 means unsliced)."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
         raise InvalidInput("fraction", fraction, "give a number with 0 < fraction <= 1, e.g. 0.25", why="not a number")
     if not 0 < fraction <= 1:
         raise InvalidInput("fraction", fraction, "give the share of one GPU a pod needs, e.g. 0.25", why="must be > 0 and <= 1")
-    return int(math.floor(1.0 / fraction + _EPS))
+    return slices_per_gpu(fraction)
 
 
 def _positive_int(field, value, minimum=1):

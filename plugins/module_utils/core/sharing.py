@@ -238,6 +238,15 @@ def parse_fraction(value, field):
                        why="not a number")
 
 
+def slices_per_gpu(fraction, field="fraction"):
+    """The one fraction -> replicas rule: floor(1/f), computed exactly (0.2 gives 5, not 4).
+
+    ``fraction`` is anything :func:`parse_fraction` reads and must be > 0; callers check their
+    own upper bound (a sharing profile needs 2 slices or more, the cost view accepts 1).
+    """
+    return math.floor(1 / parse_fraction(fraction, field))
+
+
 def replicas_for_fraction(fraction, field="fraction"):
     """Replicas so that every slice is at least ``fraction`` of a GPU: floor(1/f).
 
@@ -251,7 +260,7 @@ def replicas_for_fraction(fraction, field="fraction"):
             "for a whole GPU use strategy none",
             why="a fraction must be greater than 0 and less than 1",
         )
-    replicas = math.floor(1 / frac)
+    replicas = slices_per_gpu(frac)
     if replicas < MIN_SHARED_REPLICAS:
         raise InvalidInput(
             field, fraction,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import cost
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import cost, sharing
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import INSTANCE_TYPES
 
@@ -145,3 +145,16 @@ def test_properties(pods, gpus, replicas, slices, price):
     assert nodes <= line["nodes_unsliced"]
     assert line["cost_per_hour_sliced"] <= line["cost_per_hour_unsliced"] + 1e-9
     assert line["savings_per_hour"] is None or line["savings_per_hour"] >= -1e-9
+
+
+@pytest.mark.parametrize("fraction", [0.333333333334, 0.2, 0.1, 1 / 7, 0.5, 0.3])
+def test_fraction_rule_is_the_sharing_core_one(fraction):
+    """One rule for fraction -> replicas: the cost view counts what a sharing profile would
+    advertise (main's float tolerance gave 3 for 0.333333333334, the profile 2)."""
+    assert cost.replicas_from_fraction(fraction) == sharing.replicas_for_fraction(fraction)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fraction=st.floats(min_value=1e-6, max_value=0.5, allow_nan=False))
+def test_fraction_rule_property(fraction):
+    assert cost.replicas_from_fraction(fraction) == sharing.replicas_for_fraction(fraction)
