@@ -40,3 +40,8 @@ def eks_connection_argument_spec():
 
 #: The shared options as a constant (kube.py merges it beside kubernetes.core's auth options).
 EKS_CONNECTION_ARG_SPEC = eks_connection_argument_spec()
+
+
+def connection_params(params):
+    """The EKS connection options out of a module's params (what ``aws/`` reads)."""
+    return {name: params.get(name) for name in EKS_CONNECTION_ARG_SPEC}

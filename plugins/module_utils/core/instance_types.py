@@ -235,6 +235,78 @@ def from_describe_entry(entry, field="InstanceTypes[0]", base=None):
     )
 
 
+def facts_dict(itype, source):
+    """A ``GpuInstanceType`` as the dict the modules return (``source``: ``aws`` or ``offline``)."""
+    facts = itype.to_dict()
+    facts.update(
+        instance_type=itype.name,
+        total_gpu_memory_mib=itype.total_gpu_memory_mib,
+        gpu_memory=itype.gpu_memory,
+        karpenter_labels=itype.karpenter_labels(),
+        source=source,
+    )
+    return facts
+
+
+def _no_gpu_facts(entry):
+    """Facts of an instance type without GPUs (``gpu_count`` 0), as EC2 describes it."""
+    name = entry.get("InstanceType")
+    return {
+        "name": name,
+        "instance_type": name,
+        "family": name.split(".", 1)[0] if name else None,
+        "gpu_count": 0,
+        "gpu_name": None,
+        "gpu_manufacturer": None,
+        "gpu_memory_mib": 0,
+        "gpu_memory": None,
+        "total_gpu_memory_mib": 0,
+        "vcpu": int((entry.get("VCpuInfo") or {}).get("DefaultVCpus", 0)),
+        "memory_mib": int((entry.get("MemoryInfo") or {}).get("SizeInMiB", 0)),
+        "price_per_hour": None,
+        "compute_capability": None,
+        "source": "aws",
+    }
+
+
+def describe_facts(response, table=None):
+    """``{instance_type: facts}`` for every entry of a DescribeInstanceTypes answer (or pages).
+
+    GPU types come from :func:`merge_describe_instance_types` (EC2's figures, the table's price
+    and compute capability) as :func:`facts_dict`; types without GPUs come back with
+    ``gpu_count`` 0.
+    """
+    merged = merge_describe_instance_types(response, table)
+    facts = {}
+    for entry in _describe_entries(response):
+        name = entry.get("InstanceType") if isinstance(entry, dict) else None
+        if (entry.get("GpuInfo") or {}).get("Gpus") and name in merged:
+            facts[name] = facts_dict(merged[name], "aws")
+        else:
+            facts[name] = _no_gpu_facts(entry)
+    return facts
+
+
+def _describe_entries(response):
+    """The ``InstanceTypes`` entries of one answer, a list of entries or several pages."""
+    if isinstance(response, dict):
+        entries = response.get("InstanceTypes")
+        if entries is None:
+            raise InvalidInput("response", sorted(response), "pass the DescribeInstanceTypes answer",
+                               why="no InstanceTypes key")
+        return entries
+    if isinstance(response, (list, tuple)):
+        entries = []
+        for item in response:
+            if isinstance(item, dict) and "InstanceTypes" in item:
+                entries.extend(item["InstanceTypes"] or [])
+            else:
+                entries.append(item)
+        return entries
+    raise InvalidInput("response", response, "pass the DescribeInstanceTypes answer",
+                       why="not a mapping or list")
+
+
 def merge_describe_instance_types(response, table=None):
     """A new table: ``table`` (default: the built-in one) updated with EC2's figures.
 
@@ -243,21 +315,7 @@ def merge_describe_instance_types(response, table=None):
     compute capabilities are kept from the table (EC2 does not report them).
     """
     merged = dict(INSTANCE_TYPES if table is None else table)
-    if isinstance(response, dict):
-        entries = response.get("InstanceTypes")
-        if entries is None:
-            raise InvalidInput("response", sorted(response), "pass the DescribeInstanceTypes answer",
-                               why="no InstanceTypes key")
-    elif isinstance(response, (list, tuple)):
-        entries = []
-        for item in response:
-            if isinstance(item, dict) and "InstanceTypes" in item:
-                entries.extend(item["InstanceTypes"] or [])
-            else:
-                entries.append(item)
-    else:
-        raise InvalidInput("response", response, "pass the DescribeInstanceTypes answer",
-                           why="not a mapping or list")
+    entries = _describe_entries(response)
     for index, entry in enumerate(entries):
         base = merged.get(entry.get("InstanceType")) if isinstance(entry, dict) else None
         found = from_describe_entry(entry, "InstanceTypes[%d]" % index, base)

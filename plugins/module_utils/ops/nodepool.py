@@ -13,12 +13,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.ec2 import ssm_parameter_value
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.session import (
     FALLBACK_KINDS,
     AwsError,
     aws_requested,
     session_from_params,
-    ssm_parameter_value,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter import (
     NODECLASS_API,

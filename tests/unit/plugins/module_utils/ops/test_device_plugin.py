@@ -26,6 +26,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import session as aws_session
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import token as aws_token
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.device_plugin import Helm
 
 UTC = datetime.timezone.utc
@@ -81,9 +83,9 @@ def helm(tmp_path, monkeypatch):
     binary = tmp_path / "helm"
     binary.write_text(RECORDING_HELM)
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
-    session = eks.make_session(region="eu-west-1", access_key="AKIDHELMTOKEN0000001", secret_key="helmSecretKey/0123")
+    session = aws_session.make_session(region="eu-west-1", access_key="AKIDHELMTOKEN0000001", secret_key="helmSecretKey/0123")
     clock = Clock(T0)
-    source = eks.TokenSource(session, "gpu-demo", clock=clock)
+    source = aws_token.TokenSource(session, "gpu-demo", clock=clock)
     configuration = eks.kube_client_config({"name": "gpu-demo", "endpoint": ENDPOINT,
                                             "certificate_authority_data": CA_B64}, source, str(tmp_path))
     params = {"eks_cluster_name": "gpu-demo", "namespace": "nvidia-device-plugin"}
@@ -97,7 +99,7 @@ def recorded(log):
     rows = []
     for line in log.read_text().splitlines():
         command, token, host, ca_file = line.split(" ")
-        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(eks.decode_token(token)).query))
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(aws_token.decode_token(token)).query))
         rows.append({"command": command, "signed": query["X-Amz-Date"], "token": token, "host": host,
                      "ca_file": ca_file})
     return rows

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import ec2 as aws_ec2
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import session as aws_session
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter as k
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
@@ -19,7 +20,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing impor
 # karpenter_apply's stand-ins (tests/unit/... has no __init__.py: pytest puts this folder on sys.path)
 from .test_nodepool import FakeKube, FakeModule, Failed, run
 # AWS from moto with nothing from the machine (test_eks's fixtures)
-from aws.test_eks import aws, clean_aws_env  # noqa: F401 pylint: disable=unused-import
+from aws.aws_fakes import aws, clean_aws_env  # noqa: F401 pylint: disable=unused-import
 
 PLAN = build_plan([{"name": "ts-4", "replicas": 4}])
 BASE = {"name": "gpu-ts4", "discovery_tag_value": "demo", "role": "KarpenterNodeRole-demo",
@@ -83,7 +84,7 @@ class OneClientSession:
 def test_missing_parameter_is_none(aws):
     """moto's SSM answers ParameterNotFound for a public parameter AWS does not publish."""
     path = k.ami_ssm_parameter("al2023", "v20990101", "1.36")
-    assert eks.ssm_parameter_value(eks.make_session(region="eu-west-1"), path) is None
+    assert aws_ec2.ssm_parameter_value(aws_session.make_session(region="eu-west-1"), path) is None
 
 
 def test_published_parameter_value(aws):
@@ -91,24 +92,24 @@ def test_published_parameter_value(aws):
     from botocore.stub import Stubber
 
     path = k.ami_ssm_parameter("bottlerocket", "v1.46.0", "1.36")
-    client = eks.make_session(region="eu-west-1").client("ssm")
+    client = aws_session.make_session(region="eu-west-1").client("ssm")
     stub = Stubber(client)
     stub.add_response("get_parameter", {"Parameter": {"Name": path, "Type": "String", "Value": "ami-0123456789abcdef0",
                                                       "Version": 1}}, {"Name": path})
     with stub:
-        assert eks.ssm_parameter_value(OneClientSession(client), path) == "ami-0123456789abcdef0"
+        assert aws_ec2.ssm_parameter_value(OneClientSession(client), path) == "ami-0123456789abcdef0"
 
 
 def test_ssm_errors_say_what_to_fix(aws):
     from botocore.stub import Stubber
 
-    client = eks.make_session(region="eu-west-1").client("ssm")
+    client = aws_session.make_session(region="eu-west-1").client("ssm")
     stub = Stubber(client)
     stub.add_client_error("get_parameter", service_error_code="AccessDeniedException",
                           service_message="not authorized to perform: ssm:GetParameter", http_status_code=400)
 
-    with stub, pytest.raises(eks.AwsError) as err:
-        eks.ssm_parameter_value(OneClientSession(client), "/aws/service/x")
+    with stub, pytest.raises(aws_session.AwsError) as err:
+        aws_ec2.ssm_parameter_value(OneClientSession(client), "/aws/service/x")
     assert err.value.kind == "access_denied" and "ssm:GetParameter" in str(err.value)
 
 
