@@ -14,10 +14,10 @@ __metaclass__ = type  # pylint: disable=invalid-name
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    convert_pod_spec,
     replicas_for_fraction as _replicas_for_fraction,
     resolve_profile,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.pod_spec import convert_pod_spec
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import sharing
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_plugin_config
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 pytestmark = pytest.mark.integration
@@ -66,9 +67,9 @@ KNOWN = {
 
 
 def corpus() -> dict[str, str]:
-    configs = {p["name"]: sharing.render_plugin_config(p) for p in PROFILES}
+    configs = {p["name"]: render_plugin_config(p) for p in PROFILES}
     try:
-        configs[CUSTOM_NAME_PROFILE["name"]] = sharing.render_plugin_config(CUSTOM_NAME_PROFILE)
+        configs[CUSTOM_NAME_PROFILE["name"]] = render_plugin_config(CUSTOM_NAME_PROFILE)
     except InvalidInput:
         pass  # the collection refuses the name: nothing to hold it to
     configs.update(HAND_WRITTEN)

@@ -29,12 +29,12 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import json
 from fractions import Fraction
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import sharing
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import pod_spec, sharing
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SEED_GPU_KEY,
     advertised_resource,
     build_plan,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.pod_spec import SEED_GPU_KEY
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
     DNS_LABEL_RE,
     DNS_SUBDOMAIN_RE,
@@ -82,7 +82,7 @@ def decide(plan, value, profile_name=None):
     profile = sharing.resolve_profile(build_plan(plan), profile_name)
     container = {"name": "c", "resources": {"limits": {SEED_GPU_KEY: value}}}
     # pylint: disable-next=protected-access
-    count = sharing._container_gpu_request(container, "containers[c]", profile)
+    count = pod_spec.container_gpu_request(container, "containers[c]", profile)
     return profile.name, advertised_resource(profile), count
 
 

@@ -22,14 +22,14 @@ pods, and ``nodes = ceil(pods / pods_per_node)``: with 1-GPU nodes and replicas 
 from __future__ import annotations
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import slices_per_gpu
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.scalars import slices_per_gpu
 
 HOURS_PER_MONTH = 730
 
 
 def replicas_from_fraction(fraction):
     """Pods per GPU for a numeric ``fraction`` in (0, 1] (0.25 -> 4, 0.3 -> 3, 1 -> 1): the sharing
-    core's rule, :func:`sharing.slices_per_gpu`, without its 2-slice minimum (1 means unsliced)."""
+    core's rule, :func:`scalars.slices_per_gpu`, without its 2-slice minimum (1 means unsliced)."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
         raise InvalidInput("fraction", fraction, "give a number with 0 < fraction <= 1, e.g. 0.25", why="not a number")
     if not 0 < fraction <= 1:

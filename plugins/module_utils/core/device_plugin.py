@@ -14,9 +14,7 @@ __metaclass__ = type
 import hashlib
 import json
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    render_config_map_data,
-)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_config_map_data
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
     GPU_PRESENT_LABEL,
     GPU_TAINT_KEY,

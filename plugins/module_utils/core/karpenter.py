@@ -34,12 +34,11 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_type
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
     STRATEGY_MPS,
-    parse_int,
-    parse_quantity,
     build_plan,
     resolve_profile,
-    render_bottlerocket_settings,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_bottlerocket_settings
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.scalars import parse_int, parse_quantity
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
     ARCH_LABEL,
     CAPACITY_TYPE_LABEL,

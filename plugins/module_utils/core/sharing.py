@@ -1,15 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, gpu_slicing.eks contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""GPU sharing core: profiles -> plan -> NVIDIA device-plugin config, Bottlerocket TOML, pod specs.
+"""GPU sharing core: sharing profiles validated into a plan.
 
-Pure code: no I/O, no network, no subprocess.  Only the standard library is needed
-(PyYAML is used by :func:`parse_plugin_config` when it is installed; JSON input works without it).
+Pure code: no I/O, no network, no subprocess, only the standard library. The plan becomes NVIDIA's
+config files in ``plugin_config.py`` and seed-style pod specs in ``pod_spec.py``.
 
 The contract lives in ``docs/DESIGN.md`` ("Sharing core contract").  In short::
 
     plan = build_plan({"profiles": [{"name": "ts-4", "strategy": "time-slicing", "replicas": 4}]})
-    render_config_map_data(plan)   # {"ts-4": "version: v1\\n..."}  (deterministic bytes)
+    plugin_config.render_config_map_data(plan)   # {"ts-4": "version: v1\\n..."}  (deterministic bytes)
 
 Every validation error is a :class:`InvalidInput` naming the field path
 (``profiles[1].replicas``), the offending value and how to fix it.
@@ -19,24 +19,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import copy
-import json
-import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-try:  # PyYAML is optional: only parse_plugin_config needs it, and only for non-JSON text.
-    import yaml as _yaml
-except ImportError:  # pragma: no cover - exercised only where PyYAML is missing
-    _yaml = None
-
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
-    DNS_SUBDOMAIN_RE,
-    GPU_TAINT_KEY,
-    LABEL_NAME_RE,
-    PROFILE_LABEL,
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import DNS_SUBDOMAIN_RE, LABEL_NAME_RE
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.scalars import (
+    parse_bool,
+    parse_fraction,
+    parse_int,
+    parse_quantity,
+    slices_per_gpu,
 )
 
 
@@ -78,7 +72,6 @@ PROFILE_KEYS = (
 DERIVED_PROFILE_KEYS = ("advertised_resource",)
 SPEC_KEYS = ("profiles", "default_profile")
 
-_INT_STRING_RE = re.compile(r"^[0-9]+$")
 # Plain scalars that YAML resolves to something other than a string, in the union of the
 # resolvers that read NVIDIA's chart output: YAML 1.1 as go-yaml v2 reads it (Helm and the
 # Kubernetes client decode manifests with it: y/n/on/off booleans, 0b/0o/0x/octal ints with
@@ -96,9 +89,6 @@ _YAML_NON_STRING = (
 # "mig-<profile>" ("+" of the profile written as "."). Sharing entries under any other name
 # match no device and are skipped: the GPUs stay unshared under nvidia.com/gpu.
 _MIG_RESOURCE_RE = re.compile(r"^nvidia\.com/mig-[0-9]+g\.[0-9]+gb([.-][a-z]+(\.[a-z]+)*)?$")
-_QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-_BINARY_SUFFIXES = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-_DECIMAL_SUFFIXES = {"k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18}
 
 
 # --------------------------------------------------------------------------- data
@@ -177,76 +167,6 @@ class SharingPlan:
         return plan_to_dict(self, derived=derived)
 
 
-# --------------------------------------------------------------------------- scalar parsing
-
-
-def _is_bool(value):
-    return isinstance(value, bool)
-
-
-def parse_bool(value, field):
-    """Booleans only (``true``/``false``; the strings "true"/"false"/"yes"/"no" as Ansible writes them)."""
-    if _is_bool(value):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "no", "off"):
-        return False
-    raise InvalidInput(field, value, "write true or false", why="not a boolean")
-
-
-def parse_int(value, field):
-    """A whole number: int (not bool) or a string of digits.  Floats such as 2.5 or 4.0 are refused."""
-    if _is_bool(value):
-        raise InvalidInput(field, value, "write a whole number such as 4, not a boolean",
-                           why="a boolean is not a number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _INT_STRING_RE.match(value.strip()):
-        return int(value.strip())
-    if isinstance(value, str) and re.match(r"^-[0-9]+$", value.strip()):
-        return int(value.strip())
-    if isinstance(value, float):
-        raise InvalidInput(field, value, "write a whole number such as %d" % max(2, int(value)),
-                           why="not a whole number")
-    raise InvalidInput(field, value, "write a whole number such as 4", why="not a whole number")
-
-
-def parse_fraction(value, field):
-    """A share of one GPU as an exact Fraction: 0.25, "0.25", "1/4", "25%".
-
-    Floats are read through ``str()`` so 0.2 is exactly 1/5 (``1/0.2`` in binary floating
-    point is 4.999...).  No range check here.
-    """
-    if _is_bool(value) or value is None:
-        raise InvalidInput(field, value, "write a number such as 0.25", why="not a number")
-    try:
-        if isinstance(value, Fraction):
-            return value
-        if isinstance(value, (int, float)):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(value)
-            return Fraction(str(value))
-        if isinstance(value, str):
-            text = value.strip()
-            if text.endswith("%"):
-                return Fraction(text[:-1].strip()) / 100
-            return Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        pass
-    raise InvalidInput(field, value, "write a number such as 0.25 (a quarter of a GPU)",
-                       why="not a number")
-
-
-def slices_per_gpu(fraction, field="fraction"):
-    """The one fraction -> replicas rule: floor(1/f), computed exactly (0.2 gives 5, not 4).
-
-    ``fraction`` is anything :func:`parse_fraction` reads and must be > 0; callers check their
-    own upper bound (a sharing profile needs 2 slices or more, the cost view accepts 1).
-    """
-    return math.floor(1 / parse_fraction(fraction, field))
-
-
 def replicas_for_fraction(fraction, field="fraction"):
     """Replicas so that every slice is at least ``fraction`` of a GPU: floor(1/f).
 
@@ -268,28 +188,6 @@ def replicas_for_fraction(fraction, field="fraction"):
             why="floor(1/%s) = %d slice per GPU; sharing needs at least 2" % (fraction, replicas),
         )
     return replicas
-
-
-def parse_quantity(value, field):
-    """A Kubernetes memory quantity in bytes (int): 4Gi, 4096Mi, "4G", 1.5Gi, 17179869184."""
-    if _is_bool(value) or value is None:
-        raise InvalidInput(field, value, "write a memory size such as 4Gi or 4096Mi", why="not a quantity")
-    if isinstance(value, int):
-        amount = Fraction(value)
-    else:
-        text = str(value).strip()
-        match = _QUANTITY_RE.match(text)
-        if not match:
-            raise InvalidInput(field, value,
-                               "write a memory size such as 4Gi, 4096Mi or 4G (Kubernetes quantity)",
-                               why="not a Kubernetes memory quantity")
-        number, suffix = match.groups()
-        amount = Fraction(number)
-        if suffix:
-            amount *= _BINARY_SUFFIXES.get(suffix) or _DECIMAL_SUFFIXES[suffix]
-    if amount <= 0:
-        raise InvalidInput(field, value, "give a positive size such as 4Gi", why="must be greater than zero")
-    return int(math.floor(amount))
 
 
 def normalize_resource_name(value, field="resource_name"):
@@ -453,7 +351,7 @@ def normalize_profile(raw, path="profile"):
                            why="%s is set too" % sources[0])
 
     if strategy == STRATEGY_NONE:
-        if sources and not (sources == ["replicas"] and not _is_bool(raw["replicas"])
+        if sources and not (sources == ["replicas"] and not isinstance(raw["replicas"], bool)
                             and raw["replicas"] in (1, "1")):
             key = sources[0]
             raise InvalidInput(field(key), raw[key],
@@ -598,347 +496,3 @@ def resolve_profile(profile_or_plan, profile_name=None):
                            "pass a plan (a mapping with 'profiles') to pick a profile by name, or leave it out",
                            why="a single profile was given")
     return normalize_profile(profile_or_plan)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _sharing_key(strategy):
-    return "mps" if strategy == STRATEGY_MPS else "timeSlicing"
-
-
-def _yaml_bool(value):
-    return "true" if value else "false"
-
-
-def render_plugin_config(profile):
-    """The device plugin's config file (api/config/v1) for one profile, as deterministic YAML text."""
-    profile = resolve_profile(profile)
-    lines = [
-        "version: v1",
-        "flags:",
-        "  migStrategy: %s" % profile.mig_strategy,
-    ]
-    if profile.shared:
-        lines += [
-            "sharing:",
-            "  %s:" % _sharing_key(profile.strategy),
-            "    renameByDefault: %s" % _yaml_bool(profile.rename_by_default),
-            "    failRequestsGreaterThanOne: %s" % _yaml_bool(profile.fail_requests_greater_than_one),
-            "    resources:",
-            "      - name: %s" % profile.resource_name,
-            "        replicas: %d" % profile.replicas,
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def render_config_map_data(plan):
-    """``{profile name: plugin config YAML}`` for the sharing ConfigMap / chart ``config.map``."""
-    plan = build_plan(plan)
-    return {p.name: render_plugin_config(p) for p in plan.profiles}
-
-
-def render_bottlerocket_settings(profile):
-    """Bottlerocket user-data TOML for ``[settings.kubelet-device-plugins.nvidia]``."""
-    profile = resolve_profile(profile)
-    if profile.mig_strategy != "none":
-        raise InvalidInput("%s.mig_strategy" % profile.name, profile.mig_strategy,
-                           "use mig_strategy none on Bottlerocket nodes (Bottlerocket configures MIG with "
-                           "device-partitioning-strategy, not managed here)",
-                           why="not expressible in Bottlerocket's sharing settings")
-    lines = [
-        "[settings.kubelet-device-plugins.nvidia]",
-        'device-sharing-strategy = "%s"' % profile.strategy,
-    ]
-    if profile.strategy == STRATEGY_TIME_SLICING:
-        lines += [
-            "",
-            "[settings.kubelet-device-plugins.nvidia.time-slicing]",
-            "replicas = %d" % profile.replicas,
-            "rename-by-default = %s" % _yaml_bool(profile.rename_by_default),
-            "fail-requests-greater-than-one = %s" % _yaml_bool(profile.fail_requests_greater_than_one),
-        ]
-    elif profile.strategy == STRATEGY_MPS:
-        lines += [
-            "",
-            "[settings.kubelet-device-plugins.nvidia.mps]",
-            "replicas = %d" % profile.replicas,
-            "rename-by-default = %s" % _yaml_bool(profile.rename_by_default),
-        ]
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _load_text(text, field):
-    if isinstance(text, dict):
-        return text
-    if not isinstance(text, str):
-        raise InvalidInput(field, text, "give the config file text", why="not text")
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    if _yaml is None:
-        raise InvalidInput(field, text[:80], "install PyYAML or give the config as JSON",
-                           why="YAML parsing needs PyYAML")
-    try:
-        return _yaml.safe_load(text)
-    except _yaml.YAMLError as exc:
-        raise InvalidInput(field, text[:80], "give valid YAML", why="YAML error: %s" % exc)
-
-
-def _expect_keys(data, allowed, path):
-    if not isinstance(data, dict):
-        raise InvalidInput(path, data, "give a mapping", why="not a mapping")
-    for key in sorted(data, key=str):
-        if key not in allowed:
-            raise InvalidInput("%s.%s" % (path, key), data[key],
-                               "remove it (this collection manages only %s)" % ", ".join(allowed),
-                               why="unknown or unmanaged key")
-
-
-def parse_plugin_config(text, name="default", field="config"):
-    """Read a device-plugin config file (YAML or JSON text, or a mapping) back into a SharingProfile.
-
-    Stricter than the plugin: unknown keys, both timeSlicing and mps, several resources,
-    ``rename``/``devices`` overrides are errors.  ``parse_plugin_config(render_plugin_config(p), p.name) == p``.
-    """
-    data = _load_text(text, field)
-    _expect_keys(data, ("version", "flags", "sharing"), field)
-    version = data.get("version", "v1")
-    if version != "v1":
-        raise InvalidInput(field + ".version", version, "use version: v1", why="unknown config version")
-    raw = {"name": name}
-    flags = data.get("flags") or {}
-    _expect_keys(flags, ("migStrategy",), field + ".flags")
-    if "migStrategy" in flags:
-        raw["mig_strategy"] = flags["migStrategy"]
-    sharing = data.get("sharing") or {}
-    _expect_keys(sharing, ("timeSlicing", "mps"), field + ".sharing")
-    present = [k for k in ("timeSlicing", "mps") if sharing.get(k) is not None]
-    if len(present) > 1:
-        raise InvalidInput(field + ".sharing.timeSlicing", sharing["timeSlicing"],
-                           "keep only one of sharing.timeSlicing and sharing.mps",
-                           why="both strategies are set (the plugin silently uses mps)")
-    if not present:
-        raw["strategy"] = STRATEGY_NONE
-        return normalize_profile(raw, field)
-    key = present[0]
-    path = "%s.sharing.%s" % (field, key)
-    block = sharing[key]
-    _expect_keys(block, ("renameByDefault", "failRequestsGreaterThanOne", "resources"), path)
-    raw["strategy"] = STRATEGY_MPS if key == "mps" else STRATEGY_TIME_SLICING
-    if "renameByDefault" in block:
-        raw["rename_by_default"] = block["renameByDefault"]
-    if "failRequestsGreaterThanOne" in block:
-        raw["fail_requests_greater_than_one"] = block["failRequestsGreaterThanOne"]
-    resources = block.get("resources")
-    if not isinstance(resources, list) or len(resources) != 1:
-        raise InvalidInput(path + ".resources", resources,
-                           "give exactly one resource, e.g. [{name: nvidia.com/gpu, replicas: 4}]",
-                           why="no resources specified" if not resources else "several resources are not managed here")
-    res = resources[0]
-    _expect_keys(res, ("name", "replicas"), path + ".resources[0]")
-    if "name" not in res:
-        raise InvalidInput(path + ".resources[0].name", None, "give the resource name, e.g. nvidia.com/gpu",
-                           why="no resource name specified")
-    if "replicas" not in res:
-        raise InvalidInput(path + ".resources[0].replicas", None, "give replicas, e.g. 4",
-                           why="no replicas specified")
-    raw["resource_name"] = res["name"]
-    raw["replicas"] = res["replicas"]
-    return normalize_profile(raw, field)
-
-
-# --------------------------------------------------------------------------- seed-style pods
-
-_WORKLOAD_SPEC_PATHS = (("spec", "template", "spec"), ("spec", "jobTemplate", "spec", "template", "spec"))
-SEED_GPU_KEY = "gpu"
-SEED_POLICY_KEY = "gpuDevicePolicy"
-
-
-def _find_pod_spec(doc):
-    """(container of the pod spec, key) so the caller can replace it; raises when none."""
-    if isinstance(doc, dict) and isinstance(doc.get("containers"), list):
-        return doc
-    if isinstance(doc, dict) and isinstance(doc.get("spec"), dict):
-        if isinstance(doc["spec"].get("containers"), list):
-            return doc["spec"]
-        for path in _WORKLOAD_SPEC_PATHS:
-            node = doc
-            for key in path:
-                node = node.get(key) if isinstance(node, dict) else None
-            if isinstance(node, dict) and isinstance(node.get("containers"), list):
-                return node
-    raise InvalidInput("pod", doc if not isinstance(doc, dict) else "{...}",
-                       "give a Pod, a pod spec (with containers) or a workload with spec.template.spec",
-                       why="no containers found")
-
-
-def _container_gpu_request(container, cpath, profile):
-    """Return the number of slices (int) a container asks for, or None when it asks for no GPU."""
-    resources = container.get("resources")
-    if resources is None:
-        return None
-    if not isinstance(resources, dict):
-        raise InvalidInput(cpath + ".resources", resources, "give a mapping", why="not a mapping")
-    policy = resources.get(SEED_POLICY_KEY, container.get(SEED_POLICY_KEY))
-    policy_path = cpath + ".resources." + SEED_POLICY_KEY
-    if policy is not None and (not isinstance(policy, str) or policy.lower() not in ("shared", "exclusive")):
-        raise InvalidInput(policy_path, policy, "use Shared (or remove it)", why="unknown GPU device policy")
-    shared_policy = policy is None or policy.lower() == "shared"
-
-    found = {}
-    for section in ("limits", "requests"):
-        block = resources.get(section) or {}
-        if not isinstance(block, dict):
-            raise InvalidInput("%s.resources.%s" % (cpath, section), block, "give a mapping", why="not a mapping")
-        for key in (SEED_GPU_KEY, profile.resource_name, advertised_resource(profile)):
-            if key in block:
-                found.setdefault(key, {})[section] = block[key]
-    if not found:
-        if policy is not None:
-            raise InvalidInput(policy_path, policy,
-                               "add limits.gpu (e.g. \"0.5\") or remove %s" % SEED_POLICY_KEY,
-                               why="a GPU device policy without a GPU request")
-        return None
-    if len(found) > 1:
-        raise InvalidInput(cpath + ".resources", sorted(found),
-                           "request the GPU under one name only (gpu: \"0.5\" or %s: 1)" % advertised_resource(profile),
-                           why="several GPU resource names")
-    key, values = next(iter(found.items()))
-    if "limits" in values and "requests" in values and str(values["limits"]) != str(values["requests"]):
-        raise InvalidInput("%s.resources.requests.%s" % (cpath, key), values["requests"],
-                           "make requests equal to limits (%s)" % values["limits"],
-                           why="GPU requests and limits differ")
-    section = "limits" if "limits" in values else "requests"
-    vpath = "%s.resources.%s.%s" % (cpath, section, key)
-    value = values[section]
-
-    if key != SEED_GPU_KEY:
-        # Already a Kubernetes extended resource: a whole number of slices.
-        count = parse_int(value, vpath)
-        if count < 1:
-            raise InvalidInput(vpath, value, "request 1 or more", why="must be at least 1")
-        if count > 1 and profile.shared and profile.fail_requests_greater_than_one:
-            raise InvalidInput(vpath, value, "request 1 slice per container (profile %s sets "
-                               "fail_requests_greater_than_one)" % profile.name,
-                               why="the plugin rejects requests for more than one shared GPU")
-        return count
-
-    frac = parse_fraction(value, vpath)
-    if frac <= 0:
-        raise InvalidInput(vpath, value, "request a positive share such as \"0.5\"", why="must be greater than 0")
-    if profile.shared:
-        if frac >= 1:
-            raise InvalidInput(
-                vpath, value,
-                "request a share below 1 (one %s slice is 1/%d GPU), or use a profile with strategy none "
-                "for whole GPUs" % (profile.name, profile.replicas),
-                why="a whole GPU cannot be served by a shared profile",
-            )
-        if not shared_policy:
-            raise InvalidInput(policy_path, policy,
-                               "use %s: Shared for a fraction of a GPU" % SEED_POLICY_KEY,
-                               why="a fraction of a GPU is always shared")
-        if frac > profile.slice_fraction:
-            raise InvalidInput(
-                vpath, value,
-                "request at most %s of a GPU, or use a profile with replicas <= %d (e.g. fraction: %s)"
-                % (_fmt_fraction(profile.slice_fraction), math.floor(1 / frac), value),
-                why="profile %s gives each pod 1/%d of a GPU" % (profile.name, profile.replicas),
-            )
-        return 1
-    # strategy none: whole GPUs only
-    if policy is not None and policy.lower() == "shared":
-        raise InvalidInput(policy_path, policy,
-                           "use a profile with strategy time-slicing or mps for shared GPUs",
-                           why="profile %s does not share GPUs" % profile.name)
-    if frac.denominator != 1:
-        raise InvalidInput(vpath, value,
-                           "request a whole number of GPUs, or use a shared profile (time-slicing or mps)",
-                           why="profile %s does not share GPUs" % profile.name)
-    return int(frac)
-
-
-def _fmt_fraction(frac):
-    return str(frac.numerator) if frac.denominator == 1 else "%s/%s" % (frac.numerator, frac.denominator)
-
-
-def _tolerates_gpu_taint(toleration):
-    if not isinstance(toleration, dict):
-        return False
-    effect_ok = toleration.get("effect") in (None, "", "NoSchedule")
-    if toleration.get("operator") == "Exists" and not toleration.get("key"):
-        return effect_ok
-    return (toleration.get("key") == GPU_TAINT_KEY and effect_ok
-            and toleration.get("operator", "Equal") == "Exists")
-
-
-def convert_pod_spec(pod, profile):
-    """Turn a seed-style pod (``limits: {gpu: "0.5"}``, ``gpuDevicePolicy: Shared``) into a valid one.
-
-    ``profile`` is a SharingProfile.  Returns a new document (the input is not changed):
-    GPU limits become ``<advertised resource>: <slices>`` (requests too when present),
-    ``gpu``/``gpuDevicePolicy`` are removed, the ``nvidia.com/gpu:NoSchedule`` toleration is added once
-    and ``nodeSelector`` gets ``nvidia.com/device-plugin.config: <profile name>``.
-    """
-    doc = copy.deepcopy(pod)
-    spec = _find_pod_spec(doc)
-    target = advertised_resource(profile)
-    any_gpu = False
-    for group in ("initContainers", "containers"):
-        containers = spec.get(group) or []
-        for index, container in enumerate(containers):
-            cname = container.get("name", index) if isinstance(container, dict) else index
-            cpath = "%s[%s]" % (group, cname)
-            if not isinstance(container, dict):
-                raise InvalidInput(cpath, container, "give a container mapping", why="not a mapping")
-            count = _container_gpu_request(container, cpath, profile)
-            container.pop(SEED_POLICY_KEY, None)
-            resources = container.get("resources")
-            if isinstance(resources, dict):
-                resources.pop(SEED_POLICY_KEY, None)
-            if count is None:
-                continue
-            any_gpu = True
-            had_requests = False
-            for section in ("limits", "requests"):
-                block = resources.get(section)
-                if not block:
-                    continue
-                for key in (SEED_GPU_KEY, profile.resource_name, target):
-                    if key in block:
-                        del block[key]
-                        if section == "requests":
-                            had_requests = True
-            resources.setdefault("limits", {})
-            if resources["limits"] is None:
-                resources["limits"] = {}
-            resources["limits"][target] = count
-            if had_requests:
-                resources.setdefault("requests", {})
-                resources["requests"][target] = count
-            elif "requests" in resources and not resources["requests"]:
-                del resources["requests"]
-    if not any_gpu:
-        raise InvalidInput("containers", [c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)],
-                           "add resources.limits.gpu (e.g. \"0.5\") to the container that needs a GPU",
-                           why="no container requests a GPU")
-    tolerations = spec.get("tolerations")
-    if tolerations is None:
-        tolerations = spec["tolerations"] = []
-    if not any(_tolerates_gpu_taint(t) for t in tolerations):
-        tolerations.append({"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
-    selector = spec.get("nodeSelector")
-    if selector is None:
-        selector = spec["nodeSelector"] = {}
-    existing = selector.get(PROFILE_LABEL)
-    if existing is not None and existing != profile.name:
-        raise InvalidInput("nodeSelector." + PROFILE_LABEL, existing,
-                           "remove it or set it to %s" % profile.name,
-                           why="the pod already selects another sharing profile")
-    selector[PROFILE_LABEL] = profile.name
-    return doc

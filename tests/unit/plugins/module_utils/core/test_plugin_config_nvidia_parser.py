@@ -21,6 +21,8 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing impor
     advertised_resource,
     build_plan,
     normalize_profile,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import (
     parse_plugin_config,
     render_config_map_data,
     render_plugin_config,
