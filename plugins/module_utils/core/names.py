@@ -37,6 +37,16 @@ NODEPOOL_LABEL = "karpenter.sh/nodepool"
 # drift); the DaemonSet controller then places no new pod there.
 KARPENTER_DISRUPTED_TAINT_KEY = "karpenter.sh/disrupted"
 
+# Karpenter's API (CRDs of Karpenter v1.14.1 and its AWS provider)
+NODEPOOL_API = "karpenter.sh/v1"
+NODEPOOL_KIND = "NodePool"
+NODECLASS_API = "karpenter.k8s.aws/v1"
+NODECLASS_KIND = "EC2NodeClass"
+NODECLASS_GROUP = "karpenter.k8s.aws"
+OVERLAY_API = "karpenter.sh/v1alpha1"
+OVERLAY_KIND = "NodeOverlay"
+DISCOVERY_TAG = "karpenter.sh/discovery"
+
 # This collection's own keys
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "gpu_slicing.eks"

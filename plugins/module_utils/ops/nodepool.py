@@ -21,18 +21,18 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.session import
     session_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter import (
+    render_from_params,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter_ami import ami_ssm_parameter
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
     NODECLASS_API,
     NODECLASS_KIND,
     NODEPOOL_API,
     NODEPOOL_KIND,
     OVERLAY_API,
     OVERLAY_KIND,
-    ami_ssm_parameter,
-    render_from_params,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     OWNER_LABEL,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (

@@ -14,6 +14,7 @@ import pytest
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import ec2 as aws_ec2
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import session as aws_session
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter as k
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter_ami
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 
@@ -68,7 +69,7 @@ def test_versions_karpenter_could_never_resolve_are_refused(alias, fix):
     ("bottlerocket", "latest", "1.36", "/aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/latest/image_id"),
 ])
 def test_ssm_parameter_is_the_one_the_provider_reads(family, version, k8s, path):
-    assert k.ami_ssm_parameter(family, version, k8s) == path
+    assert karpenter_ami.ami_ssm_parameter(family, version, k8s) == path
 
 
 class OneClientSession:
@@ -83,7 +84,7 @@ class OneClientSession:
 
 def test_missing_parameter_is_none(aws):
     """moto's SSM answers ParameterNotFound for a public parameter AWS does not publish."""
-    path = k.ami_ssm_parameter("al2023", "v20990101", "1.36")
+    path = karpenter_ami.ami_ssm_parameter("al2023", "v20990101", "1.36")
     assert aws_ec2.ssm_parameter_value(aws_session.make_session(region="eu-west-1"), path) is None
 
 
@@ -91,7 +92,7 @@ def test_published_parameter_value(aws):
     # moto ships no EKS AMI parameters (and refuses to create /aws/ ones): AWS's answer by Stubber
     from botocore.stub import Stubber
 
-    path = k.ami_ssm_parameter("bottlerocket", "v1.46.0", "1.36")
+    path = karpenter_ami.ami_ssm_parameter("bottlerocket", "v1.46.0", "1.36")
     client = aws_session.make_session(region="eu-west-1").client("ssm")
     stub = Stubber(client)
     stub.add_response("get_parameter", {"Parameter": {"Name": path, "Type": "String", "Value": "ami-0123456789abcdef0",
