@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The EKS connection options (doc fragment ``gpu_slicing.eks.eks_connection``) as an argument spec.
 
-Kept apart from ``eks.py`` so that every module can declare the options without importing
+Kept apart from ``session.py`` so that every module can declare the options without importing
 boto3: only a module run that names an EKS cluster pays for that import.
 """
 

@@ -4,7 +4,7 @@
 """PURE cost view: nodes and on-demand $/hour for a GPU workload, with and without slicing.
 
 No I/O, no AWS: instance facts and prices come in as plain dicts (from the shipped table in
-``instance_types.py``, from ``ec2:DescribeInstanceTypes`` and the Pricing API via ``eks.py``).
+``instance_types.py``, from ``ec2:DescribeInstanceTypes`` and the Pricing API via ``aws/ec2.py``).
 
 Workload forms:
 

@@ -134,3 +134,12 @@ class TestSession:
         assert err.value.kind == "access_denied"
         assert "arn:aws:iam::123456789012:role/nope" in str(err.value)
         assert SECRET_KEY not in str(err.value)
+
+
+def test_aws_error_is_a_gpu_slicing_error_with_its_kind():
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError
+
+    err = aws_session.AwsError("No AWS region is set", kind="no_region", fix=aws_session.REGION_HINT)
+    assert isinstance(err, GpuSlicingError) and err.kind == "no_region" and err.fix == aws_session.REGION_HINT
+    assert err.to_result() == {"msg": "No AWS region is set. Fix: " + aws_session.REGION_HINT, "error_kind": "no_region"}
+    assert aws_session.AwsError("boom").to_result()["error_kind"] == "aws"
