@@ -19,8 +19,8 @@ import threading
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.session import (
     AwsError,
     as_utc,
-    require_boto3,
     isoformat_z,
+    require_boto3,
     translate_error,
     utcnow,
 )
