@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-from moto import mock_aws
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError, InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import instance_info as ops
