@@ -14,18 +14,18 @@ __metaclass__ = type  # pylint: disable=invalid-name
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SharingError,
-    convert_pod_spec,
     replicas_for_fraction as _replicas_for_fraction,
     resolve_profile,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.pod_spec import convert_pod_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 
 def replicas_for_fraction(fraction):
     """floor(1/fraction): slices per GPU so that each slice is at least ``fraction`` of a GPU."""
     try:
         return _replicas_for_fraction(fraction)
-    except SharingError as exc:
+    except InvalidInput as exc:
         raise AnsibleFilterError("replicas_for_fraction: %s" % exc)
 
 
@@ -34,7 +34,7 @@ def shared_gpu_pod_spec(pod, profile, profile_name=None):
     try:
         prof = resolve_profile(profile, profile_name)
         return convert_pod_spec(pod, prof)
-    except SharingError as exc:
+    except InvalidInput as exc:
         raise AnsibleFilterError("shared_gpu_pod_spec: %s" % exc)
 
 

@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import re
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import (
     CHART_NAME,
@@ -23,9 +22,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin
     DEFAULT_RELEASE,
     IMAGE_TAG,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SharingError,
     build_plan,
 )
 
@@ -173,42 +170,7 @@ def sharing_spec_from_params(params):
     return spec
 
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def name_errors(labels=None, subdomains=None, max_label=63):
-    """Messages for Kubernetes names that the API would refuse, checked before any request.
-
-    ``labels``: {option: value} that must be RFC 1123 labels (namespaces, Helm releases);
-    ``subdomains``: {option: value} that must be RFC 1123 subdomains (object names).
-    """
-    errors = []
-    for option, value in sorted((labels or {}).items()):
-        if value is not None and (len(value) > max_label or not _DNS_LABEL.match(value)):
-            errors.append("%s: %r is invalid: not a lowercase RFC 1123 label of at most %d characters. "
-                          "Fix: use lowercase letters, digits and '-', starting and ending with a letter or digit "
-                          "(e.g. nvidia-device-plugin)" % (option, value, max_label))
-    for option, value in sorted((subdomains or {}).items()):
-        if value is not None and (len(value) > 253 or not _DNS_SUBDOMAIN.match(value)):
-            errors.append("%s: %r is invalid: not a lowercase RFC 1123 subdomain. "
-                          "Fix: use lowercase letters, digits, '-' and '.' (e.g. nvidia-device-plugin-configs)"
-                          % (option, value))
-    return errors
-
-
 def sharing_plan(params):
     """The validated sharing plan from the options' profiles (raises InvalidInput naming field,
     value and fix)."""
-    try:
-        return build_plan(sharing_spec_from_params(params))
-    except SharingError as err:  # the core's input error, in the one result shape
-        raise InvalidInput(err.field, err.value, err.fix, why=err.why) from None
-
-
-def plan_from_params(module):
-    """sharing_plan for a module not yet run through runner.run_module (gpu_slicing_info)."""
-    try:
-        return sharing_plan(module.params)
-    except InvalidInput as err:
-        module.fail_json(msg=str(err), error=err.to_dict())
+    return build_plan(sharing_spec_from_params(params))

@@ -46,7 +46,7 @@ class RunContext(object):
     def helm_connection(self):
         """helm's connection settings for this run's cluster, in kubernetes.core.helm's option
         names (kubeconfig, context, host, api_key, ca_cert, validate_certs)."""
-        from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import helm_environment
+        from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.helm import helm_environment
 
         return helm_environment(self._module, self.kube)
 

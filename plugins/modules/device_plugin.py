@@ -137,7 +137,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     device_plugin_arg_spec,
     sharing_arg_spec,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (
     connection_arg_spec,
     new_module,
 )

@@ -133,21 +133,11 @@ validate_certs:
   type: bool
 """
 
-import os
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
-    BOTO3_IMPORT_ERROR,
-    HAS_BOTO3,
-    EKSError,
-    NO_CONNECTION_HINT,
-    TokenSource,
-    describe_cluster,
-    eks_connection_argument_spec,
-    isoformat_z,
-    session_from_params,
-)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.options import eks_connection_argument_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.connection_info import ConnectionInfoOptions, connection_info
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import run_module
 
 
 def argument_spec():
@@ -159,84 +149,9 @@ def argument_spec():
     return spec
 
 
-def read_file(path):
-    """The file's bytes, or None when it does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def write_ca(path, pem):
-    directory = os.path.dirname(path)
-    if directory and not os.path.isdir(directory):
-        os.makedirs(directory, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, pem)
-    finally:
-        os.close(fd)
-    return path
-
-
-def ensure_ca_file(path, ca_data_b64, check_mode=False):
-    """Write the CA PEM to ``path`` unless it already holds it (or check mode).
-
-    Returns ``(state, diff)``: state ``written``, ``unchanged`` or ``would write``."""
-    import base64
-
-    pem = base64.b64decode(ca_data_b64)
-    before = read_file(path)
-    diff = {"before_header": path, "after_header": path,
-            "before": (before or b"").decode("utf-8", "replace"), "after": pem.decode("utf-8", "replace")}
-    if before == pem:
-        return "unchanged", diff
-    if check_mode:
-        return "would write", diff
-    write_ca(path, pem)
-    return "written", diff
-
-
-def run(params, session_factory=session_from_params, clock=None, check_mode=False, want_diff=False):
-    """The module's work, without AnsibleModule (raises EKSError)."""
-    if not params.get("eks_cluster_name"):
-        raise EKSError("eks_cluster_name is not set", kind="no_connection", fix=NO_CONNECTION_HINT)
-    session = session_factory(params)
-    info = describe_cluster(session, params["eks_cluster_name"])
-    result = dict(
-        changed=False,
-        cluster=info,
-        host=info["endpoint"],
-        certificate_authority_data=info["certificate_authority_data"],
-        validate_certs=True,
-    )
-    if params.get("ca_cert_path"):
-        try:
-            state, diff = ensure_ca_file(params["ca_cert_path"], info["certificate_authority_data"], check_mode)
-        except (OSError, ValueError, TypeError) as exc:
-            raise EKSError("Cannot write the cluster CA to %s (%s)" % (params["ca_cert_path"], exc), kind="invalid",
-                           fix="give a writable ca_cert_path") from None
-        result.update(ca_cert=params["ca_cert_path"], ca_cert_state=state, changed=state != "unchanged")
-        if want_diff:
-            result["diff"] = diff
-    if params.get("include_token", True):
-        source = TokenSource(session, info["name"], clock=clock)
-        result["api_key"] = source.get()
-        result["expiration"] = isoformat_z(source.expires_at)
-    return result
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
-    try:
-        result = run(module.params, check_mode=module.check_mode, want_diff=module._diff)
-    except EKSError as exc:
-        module.fail_json(msg=str(exc), error_kind=exc.kind)
-    module.exit_json(**result)
+    run_module(module, connection_info, ConnectionInfoOptions.from_params)
 
 
 if __name__ == "__main__":

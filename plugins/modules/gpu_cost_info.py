@@ -155,14 +155,9 @@ instance_source:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.cost import CostError, compare_costs
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
-    EKSError,
-    eks_connection_argument_spec,
-    resolve_instance_facts,
-    resolve_prices,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import InstanceTypeError
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.options import eks_connection_argument_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.cost_info import CostInfoOptions, cost_info
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import run_module
 
 
 def argument_spec():
@@ -181,46 +176,11 @@ def argument_spec():
     return spec
 
 
-def run(params, session_factory=None):
-    """The module's work without AnsibleModule: ``(result, warnings)``; raises on bad input."""
-    types = params["instance_types"]
-    facts, instance_source, warnings = resolve_instance_facts(
-        params, types, params.get("instance_source") or "offline", session_factory=session_factory)
-    given = {}
-    for name, value in (params.get("prices") or {}).items():
-        try:
-            given[name] = float(value)
-        except (TypeError, ValueError):
-            raise CostError("prices[%s]" % name, value, "not a number", "give USD per hour, e.g. 1.006") from None
-    rest = [t for t in types if t not in given]
-    prices, source, date, price_warnings = ({}, "given", None, [])
-    if rest:
-        prices, source, date, price_warnings = resolve_prices(
-            params, rest, params.get("pricing") or "table", session_factory=session_factory)
-        if given:
-            source = "given + " + source
-    prices.update(given)
-    result = compare_costs(
-        params["pods"], [facts[t] for t in types], prices,
-        fraction=params.get("fraction"), replicas=params.get("replicas"),
-        slices_per_pod=params.get("slices_per_pod"), gpu_memory_per_pod_mib=params.get("gpu_memory_per_pod_mib"),
-        price_source=source, prices_date=date)
-    result["instance_source"] = instance_source
-    result["changed"] = False
-    return result, warnings + price_warnings
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[("fraction", "replicas"), ("fraction", "slices_per_pod")],
                            required_one_of=[("fraction", "replicas")])
-    try:
-        result, warnings = run(module.params)
-    except (EKSError, CostError, InstanceTypeError) as exc:
-        module.fail_json(msg=str(exc), error_kind=getattr(exc, "kind", "invalid"))
-    for warning in warnings:
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(module, cost_info, CostInfoOptions.from_params)
 
 
 if __name__ == "__main__":

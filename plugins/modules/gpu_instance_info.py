@@ -112,20 +112,11 @@ price_note:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
-    BOTO3_IMPORT_ERROR,
-    HAS_BOTO3,
-    EKSError,
-    eks_connection_argument_spec,
-    resolve_instance_facts,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import (
-    PRICE_NOTE,
-    PRICES_AS_OF,
-    InstanceTypeError,
-)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.options import eks_connection_argument_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.instance_info import InstanceInfoOptions, instance_info
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import run_module
 
 
 def argument_spec():
@@ -139,20 +130,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    source = module.params["instance_source"]
-    if source == "aws" and not HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
-    try:
-        facts, used, warnings = resolve_instance_facts(module.params, module.params["instance_types"], source)
-    except (EKSError, InstanceTypeError) as exc:
-        module.fail_json(msg=str(exc), error_kind=getattr(exc, "kind", "invalid"))
-    for warning in warnings:
-        module.warn(warning)
-    for name, fact in facts.items():
-        if not fact.get("gpu_count"):
-            module.warn("%s has no GPU" % name)
-    module.exit_json(changed=False, instance_types=facts, instance_source=used, prices_as_of=PRICES_AS_OF,
-                     price_note=PRICE_NOTE)
+    run_module(module, instance_info, InstanceInfoOptions.from_params)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ api_retries:
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (
     connection_arg_spec,
     new_module,
 )

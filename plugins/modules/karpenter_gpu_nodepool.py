@@ -190,7 +190,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     nodepool_arg_spec,
     sharing_arg_spec,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (
     connection_arg_spec,
     new_module,
 )

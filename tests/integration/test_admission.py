@@ -21,7 +21,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpu_slicing.eks.plugins.filter.gpu_slicing import shared_gpu_pod_spec
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan, render_config_map_data
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_config_map_data
 
 pytestmark = pytest.mark.integration
 

@@ -256,7 +256,8 @@ def test_chart_breaks_on_profile_names_yaml_reads_as_non_text(local_cluster, tmp
     Helm sends it (kubectl's decoder, dry run). The names it refuses or changes (null becomes no
     value: the plugin would silently use another config) are exactly the names the sharing core
     refuses."""
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import SharingError, normalize_profile
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import normalize_profile
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
     c = local_cluster
     ref, dummy = chart(c)
@@ -280,7 +281,7 @@ def test_chart_breaks_on_profile_names_yaml_reads_as_non_text(local_cluster, tmp
                 broken[name] = "DEFAULT_CONFIG became %r" % got
         try:
             normalize_profile({"name": name, "replicas": 4})
-        except SharingError:
+        except InvalidInput:
             core_refuses.add(name)
     for name in sorted(broken):
         print("%s: %s" % (name, broken[name]))

@@ -20,8 +20,8 @@ from playbook_runner import run_module  # tests/integration has no __init__.py: 
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
     build_plan,
-    render_config_map_data,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_config_map_data
 
 pytestmark = pytest.mark.integration
 

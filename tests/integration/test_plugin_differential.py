@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import sharing
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_plugin_config
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 pytestmark = pytest.mark.integration
 
@@ -74,10 +76,10 @@ KNOWN = {
 
 
 def corpus() -> dict[str, str]:
-    configs = {p["name"]: sharing.render_plugin_config(p) for p in PROFILES}
+    configs = {p["name"]: render_plugin_config(p) for p in PROFILES}
     try:
-        configs[CUSTOM_NAME_PROFILE["name"]] = sharing.render_plugin_config(CUSTOM_NAME_PROFILE)
-    except sharing.SharingError:
+        configs[CUSTOM_NAME_PROFILE["name"]] = render_plugin_config(CUSTOM_NAME_PROFILE)
+    except InvalidInput:
         pass  # the collection refuses the name: nothing to hold it to
     configs.update(HAND_WRITTEN)
     return configs
@@ -188,7 +190,7 @@ def test_custom_resource_name_is_refused_as_nvidia_plugin_ignores_it(results):
     """Issue 13 item 1, held to NVIDIA's code: the plugin advertises plain, unshared nvidia.com/gpu
     for a sharing entry named nvidia.com/gpu-ts, so the collection must refuse that resource_name."""
     assert results["real"]["custom-name-raw"]["allocatable"] == {"nvidia.com/gpu": str(GPUS)}
-    with pytest.raises(sharing.SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         predicted(CUSTOM_NAME_PROFILE)
     assert "resource_name" in str(info.value)
 

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The EKS connection options (doc fragment ``gpu_slicing.eks.eks_connection``) as an argument spec.
 
-Kept apart from ``eks.py`` so that every module can declare the options without importing
+Kept apart from ``session.py`` so that every module can declare the options without importing
 boto3: only a module run that names an EKS cluster pays for that import.
 """
 
@@ -40,3 +40,8 @@ def eks_connection_argument_spec():
 
 #: The shared options as a constant (kube.py merges it beside kubernetes.core's auth options).
 EKS_CONNECTION_ARG_SPEC = eks_connection_argument_spec()
+
+
+def connection_params(params):
+    """The EKS connection options out of a module's params (what ``aws/`` reads)."""
+    return {name: params.get(name) for name in EKS_CONNECTION_ARG_SPEC}

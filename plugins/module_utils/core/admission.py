@@ -27,18 +27,25 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # pylint: disable=invalid-name
 
 import json
-import re
 from fractions import Fraction
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import sharing
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import pod_spec, sharing
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    GPU_TAINT_KEY,
-    PROFILE_LABEL,
-    SEED_GPU_KEY,
-    SharingError,
     advertised_resource,
     build_plan,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.pod_spec import SEED_GPU_KEY
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    DNS_LABEL_RE,
+    DNS_SUBDOMAIN_RE,
+    GPU_TAINT_KEY,
+    LABEL_NAME_RE,
+    LABEL_VALUE_RE,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PROFILE_LABEL,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 API_VERSION = "admissionregistration.k8s.io/v1"
 ANNOTATION_FRACTION = "gpu-slicing.eks/gpu-fraction"
@@ -61,11 +68,6 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 NANO = 10 ** 9
 ADMISSION_KEYS = ("name", "namespace_label", "namespace_label_value", "validation_actions", "plugin_namespace")
 
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
 
 # --------------------------------------------------------------------------- the rule
 
@@ -74,13 +76,13 @@ def decide(plan, value, profile_name=None):
     """What the filter makes of one container asking for ``gpu: value`` on a pod whose profile
     selector is ``profile_name`` (None: no selector).
 
-    Returns ``(profile name, resource, count)``; raises SharingError as the filter does.
+    Returns ``(profile name, resource, count)``; raises InvalidInput as the filter does.
     This is the filter's own code path: ``resolve_profile`` then the container check.
     """
     profile = sharing.resolve_profile(build_plan(plan), profile_name)
     container = {"name": "c", "resources": {"limits": {SEED_GPU_KEY: value}}}
     # pylint: disable-next=protected-access
-    count = sharing._container_gpu_request(container, "containers[c]", profile)
+    count = pod_spec.container_gpu_request(container, "containers[c]", profile)
     return profile.name, advertised_resource(profile), count
 
 
@@ -88,7 +90,7 @@ def _accepts(plan, nanos, name):
     try:
         decide(plan, Fraction(nanos, NANO), name)
         return True
-    except SharingError:
+    except InvalidInput:
         return False
 
 
@@ -107,7 +109,7 @@ def profile_table(plan):
         if prof.shared:
             nanos = NANO // prof.replicas
             if not _accepts(plan, nanos, prof.name) or _accepts(plan, nanos + 1, prof.name):
-                raise SharingError(
+                raise InvalidInput(
                     "profiles.%s" % prof.name, "%dn" % nanos,
                     "report it: admission.profile_table must follow sharing's container check",
                     why="the filter's rule no longer has its boundary at 1/replicas")
@@ -131,36 +133,36 @@ def normalize_options(options=None):
     opts = {k: v for k, v in opts.items() if v is not None}
     for key in sorted(opts):
         if key not in ADMISSION_KEYS:
-            raise SharingError("admission.%s" % key, opts[key], "remove it or use one of: %s" % ", ".join(ADMISSION_KEYS),
+            raise InvalidInput("admission.%s" % key, opts[key], "remove it or use one of: %s" % ", ".join(ADMISSION_KEYS),
                                why="unknown key")
     name = opts.get("name", DEFAULT_NAME)
-    if not isinstance(name, str) or len(name) > 200 or not _NAME_RE.match(name):
-        raise SharingError("admission.name", name, "use lower-case letters, digits and '-' (e.g. gpu-slicing-eks)",
+    if not isinstance(name, str) or len(name) > 200 or not DNS_LABEL_RE.match(name):
+        raise InvalidInput("admission.name", name, "use lower-case letters, digits and '-' (e.g. gpu-slicing-eks)",
                            why="not a valid object name prefix")
     label = opts.get("namespace_label", DEFAULT_NAMESPACE_LABEL)
     prefix, dummy, short = label.rpartition("/") if isinstance(label, str) else ("", "", "")
-    if (not isinstance(label, str) or not short or len(short) > 63 or not _LABEL_NAME_RE.match(short)
-            or (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.match(prefix)))):
-        raise SharingError("admission.namespace_label", label,
+    if (not isinstance(label, str) or not short or len(short) > 63 or not LABEL_NAME_RE.match(short)
+            or (prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN_RE.match(prefix)))):
+        raise InvalidInput("admission.namespace_label", label,
                            "use a label key such as gpu-slicing.eks/admission", why="not a valid label key")
     value = opts.get("namespace_label_value", DEFAULT_NAMESPACE_LABEL_VALUE)
-    if not isinstance(value, str) or len(value) > 63 or not value or not _LABEL_VALUE_RE.match(value):
-        raise SharingError("admission.namespace_label_value", value, "use a label value such as enabled",
+    if not isinstance(value, str) or len(value) > 63 or not value or not LABEL_VALUE_RE.match(value):
+        raise InvalidInput("admission.namespace_label_value", value, "use a label value such as enabled",
                            why="not a valid, non-empty label value")
     actions = opts.get("validation_actions", ["Deny"])
     if isinstance(actions, str):
         actions = [actions]
     if (not isinstance(actions, (list, tuple)) or not actions
             or any(a not in VALIDATION_ACTIONS for a in actions) or len(set(actions)) != len(actions)):
-        raise SharingError("admission.validation_actions", actions,
+        raise InvalidInput("admission.validation_actions", actions,
                            "give one or more of Deny, Warn, Audit (e.g. [Deny] or [Warn, Audit])",
                            why="unknown, repeated or no actions")
     if "Deny" in actions and "Warn" in actions:
-        raise SharingError("admission.validation_actions", actions, "use Deny or Warn, not both (Audit goes with either)",
+        raise InvalidInput("admission.validation_actions", actions, "use Deny or Warn, not both (Audit goes with either)",
                            why="the API server refuses Deny and Warn together")
     plugin_ns = opts.get("plugin_namespace", DEFAULT_PLUGIN_NAMESPACE)
-    if not isinstance(plugin_ns, str) or len(plugin_ns) > 63 or not _NAME_RE.match(plugin_ns):
-        raise SharingError("admission.plugin_namespace", plugin_ns,
+    if not isinstance(plugin_ns, str) or len(plugin_ns) > 63 or not DNS_LABEL_RE.match(plugin_ns):
+        raise InvalidInput("admission.plugin_namespace", plugin_ns,
                            "give the device plugin's namespace, e.g. nvidia-device-plugin", why="not a namespace name")
     return {"name": name, "namespace_label": label, "namespace_label_value": value,
             "validation_actions": [a for a in VALIDATION_ACTIONS if a in actions], "plugin_namespace": plugin_ns}
@@ -331,7 +333,7 @@ def _match(opts, target):
 
 def _obj(kind, name, spec):
     return {"apiVersion": API_VERSION, "kind": kind,
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "gpu_slicing.eks"}},
+            "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
             "spec": spec}
 
 
@@ -415,7 +417,7 @@ def render_policies(plan, options=None):
     ValidatingAdmissionPolicy (actions from the options) and a Warn-only ValidatingAdmissionPolicy,
     each with its binding.
 
-    Raises SharingError (nothing rendered) when the plan or the options are invalid.
+    Raises InvalidInput (nothing rendered) when the plan or the options are invalid.
     """
     plan = build_plan(plan)
     opts = normalize_options(options)

@@ -4,7 +4,7 @@
 """PURE cost view: nodes and on-demand $/hour for a GPU workload, with and without slicing.
 
 No I/O, no AWS: instance facts and prices come in as plain dicts (from the shipped table in
-``instance_types.py``, from ``ec2:DescribeInstanceTypes`` and the Pricing API via ``eks.py``).
+``instance_types.py``, from ``ec2:DescribeInstanceTypes`` and the Pricing API via ``aws/ec2.py``).
 
 Workload forms:
 
@@ -21,51 +21,43 @@ pods, and ``nodes = ceil(pods / pods_per_node)``: with 1-GPU nodes and replicas 
 
 from __future__ import annotations
 
-import math
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.scalars import slices_per_gpu
 
 HOURS_PER_MONTH = 730
-_EPS = 1e-9
-
-
-class CostError(ValueError):
-    """Invalid workload or candidate; message says which field and how to fix it."""
-
-    def __init__(self, field, value, why, fix):
-        self.field = field
-        self.value = value
-        super().__init__("%s: %r is invalid: %s. Fix: %s" % (field, value, why, fix))
 
 
 def replicas_from_fraction(fraction):
-    """``floor(1/fraction)`` with float tolerance (0.25 -> 4, 0.3 -> 3, 1 -> 1)."""
+    """Pods per GPU for a numeric ``fraction`` in (0, 1] (0.25 -> 4, 0.3 -> 3, 1 -> 1): the sharing
+    core's rule, :func:`scalars.slices_per_gpu`, without its 2-slice minimum (1 means unsliced)."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
-        raise CostError("fraction", fraction, "not a number", "give a number with 0 < fraction <= 1, e.g. 0.25")
+        raise InvalidInput("fraction", fraction, "give a number with 0 < fraction <= 1, e.g. 0.25", why="not a number")
     if not 0 < fraction <= 1:
-        raise CostError("fraction", fraction, "must be > 0 and <= 1", "give the share of one GPU a pod needs, e.g. 0.25")
-    return int(math.floor(1.0 / fraction + _EPS))
+        raise InvalidInput("fraction", fraction, "give the share of one GPU a pod needs, e.g. 0.25", why="must be > 0 and <= 1")
+    return slices_per_gpu(fraction)
 
 
 def _positive_int(field, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise CostError(field, value, "must be an integer >= %d" % minimum, "give a whole number >= %d" % minimum)
+        raise InvalidInput(field, value, "give a whole number >= %d" % minimum, why="must be an integer >= %d" % minimum)
     return value
 
 
 def workload_replicas(fraction=None, replicas=None, slices_per_pod=None):
     """Resolve ``(replicas_per_gpu, slices_per_pod)`` from one of the workload forms."""
     if fraction is not None and (replicas is not None or slices_per_pod is not None):
-        raise CostError("fraction", fraction, "give either fraction, or replicas with slices_per_pod, not both",
-                        "drop fraction or drop replicas/slices_per_pod")
+        raise InvalidInput("fraction", fraction, "drop fraction or drop replicas/slices_per_pod",
+                           why="give either fraction, or replicas with slices_per_pod, not both")
     if fraction is not None:
         return replicas_from_fraction(fraction), 1
     if replicas is None:
-        raise CostError("replicas", replicas, "no slicing given",
-                        "give fraction (e.g. 0.25) or replicas (slices per GPU) with slices_per_pod")
+        raise InvalidInput("replicas", replicas, "give fraction (e.g. 0.25) or replicas (slices per GPU) with slices_per_pod",
+                           why="no slicing given")
     replicas = _positive_int("replicas", replicas)
     slices = _positive_int("slices_per_pod", 1 if slices_per_pod is None else slices_per_pod)
     if slices > replicas:
-        raise CostError("slices_per_pod", slices, "a pod cannot ask for more slices than one GPU has (%d)" % replicas,
-                        "use slices_per_pod <= replicas")
+        raise InvalidInput("slices_per_pod", slices, "use slices_per_pod <= replicas",
+                           why="a pod cannot ask for more slices than one GPU has (%d)" % replicas)
     return replicas, slices
 
 
@@ -168,7 +160,7 @@ def compare_costs(pods, candidates, prices, fraction=None, replicas=None, slices
     """
     pods = _positive_int("pods", pods, minimum=0)
     if not candidates:
-        raise CostError("instance_types", candidates, "no candidate instance types", "list at least one GPU instance type")
+        raise InvalidInput("instance_types", candidates, "list at least one GPU instance type", why="no candidate instance types")
     if gpu_memory_per_pod_mib is not None:
         _positive_int("gpu_memory_per_pod_mib", gpu_memory_per_pod_mib)
     reps, slices = workload_replicas(fraction=fraction, replicas=replicas, slices_per_pod=slices_per_pod)

@@ -14,10 +14,15 @@ __metaclass__ = type
 import hashlib
 import json
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_config_map_data
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    GPU_PRESENT_LABEL,
     GPU_TAINT_KEY,
+    KARPENTER_DISRUPTED_TAINT_KEY,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MPS_CAPABLE_LABEL,
     OS_DEVICE_PLUGIN_LABEL,
-    render_config_map_data,
 )
 
 CHART_NAME = "nvidia-device-plugin"
@@ -30,8 +35,6 @@ IMAGE_TAG = "v0.20.0@sha256:a61ba9fd8efb82f3a79f877f7580e02c1e8e7593f62473644bc9
 DEFAULT_NAMESPACE = "nvidia-device-plugin"
 DEFAULT_RELEASE = "nvdp"
 DEFAULT_CONFIG_MAP = "nvidia-device-plugin-configs"
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
-MANAGED_BY = "gpu_slicing.eks"
 CONFIG_HASH_ANNOTATION = "gpu-slicing.eks/config-sha256"
 # The chart uses a podAnnotations entry with this key instead of hashing its own ConfigMap
 # template; we give it the hash of the external ConfigMap's content, so every config change
@@ -53,7 +56,7 @@ def config_map_definition(plan, name=DEFAULT_CONFIG_MAP, namespace=DEFAULT_NAMES
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY},
             "annotations": {
                 CONFIG_HASH_ANNOTATION: config_hash(data),
                 "gpu-slicing.eks/default-profile": plan.default_profile,
@@ -67,7 +70,7 @@ def namespace_definition(namespace):
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}},
+        "metadata": {"name": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
     }
 
 
@@ -132,14 +135,6 @@ def merge_values(base, override):
         else:
             result[key] = value
     return result
-
-
-MPS_CAPABLE_LABEL = "nvidia.com/mps.capable"
-
-
-# Karpenter puts this taint on a node it is about to drain and delete (consolidation, expiry,
-# drift); the DaemonSet controller then places no new pod there.
-KARPENTER_DISRUPTED_TAINT_KEY = "karpenter.sh/disrupted"
 
 
 def leaving_reason(node):
@@ -308,9 +303,10 @@ OWNED_VALUE_KEYS = ("config",)
 
 
 def plugin_option_errors(image_tag, values, plan=None, gfd=True):
-    """SharingErrors for device_plugin options that Helm or the cluster would only reject (or
+    """InvalidInput errors for device_plugin options that Helm or the cluster would only reject (or
     silently accept) after something was written: checked before the first request."""
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import SharingError, STRATEGY_MPS
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import STRATEGY_MPS
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
     errors = []
     mps = [p.name for p in plan.profiles if p.strategy == STRATEGY_MPS] if plan is not None else []
@@ -319,25 +315,25 @@ def plugin_option_errors(image_tag, values, plan=None, gfd=True):
     if mps and (user_gfd is False or (user_gfd is None and not gfd)):
         # The chart schedules the MPS control daemon only where GFD put this label.
         field, value = ("values.gfd.enabled", user_gfd) if user_gfd is False else ("gfd", gfd)
-        errors.append(SharingError(
+        errors.append(InvalidInput(
             field, value,
             "keep GFD on (gfd: true), or use time-slicing instead of MPS in %s" % ", ".join(mps),
             "profile(s) %s use MPS, and the chart runs the MPS control daemon only on nodes labelled "
             "%s=true, which only GFD sets: the plugin would wait for the daemon forever"
             % (", ".join(mps), MPS_CAPABLE_LABEL)))
     if not isinstance(image_tag, str) or "@sha256:" not in image_tag:
-        errors.append(SharingError(
+        errors.append(InvalidInput(
             "image_tag", image_tag,
             "pin the plugin image by digest, e.g. the default %s" % IMAGE_TAG,
             "not pinned by an @sha256: digest (a tag can be moved under a running cluster)"))
     if not isinstance(values, dict):
-        errors.append(SharingError(
+        errors.append(InvalidInput(
             "values", values, "give a dict (YAML mapping) of chart values, e.g. {nodeSelector: {pool: gpu}}",
             "must be a dict of Helm values"))
         return errors
     for key in OWNED_VALUE_KEYS:
         if key in values:
-            errors.append(SharingError(
+            errors.append(InvalidInput(
                 "values.%s" % key, values[key],
                 "remove values.%s; the module sets the chart's config from profiles (one named config per "
                 "profile, the default from default_profile)" % key,

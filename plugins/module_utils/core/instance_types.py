@@ -20,22 +20,19 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import difflib
 from dataclasses import dataclass, replace
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    INSTANCE_GPU_COUNT_LABEL,
+    INSTANCE_GPU_MANUFACTURER_LABEL,
+    INSTANCE_GPU_MEMORY_LABEL,
+    INSTANCE_GPU_NAME_LABEL,
+)
+
 PRICES_AS_OF = "2026-11"
 PRICE_REGION = "us-east-1"
 PRICE_NOTE = "prices as of 2026-11, us-east-1, on-demand"
 
 GIB = 1024  # MiB per GiB
-
-
-class InstanceTypeError(ValueError):
-    """Unknown instance type or unreadable DescribeInstanceTypes data (message says what to do)."""
-
-    def __init__(self, field, value, fix, why="not known"):
-        self.field = field
-        self.value = value
-        self.why = why
-        self.fix = fix
-        super(InstanceTypeError, self).__init__("%s: %r is invalid: %s. Fix: %s" % (field, value, why, fix))
 
 
 @dataclass(frozen=True)
@@ -68,10 +65,10 @@ class GpuInstanceType:
     def karpenter_labels(self):
         """The ``karpenter.k8s.aws/instance-gpu-*`` labels Karpenter puts on such a node (strings)."""
         return {
-            "karpenter.k8s.aws/instance-gpu-name": self.gpu_name,
-            "karpenter.k8s.aws/instance-gpu-manufacturer": self.gpu_manufacturer,
-            "karpenter.k8s.aws/instance-gpu-count": str(self.gpu_count),
-            "karpenter.k8s.aws/instance-gpu-memory": str(self.gpu_memory_mib),
+            INSTANCE_GPU_NAME_LABEL: self.gpu_name,
+            INSTANCE_GPU_MANUFACTURER_LABEL: self.gpu_manufacturer,
+            INSTANCE_GPU_COUNT_LABEL: str(self.gpu_count),
+            INSTANCE_GPU_MEMORY_LABEL: str(self.gpu_memory_mib),
         }
 
     def to_dict(self):
@@ -167,11 +164,11 @@ def known_instance_types(table=None):
 
 
 def lookup(name, table=None):
-    """The GpuInstanceType called ``name``; InstanceTypeError with close names when unknown."""
+    """The GpuInstanceType called ``name``; InvalidInput with close names when unknown."""
     table = INSTANCE_TYPES if table is None else table
     if not isinstance(name, str) or not name.strip():
-        raise InstanceTypeError("instance_type", name, "give an EC2 instance type such as g4dn.xlarge",
-                                why="not an instance type name")
+        raise InvalidInput("instance_type", name, "give an EC2 instance type such as g4dn.xlarge",
+                           why="not an instance type name")
     key = name.strip().lower()
     if key in table:
         return table[key]
@@ -181,7 +178,7 @@ def lookup(name, table=None):
         ", ".join(families))
     if close:
         fix = "did you mean %s? Otherwise %s" % (" or ".join(close), fix)
-    raise InstanceTypeError("instance_type", name, fix, why="not a known GPU instance type")
+    raise InvalidInput("instance_type", name, fix, why="not a known GPU instance type")
 
 
 def by_family(family, table=None):
@@ -195,16 +192,16 @@ def _get(data, path, field, kind=int):
     node = data
     for key in path:
         if not isinstance(node, dict) or key not in node:
-            raise InstanceTypeError(field, data.get("InstanceType") if isinstance(data, dict) else data,
-                                    "pass the InstanceTypes entries of an EC2 DescribeInstanceTypes answer",
-                                    why="missing %s" % ".".join(path))
+            raise InvalidInput(field, data.get("InstanceType") if isinstance(data, dict) else data,
+                               "pass the InstanceTypes entries of an EC2 DescribeInstanceTypes answer",
+                               why="missing %s" % ".".join(path))
         node = node[key]
     if kind is int and (isinstance(node, bool) or not isinstance(node, int)):
-        raise InstanceTypeError(field + "." + ".".join(path), node, "pass the unmodified EC2 answer",
-                                why="not a whole number")
+        raise InvalidInput(field + "." + ".".join(path), node, "pass the unmodified EC2 answer",
+                           why="not a whole number")
     if kind is str and not isinstance(node, str):
-        raise InstanceTypeError(field + "." + ".".join(path), node, "pass the unmodified EC2 answer",
-                                why="not a string")
+        raise InvalidInput(field + "." + ".".join(path), node, "pass the unmodified EC2 answer",
+                           why="not a string")
     return node
 
 
@@ -215,8 +212,8 @@ def from_describe_entry(entry, field="InstanceTypes[0]", base=None):
     Returns None for an instance type without GPUs.
     """
     if not isinstance(entry, dict):
-        raise InstanceTypeError(field, entry, "pass the InstanceTypes entries of DescribeInstanceTypes",
-                                why="not a mapping")
+        raise InvalidInput(field, entry, "pass the InstanceTypes entries of DescribeInstanceTypes",
+                           why="not a mapping")
     name = _get(entry, ("InstanceType",), field, str)
     gpus = (entry.get("GpuInfo") or {}).get("Gpus") or []
     if not gpus:
@@ -238,6 +235,78 @@ def from_describe_entry(entry, field="InstanceTypes[0]", base=None):
     )
 
 
+def facts_dict(itype, source):
+    """A ``GpuInstanceType`` as the dict the modules return (``source``: ``aws`` or ``offline``)."""
+    facts = itype.to_dict()
+    facts.update(
+        instance_type=itype.name,
+        total_gpu_memory_mib=itype.total_gpu_memory_mib,
+        gpu_memory=itype.gpu_memory,
+        karpenter_labels=itype.karpenter_labels(),
+        source=source,
+    )
+    return facts
+
+
+def _no_gpu_facts(entry):
+    """Facts of an instance type without GPUs (``gpu_count`` 0), as EC2 describes it."""
+    name = entry.get("InstanceType")
+    return {
+        "name": name,
+        "instance_type": name,
+        "family": name.split(".", 1)[0] if name else None,
+        "gpu_count": 0,
+        "gpu_name": None,
+        "gpu_manufacturer": None,
+        "gpu_memory_mib": 0,
+        "gpu_memory": None,
+        "total_gpu_memory_mib": 0,
+        "vcpu": int((entry.get("VCpuInfo") or {}).get("DefaultVCpus", 0)),
+        "memory_mib": int((entry.get("MemoryInfo") or {}).get("SizeInMiB", 0)),
+        "price_per_hour": None,
+        "compute_capability": None,
+        "source": "aws",
+    }
+
+
+def describe_facts(response, table=None):
+    """``{instance_type: facts}`` for every entry of a DescribeInstanceTypes answer (or pages).
+
+    GPU types come from :func:`merge_describe_instance_types` (EC2's figures, the table's price
+    and compute capability) as :func:`facts_dict`; types without GPUs come back with
+    ``gpu_count`` 0.
+    """
+    merged = merge_describe_instance_types(response, table)
+    facts = {}
+    for entry in _describe_entries(response):
+        name = entry.get("InstanceType") if isinstance(entry, dict) else None
+        if (entry.get("GpuInfo") or {}).get("Gpus") and name in merged:
+            facts[name] = facts_dict(merged[name], "aws")
+        else:
+            facts[name] = _no_gpu_facts(entry)
+    return facts
+
+
+def _describe_entries(response):
+    """The ``InstanceTypes`` entries of one answer, a list of entries or several pages."""
+    if isinstance(response, dict):
+        entries = response.get("InstanceTypes")
+        if entries is None:
+            raise InvalidInput("response", sorted(response), "pass the DescribeInstanceTypes answer",
+                               why="no InstanceTypes key")
+        return entries
+    if isinstance(response, (list, tuple)):
+        entries = []
+        for item in response:
+            if isinstance(item, dict) and "InstanceTypes" in item:
+                entries.extend(item["InstanceTypes"] or [])
+            else:
+                entries.append(item)
+        return entries
+    raise InvalidInput("response", response, "pass the DescribeInstanceTypes answer",
+                       why="not a mapping or list")
+
+
 def merge_describe_instance_types(response, table=None):
     """A new table: ``table`` (default: the built-in one) updated with EC2's figures.
 
@@ -246,21 +315,7 @@ def merge_describe_instance_types(response, table=None):
     compute capabilities are kept from the table (EC2 does not report them).
     """
     merged = dict(INSTANCE_TYPES if table is None else table)
-    if isinstance(response, dict):
-        entries = response.get("InstanceTypes")
-        if entries is None:
-            raise InstanceTypeError("response", sorted(response), "pass the DescribeInstanceTypes answer",
-                                    why="no InstanceTypes key")
-    elif isinstance(response, (list, tuple)):
-        entries = []
-        for item in response:
-            if isinstance(item, dict) and "InstanceTypes" in item:
-                entries.extend(item["InstanceTypes"] or [])
-            else:
-                entries.append(item)
-    else:
-        raise InstanceTypeError("response", response, "pass the DescribeInstanceTypes answer",
-                                why="not a mapping or list")
+    entries = _describe_entries(response)
     for index, entry in enumerate(entries):
         base = merged.get(entry.get("InstanceType")) if isinstance(entry, dict) else None
         found = from_describe_entry(entry, "InstanceTypes[%d]" % index, base)

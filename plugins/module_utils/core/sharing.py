@@ -1,17 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, gpu_slicing.eks contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""GPU sharing core: profiles -> plan -> NVIDIA device-plugin config, Bottlerocket TOML, pod specs.
+"""GPU sharing core: sharing profiles validated into a plan.
 
-Pure code: no I/O, no network, no subprocess.  Only the standard library is needed
-(PyYAML is used by :func:`parse_plugin_config` when it is installed; JSON input works without it).
+Pure code: no I/O, no network, no subprocess, only the standard library. The plan becomes NVIDIA's
+config files in ``plugin_config.py`` and seed-style pod specs in ``pod_spec.py``.
 
 The contract lives in ``docs/DESIGN.md`` ("Sharing core contract").  In short::
 
     plan = build_plan({"profiles": [{"name": "ts-4", "strategy": "time-slicing", "replicas": 4}]})
-    render_config_map_data(plan)   # {"ts-4": "version: v1\\n..."}  (deterministic bytes)
+    plugin_config.render_config_map_data(plan)   # {"ts-4": "version: v1\\n..."}  (deterministic bytes)
 
-Every validation error is a :class:`SharingError` naming the field path
+Every validation error is a :class:`InvalidInput` naming the field path
 (``profiles[1].replicas``), the offending value and how to fix it.
 """
 
@@ -19,17 +19,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-import copy
-import json
-import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-try:  # PyYAML is optional: only parse_plugin_config needs it, and only for non-JSON text.
-    import yaml as _yaml
-except ImportError:  # pragma: no cover - exercised only where PyYAML is missing
-    _yaml = None
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import DNS_SUBDOMAIN_RE, LABEL_NAME_RE
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.scalars import (
+    parse_bool,
+    parse_fraction,
+    parse_int,
+    parse_quantity,
+    slices_per_gpu,
+)
 
 
 # --------------------------------------------------------------------------- constants
@@ -53,12 +55,6 @@ MIN_SHARED_REPLICAS = 2
 MPS_MAX_REPLICAS = 48
 MPS_MAX_REPLICAS_PRE_VOLTA_75 = 16
 
-#: Node label the device plugin's config-manager watches to pick a named config.
-PROFILE_LABEL = "nvidia.com/device-plugin.config"
-GPU_TAINT_KEY = "nvidia.com/gpu"
-#: Node label (value: the OS) on GPU nodes whose OS runs NVIDIA's device plugin itself
-#: (Bottlerocket's NVIDIA variant): the chart's DaemonSets keep off them.
-OS_DEVICE_PLUGIN_LABEL = "gpu-slicing.eks/os-device-plugin"
 
 PROFILE_KEYS = (
     "name",
@@ -76,9 +72,6 @@ PROFILE_KEYS = (
 DERIVED_PROFILE_KEYS = ("advertised_resource",)
 SPEC_KEYS = ("profiles", "default_profile")
 
-_PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_INT_STRING_RE = re.compile(r"^[0-9]+$")
 # Plain scalars that YAML resolves to something other than a string, in the union of the
 # resolvers that read NVIDIA's chart output: YAML 1.1 as go-yaml v2 reads it (Helm and the
 # Kubernetes client decode manifests with it: y/n/on/off booleans, 0b/0o/0x/octal ints with
@@ -96,38 +89,6 @@ _YAML_NON_STRING = (
 # "mig-<profile>" ("+" of the profile written as "."). Sharing entries under any other name
 # match no device and are skipped: the GPUs stay unshared under nvidia.com/gpu.
 _MIG_RESOURCE_RE = re.compile(r"^nvidia\.com/mig-[0-9]+g\.[0-9]+gb([.-][a-z]+(\.[a-z]+)*)?$")
-_QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
-_BINARY_SUFFIXES = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-_DECIMAL_SUFFIXES = {"k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18}
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class SharingError(ValueError):
-    """A validation error: ``<field>: <value!r> is invalid: <why>. Fix: <fix>``.
-
-    ``SharingError(field, value, fix, why=...)``; attributes ``field``, ``value``, ``why``, ``fix``.
-    """
-
-    def __init__(self, field, value, fix, why="not accepted"):
-        self.field = field
-        self.value = value
-        self.why = why
-        self.fix = fix
-        super(SharingError, self).__init__(
-            "%s: %r is invalid: %s. Fix: %s" % (field, value, why, fix)
-        )
-
-    def to_dict(self):
-        """Plain data for module results (``fail_json(msg=..., **err.to_dict())``)."""
-        return {"field": self.field, "value": _plain(self.value), "why": self.why, "fix": self.fix}
-
-
-def _plain(value):
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
 
 
 # --------------------------------------------------------------------------- data
@@ -190,7 +151,7 @@ class SharingPlan:
         for prof in self.profiles:
             if prof.name == wanted:
                 return prof
-        raise SharingError(
+        raise InvalidInput(
             "profile", wanted,
             "use one of the plan's profiles: %s" % ", ".join(self.profile_names),
             why="no profile has this name",
@@ -206,83 +167,22 @@ class SharingPlan:
         return plan_to_dict(self, derived=derived)
 
 
-# --------------------------------------------------------------------------- scalar parsing
-
-
-def _is_bool(value):
-    return isinstance(value, bool)
-
-
-def parse_bool(value, field):
-    """Booleans only (``true``/``false``; the strings "true"/"false"/"yes"/"no" as Ansible writes them)."""
-    if _is_bool(value):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "no", "off"):
-        return False
-    raise SharingError(field, value, "write true or false", why="not a boolean")
-
-
-def parse_int(value, field):
-    """A whole number: int (not bool) or a string of digits.  Floats such as 2.5 or 4.0 are refused."""
-    if _is_bool(value):
-        raise SharingError(field, value, "write a whole number such as 4, not a boolean",
-                           why="a boolean is not a number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _INT_STRING_RE.match(value.strip()):
-        return int(value.strip())
-    if isinstance(value, str) and re.match(r"^-[0-9]+$", value.strip()):
-        return int(value.strip())
-    if isinstance(value, float):
-        raise SharingError(field, value, "write a whole number such as %d" % max(2, int(value)),
-                           why="not a whole number")
-    raise SharingError(field, value, "write a whole number such as 4", why="not a whole number")
-
-
-def parse_fraction(value, field):
-    """A share of one GPU as an exact Fraction: 0.25, "0.25", "1/4", "25%".
-
-    Floats are read through ``str()`` so 0.2 is exactly 1/5 (``1/0.2`` in binary floating
-    point is 4.999...).  No range check here.
-    """
-    if _is_bool(value) or value is None:
-        raise SharingError(field, value, "write a number such as 0.25", why="not a number")
-    try:
-        if isinstance(value, Fraction):
-            return value
-        if isinstance(value, (int, float)):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(value)
-            return Fraction(str(value))
-        if isinstance(value, str):
-            text = value.strip()
-            if text.endswith("%"):
-                return Fraction(text[:-1].strip()) / 100
-            return Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        pass
-    raise SharingError(field, value, "write a number such as 0.25 (a quarter of a GPU)",
-                       why="not a number")
-
-
 def replicas_for_fraction(fraction, field="fraction"):
     """Replicas so that every slice is at least ``fraction`` of a GPU: floor(1/f).
 
-    Raises SharingError unless 0 < f < 1 and the result is >= 2.
+    Raises InvalidInput unless 0 < f < 1 and the result is >= 2.
     """
     frac = parse_fraction(fraction, field)
     if frac <= 0 or frac >= 1:
-        raise SharingError(
+        raise InvalidInput(
             field, fraction,
             "give a share of one GPU between 0 and 0.5, e.g. 0.25 for 4 slices; "
             "for a whole GPU use strategy none",
             why="a fraction must be greater than 0 and less than 1",
         )
-    replicas = math.floor(1 / frac)
+    replicas = slices_per_gpu(frac)
     if replicas < MIN_SHARED_REPLICAS:
-        raise SharingError(
+        raise InvalidInput(
             field, fraction,
             "use a fraction of at most 0.5 (0.5 -> 2 slices, 0.25 -> 4), or strategy none for a whole GPU",
             why="floor(1/%s) = %d slice per GPU; sharing needs at least 2" % (fraction, replicas),
@@ -290,47 +190,25 @@ def replicas_for_fraction(fraction, field="fraction"):
     return replicas
 
 
-def parse_quantity(value, field):
-    """A Kubernetes memory quantity in bytes (int): 4Gi, 4096Mi, "4G", 1.5Gi, 17179869184."""
-    if _is_bool(value) or value is None:
-        raise SharingError(field, value, "write a memory size such as 4Gi or 4096Mi", why="not a quantity")
-    if isinstance(value, int):
-        amount = Fraction(value)
-    else:
-        text = str(value).strip()
-        match = _QUANTITY_RE.match(text)
-        if not match:
-            raise SharingError(field, value,
-                               "write a memory size such as 4Gi, 4096Mi or 4G (Kubernetes quantity)",
-                               why="not a Kubernetes memory quantity")
-        number, suffix = match.groups()
-        amount = Fraction(number)
-        if suffix:
-            amount *= _BINARY_SUFFIXES.get(suffix) or _DECIMAL_SUFFIXES[suffix]
-    if amount <= 0:
-        raise SharingError(field, value, "give a positive size such as 4Gi", why="must be greater than zero")
-    return int(math.floor(amount))
-
-
 def normalize_resource_name(value, field="resource_name"):
     """Fully-qualified resource name as the plugin builds it (``nvidia.com/`` added when no prefix)."""
     if not isinstance(value, str) or not value.strip():
-        raise SharingError(field, value, "use nvidia.com/gpu or a name such as gpu-ts",
+        raise InvalidInput(field, value, "use nvidia.com/gpu or a name such as gpu-ts",
                            why="a resource name must be a non-empty string")
     name = value.strip()
     if "/" not in name:
         name = RESOURCE_PREFIX + "/" + name
     prefix, dummy, short = name.partition("/")
     if prefix != RESOURCE_PREFIX:
-        raise SharingError(field, value,
+        raise InvalidInput(field, value,
                            "use a name in the nvidia.com/ domain, e.g. nvidia.com/gpu, or no prefix at all",
                            why="the device plugin only advertises resources under nvidia.com/")
     if len(name) > MAX_RESOURCE_NAME_LENGTH:
-        raise SharingError(field, value,
+        raise InvalidInput(field, value,
                            "shorten it to %d characters or less including 'nvidia.com/'" % MAX_RESOURCE_NAME_LENGTH,
                            why="fully-qualified resource name is %d characters" % len(name))
-    if len(short) > 253 or not _DNS_SUBDOMAIN_RE.match(short):
-        raise SharingError(field, value,
+    if len(short) > 253 or not DNS_SUBDOMAIN_RE.match(short):
+        raise InvalidInput(field, value,
                            "use lower-case letters, digits, '-' and '.', starting and ending alphanumeric",
                            why="the part after 'nvidia.com/' is not a DNS subdomain")
     return name
@@ -342,16 +220,16 @@ def _check_plugin_resource_name(name, value, mig, field):
     if name == DEFAULT_RESOURCE_NAME:
         return
     if name == DEFAULT_RESOURCE_NAME + SHARED_SUFFIX:
-        raise SharingError(field, value, "use resource_name nvidia.com/gpu with rename_by_default: true",
+        raise InvalidInput(field, value, "use resource_name nvidia.com/gpu with rename_by_default: true",
                            why="the plugin names shared GPUs %s only through renameByDefault" % name)
     if _MIG_RESOURCE_RE.match(name):
         if mig != "mixed":
-            raise SharingError(field, value,
+            raise InvalidInput(field, value,
                                "use mig_strategy mixed for MIG profile resources, or nvidia.com/gpu",
                                why="only the mixed MIG strategy names MIG devices nvidia.com/mig-<profile>; "
                                    "with %s they are nvidia.com/gpu" % mig)
         return
-    raise SharingError(
+    raise InvalidInput(
         field, value,
         "use nvidia.com/gpu (with rename_by_default: true the node advertises nvidia.com/gpu.shared)%s"
         % (", or nvidia.com/mig-<profile> such as nvidia.com/mig-1g.5gb" if mig == "mixed" else ""),
@@ -371,7 +249,7 @@ def slices(profile, physical_gpus):
     """Allocatable units a node with ``physical_gpus`` GPUs advertises under this profile."""
     count = parse_int(physical_gpus, "physical_gpus")
     if count < 0:
-        raise SharingError("physical_gpus", physical_gpus, "give the number of GPUs (0 or more)",
+        raise InvalidInput("physical_gpus", physical_gpus, "give the number of GPUs (0 or more)",
                            why="negative")
     return count * profile.replicas
 
@@ -391,14 +269,14 @@ def normalize_profile(raw, path="profile"):
     if isinstance(raw, SharingProfile):
         raw = raw.to_dict()
     if not isinstance(raw, dict):
-        raise SharingError(path, raw, "give a mapping with at least name and strategy",
+        raise InvalidInput(path, raw, "give a mapping with at least name and strategy",
                            why="a profile must be a mapping")
     # None means "not set" (Ansible fills unset sub-options with None).
     raw = {key: value for key, value in raw.items() if value is not None}
 
     for key in sorted(raw, key=str):
         if key not in PROFILE_KEYS and key not in DERIVED_PROFILE_KEYS:
-            raise SharingError(
+            raise InvalidInput(
                 "%s.%s" % (path, key), raw[key],
                 "remove it or use one of: %s" % ", ".join(PROFILE_KEYS),
                 why="unknown key",
@@ -410,21 +288,21 @@ def normalize_profile(raw, path="profile"):
     # name
     name = raw.get("name")
     if name is None or (isinstance(name, str) and not name.strip()):
-        raise SharingError(field("name"), name,
+        raise InvalidInput(field("name"), name,
                            "give the profile a name such as ts-4 (used as ConfigMap key and node label value)",
                            why="a profile needs a name")
     if not isinstance(name, str):
-        raise SharingError(field("name"), name, "write the name as a string such as ts-4",
+        raise InvalidInput(field("name"), name, "write the name as a string such as ts-4",
                            why="not a string")
-    if len(name) > MAX_PROFILE_NAME_LENGTH or not _PROFILE_NAME_RE.match(name):
-        raise SharingError(
+    if len(name) > MAX_PROFILE_NAME_LENGTH or not LABEL_NAME_RE.match(name):
+        raise InvalidInput(
             field("name"), name,
             "use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
             why="not a valid Kubernetes label value and ConfigMap key",
         )
     for kind, pattern in _YAML_NON_STRING:
         if pattern.match(name):
-            raise SharingError(
+            raise InvalidInput(
                 field("name"), name,
                 "use a name that YAML reads as text, e.g. ts-%s or p-%s" % (name, name),
                 why="YAML reads it as %s, and NVIDIA's chart writes the default profile unquoted into the "
@@ -434,7 +312,7 @@ def normalize_profile(raw, path="profile"):
     # strategy
     strategy = raw.get("strategy", STRATEGY_TIME_SLICING)
     if strategy not in STRATEGIES:
-        raise SharingError(field("strategy"), strategy, "use one of: %s" % ", ".join(STRATEGIES),
+        raise InvalidInput(field("strategy"), strategy, "use one of: %s" % ", ".join(STRATEGIES),
                            why="unknown sharing strategy")
 
     # mig strategy
@@ -442,10 +320,10 @@ def normalize_profile(raw, path="profile"):
     if mig is None:
         mig = "none"
     if mig not in MIG_STRATEGIES:
-        raise SharingError(field("mig_strategy"), mig, "use one of: %s" % ", ".join(MIG_STRATEGIES),
+        raise InvalidInput(field("mig_strategy"), mig, "use one of: %s" % ", ".join(MIG_STRATEGIES),
                            why="unknown MIG strategy")
     if strategy == STRATEGY_MPS and mig != "none":
-        raise SharingError(field("mig_strategy"), mig,
+        raise InvalidInput(field("mig_strategy"), mig,
                            "use mig_strategy none with MPS, or strategy time-slicing with MIG",
                            why="the NVIDIA device plugin refuses MPS on MIG devices (and MPS with the mixed "
                                "MIG strategy)")
@@ -463,35 +341,35 @@ def normalize_profile(raw, path="profile"):
     # replicas
     sources = [key for key in ("replicas", "fraction", "slice_memory") if raw.get(key) is not None]
     if raw.get("gpu_memory") is not None and "slice_memory" not in sources:
-        raise SharingError(field("gpu_memory"), raw.get("gpu_memory"),
+        raise InvalidInput(field("gpu_memory"), raw.get("gpu_memory"),
                            "give slice_memory too (replicas = floor(gpu_memory / slice_memory)), or remove gpu_memory",
                            why="gpu_memory is only used together with slice_memory")
     if len(sources) > 1:
-        raise SharingError(field(sources[1]), raw[sources[1]],
+        raise InvalidInput(field(sources[1]), raw[sources[1]],
                            "give exactly one of replicas, fraction, slice_memory (remove %s)"
                            % " or ".join(sources[1:]),
                            why="%s is set too" % sources[0])
 
     if strategy == STRATEGY_NONE:
-        if sources and not (sources == ["replicas"] and not _is_bool(raw["replicas"])
+        if sources and not (sources == ["replicas"] and not isinstance(raw["replicas"], bool)
                             and raw["replicas"] in (1, "1")):
             key = sources[0]
-            raise SharingError(field(key), raw[key],
+            raise InvalidInput(field(key), raw[key],
                                "remove %s, or choose strategy time-slicing or mps to share GPUs" % key,
                                why="strategy none does not share GPUs")
         if rename:
-            raise SharingError(field("rename_by_default"), raw.get("rename_by_default"),
+            raise InvalidInput(field("rename_by_default"), raw.get("rename_by_default"),
                                "remove it or set it to false (only shared resources are renamed)",
                                why="strategy none has nothing to rename")
         if fail_raw is not None and fail:
-            raise SharingError(field("fail_requests_greater_than_one"), fail_raw,
+            raise InvalidInput(field("fail_requests_greater_than_one"), fail_raw,
                                "remove it or set it to false (it applies to shared resources only)",
                                why="strategy none shares nothing")
         replicas = 1
         fail = False
     else:
         if not sources:
-            raise SharingError(field("replicas"), None,
+            raise InvalidInput(field("replicas"), None,
                                "give exactly one of replicas (e.g. 4), fraction (e.g. 0.25) or slice_memory "
                                "with gpu_memory (e.g. 4Gi of 16Gi)",
                                why="strategy %s needs a number of slices per GPU" % strategy)
@@ -499,36 +377,36 @@ def normalize_profile(raw, path="profile"):
         if source == "replicas":
             replicas = parse_int(raw["replicas"], field("replicas"))
             if replicas < MIN_SHARED_REPLICAS:
-                raise SharingError(field("replicas"), raw["replicas"],
+                raise InvalidInput(field("replicas"), raw["replicas"],
                                    "use 2 or more slices per GPU, or strategy none for whole GPUs",
                                    why="number of replicas must be >= 2 (the device plugin rejects fewer)")
         elif source == "fraction":
             replicas = replicas_for_fraction(raw["fraction"], field("fraction"))
         else:
             if raw.get("gpu_memory") is None:
-                raise SharingError(field("gpu_memory"), None,
+                raise InvalidInput(field("gpu_memory"), None,
                                    "give the memory of one GPU, e.g. 16Gi for a T4 (g4dn) or 24Gi for an A10G (g5)",
                                    why="slice_memory needs gpu_memory")
             slice_bytes = parse_quantity(raw["slice_memory"], field("slice_memory"))
             gpu_bytes = parse_quantity(raw["gpu_memory"], field("gpu_memory"))
             if slice_bytes > gpu_bytes:
-                raise SharingError(field("slice_memory"), raw["slice_memory"],
+                raise InvalidInput(field("slice_memory"), raw["slice_memory"],
                                    "use a slice no larger than half of gpu_memory (%s)" % raw["gpu_memory"],
                                    why="the slice is bigger than the GPU")
             replicas = gpu_bytes // slice_bytes
             if replicas < MIN_SHARED_REPLICAS:
-                raise SharingError(field("slice_memory"), raw["slice_memory"],
+                raise InvalidInput(field("slice_memory"), raw["slice_memory"],
                                    "use a slice of at most half of gpu_memory (%s)" % raw["gpu_memory"],
                                    why="floor(gpu_memory / slice_memory) = %d; sharing needs at least 2" % replicas)
         if strategy == STRATEGY_MPS:
             if replicas > MPS_MAX_REPLICAS:
-                raise SharingError(field(source), raw[source],
+                raise InvalidInput(field(source), raw[source],
                                    "use at most %d MPS clients per GPU (16 on GPUs older than compute "
                                    "capability 7.5, e.g. V100)" % MPS_MAX_REPLICAS,
                                    why="MPS supports at most %d clients per GPU, this gives %d"
                                    % (MPS_MAX_REPLICAS, replicas))
             if not fail:
-                raise SharingError(field("fail_requests_greater_than_one"), fail_raw,
+                raise InvalidInput(field("fail_requests_greater_than_one"), fail_raw,
                                    "remove it or set it to true for MPS",
                                    why="the device plugin always sets failRequestsGreaterThanOne for MPS")
 
@@ -543,12 +421,12 @@ def normalize_profile(raw, path="profile"):
     )
     advertised = advertised_resource(profile)
     if len(advertised) > MAX_RESOURCE_NAME_LENGTH:
-        raise SharingError(field("resource_name"), raw.get("resource_name"),
+        raise InvalidInput(field("resource_name"), raw.get("resource_name"),
                            "shorten it so that the renamed '%s' stays within %d characters"
                            % (advertised, MAX_RESOURCE_NAME_LENGTH),
                            why="with rename_by_default the advertised name is %d characters" % len(advertised))
     if raw.get("advertised_resource") is not None and raw["advertised_resource"] != advertised:
-        raise SharingError(field("advertised_resource"), raw["advertised_resource"],
+        raise InvalidInput(field("advertised_resource"), raw["advertised_resource"],
                            "remove it (it is derived: %s)" % advertised,
                            why="it does not match the profile")
     return profile
@@ -564,15 +442,15 @@ def build_plan(spec):
     if isinstance(spec, (list, tuple)):
         spec = {"profiles": list(spec)}
     if not isinstance(spec, dict):
-        raise SharingError("sharing", spec, "give a mapping with a 'profiles' list",
+        raise InvalidInput("sharing", spec, "give a mapping with a 'profiles' list",
                            why="not a mapping")
     for key in sorted(spec, key=str):
         if key not in SPEC_KEYS:
-            raise SharingError(key, spec[key], "remove it or use one of: %s" % ", ".join(SPEC_KEYS),
+            raise InvalidInput(key, spec[key], "remove it or use one of: %s" % ", ".join(SPEC_KEYS),
                                why="unknown key")
     raw_profiles = spec.get("profiles")
     if not isinstance(raw_profiles, (list, tuple)) or not raw_profiles:
-        raise SharingError("profiles", raw_profiles,
+        raise InvalidInput("profiles", raw_profiles,
                            "give a non-empty list, e.g. [{name: ts-4, strategy: time-slicing, replicas: 4}]",
                            why="at least one profile is needed")
     profiles = []
@@ -581,7 +459,7 @@ def build_plan(spec):
         path = "profiles[%d]" % index
         prof = normalize_profile(raw, path)
         if prof.name in seen:
-            raise SharingError(path + ".name", prof.name,
+            raise InvalidInput(path + ".name", prof.name,
                                "give every profile a different name (profiles[%d] is already called %s)"
                                % (seen[prof.name], prof.name),
                                why="duplicate profile name")
@@ -591,7 +469,7 @@ def build_plan(spec):
     if default is None:
         default = profiles[0].name
     elif default not in seen:
-        raise SharingError("default_profile", default,
+        raise InvalidInput("default_profile", default,
                            "use one of the profile names: %s" % ", ".join(p.name for p in profiles),
                            why="no profile has this name")
     return SharingPlan(profiles=tuple(profiles), default_profile=default)
@@ -614,351 +492,7 @@ def resolve_profile(profile_or_plan, profile_name=None):
     ):
         return build_plan(profile_or_plan).profile(profile_name)
     if profile_name is not None:
-        raise SharingError("profile_name", profile_name,
+        raise InvalidInput("profile_name", profile_name,
                            "pass a plan (a mapping with 'profiles') to pick a profile by name, or leave it out",
                            why="a single profile was given")
     return normalize_profile(profile_or_plan)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _sharing_key(strategy):
-    return "mps" if strategy == STRATEGY_MPS else "timeSlicing"
-
-
-def _yaml_bool(value):
-    return "true" if value else "false"
-
-
-def render_plugin_config(profile):
-    """The device plugin's config file (api/config/v1) for one profile, as deterministic YAML text."""
-    profile = resolve_profile(profile)
-    lines = [
-        "version: v1",
-        "flags:",
-        "  migStrategy: %s" % profile.mig_strategy,
-    ]
-    if profile.shared:
-        lines += [
-            "sharing:",
-            "  %s:" % _sharing_key(profile.strategy),
-            "    renameByDefault: %s" % _yaml_bool(profile.rename_by_default),
-            "    failRequestsGreaterThanOne: %s" % _yaml_bool(profile.fail_requests_greater_than_one),
-            "    resources:",
-            "      - name: %s" % profile.resource_name,
-            "        replicas: %d" % profile.replicas,
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def render_config_map_data(plan):
-    """``{profile name: plugin config YAML}`` for the sharing ConfigMap / chart ``config.map``."""
-    plan = build_plan(plan)
-    return {p.name: render_plugin_config(p) for p in plan.profiles}
-
-
-def render_bottlerocket_settings(profile):
-    """Bottlerocket user-data TOML for ``[settings.kubelet-device-plugins.nvidia]``."""
-    profile = resolve_profile(profile)
-    if profile.mig_strategy != "none":
-        raise SharingError("%s.mig_strategy" % profile.name, profile.mig_strategy,
-                           "use mig_strategy none on Bottlerocket nodes (Bottlerocket configures MIG with "
-                           "device-partitioning-strategy, not managed here)",
-                           why="not expressible in Bottlerocket's sharing settings")
-    lines = [
-        "[settings.kubelet-device-plugins.nvidia]",
-        'device-sharing-strategy = "%s"' % profile.strategy,
-    ]
-    if profile.strategy == STRATEGY_TIME_SLICING:
-        lines += [
-            "",
-            "[settings.kubelet-device-plugins.nvidia.time-slicing]",
-            "replicas = %d" % profile.replicas,
-            "rename-by-default = %s" % _yaml_bool(profile.rename_by_default),
-            "fail-requests-greater-than-one = %s" % _yaml_bool(profile.fail_requests_greater_than_one),
-        ]
-    elif profile.strategy == STRATEGY_MPS:
-        lines += [
-            "",
-            "[settings.kubelet-device-plugins.nvidia.mps]",
-            "replicas = %d" % profile.replicas,
-            "rename-by-default = %s" % _yaml_bool(profile.rename_by_default),
-        ]
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _load_text(text, field):
-    if isinstance(text, dict):
-        return text
-    if not isinstance(text, str):
-        raise SharingError(field, text, "give the config file text", why="not text")
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    if _yaml is None:
-        raise SharingError(field, text[:80], "install PyYAML or give the config as JSON",
-                           why="YAML parsing needs PyYAML")
-    try:
-        return _yaml.safe_load(text)
-    except _yaml.YAMLError as exc:
-        raise SharingError(field, text[:80], "give valid YAML", why="YAML error: %s" % exc)
-
-
-def _expect_keys(data, allowed, path):
-    if not isinstance(data, dict):
-        raise SharingError(path, data, "give a mapping", why="not a mapping")
-    for key in sorted(data, key=str):
-        if key not in allowed:
-            raise SharingError("%s.%s" % (path, key), data[key],
-                               "remove it (this collection manages only %s)" % ", ".join(allowed),
-                               why="unknown or unmanaged key")
-
-
-def parse_plugin_config(text, name="default", field="config"):
-    """Read a device-plugin config file (YAML or JSON text, or a mapping) back into a SharingProfile.
-
-    Stricter than the plugin: unknown keys, both timeSlicing and mps, several resources,
-    ``rename``/``devices`` overrides are errors.  ``parse_plugin_config(render_plugin_config(p), p.name) == p``.
-    """
-    data = _load_text(text, field)
-    _expect_keys(data, ("version", "flags", "sharing"), field)
-    version = data.get("version", "v1")
-    if version != "v1":
-        raise SharingError(field + ".version", version, "use version: v1", why="unknown config version")
-    raw = {"name": name}
-    flags = data.get("flags") or {}
-    _expect_keys(flags, ("migStrategy",), field + ".flags")
-    if "migStrategy" in flags:
-        raw["mig_strategy"] = flags["migStrategy"]
-    sharing = data.get("sharing") or {}
-    _expect_keys(sharing, ("timeSlicing", "mps"), field + ".sharing")
-    present = [k for k in ("timeSlicing", "mps") if sharing.get(k) is not None]
-    if len(present) > 1:
-        raise SharingError(field + ".sharing.timeSlicing", sharing["timeSlicing"],
-                           "keep only one of sharing.timeSlicing and sharing.mps",
-                           why="both strategies are set (the plugin silently uses mps)")
-    if not present:
-        raw["strategy"] = STRATEGY_NONE
-        return normalize_profile(raw, field)
-    key = present[0]
-    path = "%s.sharing.%s" % (field, key)
-    block = sharing[key]
-    _expect_keys(block, ("renameByDefault", "failRequestsGreaterThanOne", "resources"), path)
-    raw["strategy"] = STRATEGY_MPS if key == "mps" else STRATEGY_TIME_SLICING
-    if "renameByDefault" in block:
-        raw["rename_by_default"] = block["renameByDefault"]
-    if "failRequestsGreaterThanOne" in block:
-        raw["fail_requests_greater_than_one"] = block["failRequestsGreaterThanOne"]
-    resources = block.get("resources")
-    if not isinstance(resources, list) or len(resources) != 1:
-        raise SharingError(path + ".resources", resources,
-                           "give exactly one resource, e.g. [{name: nvidia.com/gpu, replicas: 4}]",
-                           why="no resources specified" if not resources else "several resources are not managed here")
-    res = resources[0]
-    _expect_keys(res, ("name", "replicas"), path + ".resources[0]")
-    if "name" not in res:
-        raise SharingError(path + ".resources[0].name", None, "give the resource name, e.g. nvidia.com/gpu",
-                           why="no resource name specified")
-    if "replicas" not in res:
-        raise SharingError(path + ".resources[0].replicas", None, "give replicas, e.g. 4",
-                           why="no replicas specified")
-    raw["resource_name"] = res["name"]
-    raw["replicas"] = res["replicas"]
-    return normalize_profile(raw, field)
-
-
-# --------------------------------------------------------------------------- seed-style pods
-
-_WORKLOAD_SPEC_PATHS = (("spec", "template", "spec"), ("spec", "jobTemplate", "spec", "template", "spec"))
-SEED_GPU_KEY = "gpu"
-SEED_POLICY_KEY = "gpuDevicePolicy"
-
-
-def _find_pod_spec(doc):
-    """(container of the pod spec, key) so the caller can replace it; raises when none."""
-    if isinstance(doc, dict) and isinstance(doc.get("containers"), list):
-        return doc
-    if isinstance(doc, dict) and isinstance(doc.get("spec"), dict):
-        if isinstance(doc["spec"].get("containers"), list):
-            return doc["spec"]
-        for path in _WORKLOAD_SPEC_PATHS:
-            node = doc
-            for key in path:
-                node = node.get(key) if isinstance(node, dict) else None
-            if isinstance(node, dict) and isinstance(node.get("containers"), list):
-                return node
-    raise SharingError("pod", doc if not isinstance(doc, dict) else "{...}",
-                       "give a Pod, a pod spec (with containers) or a workload with spec.template.spec",
-                       why="no containers found")
-
-
-def _container_gpu_request(container, cpath, profile):
-    """Return the number of slices (int) a container asks for, or None when it asks for no GPU."""
-    resources = container.get("resources")
-    if resources is None:
-        return None
-    if not isinstance(resources, dict):
-        raise SharingError(cpath + ".resources", resources, "give a mapping", why="not a mapping")
-    policy = resources.get(SEED_POLICY_KEY, container.get(SEED_POLICY_KEY))
-    policy_path = cpath + ".resources." + SEED_POLICY_KEY
-    if policy is not None and (not isinstance(policy, str) or policy.lower() not in ("shared", "exclusive")):
-        raise SharingError(policy_path, policy, "use Shared (or remove it)", why="unknown GPU device policy")
-    shared_policy = policy is None or policy.lower() == "shared"
-
-    found = {}
-    for section in ("limits", "requests"):
-        block = resources.get(section) or {}
-        if not isinstance(block, dict):
-            raise SharingError("%s.resources.%s" % (cpath, section), block, "give a mapping", why="not a mapping")
-        for key in (SEED_GPU_KEY, profile.resource_name, advertised_resource(profile)):
-            if key in block:
-                found.setdefault(key, {})[section] = block[key]
-    if not found:
-        if policy is not None:
-            raise SharingError(policy_path, policy,
-                               "add limits.gpu (e.g. \"0.5\") or remove %s" % SEED_POLICY_KEY,
-                               why="a GPU device policy without a GPU request")
-        return None
-    if len(found) > 1:
-        raise SharingError(cpath + ".resources", sorted(found),
-                           "request the GPU under one name only (gpu: \"0.5\" or %s: 1)" % advertised_resource(profile),
-                           why="several GPU resource names")
-    key, values = next(iter(found.items()))
-    if "limits" in values and "requests" in values and str(values["limits"]) != str(values["requests"]):
-        raise SharingError("%s.resources.requests.%s" % (cpath, key), values["requests"],
-                           "make requests equal to limits (%s)" % values["limits"],
-                           why="GPU requests and limits differ")
-    section = "limits" if "limits" in values else "requests"
-    vpath = "%s.resources.%s.%s" % (cpath, section, key)
-    value = values[section]
-
-    if key != SEED_GPU_KEY:
-        # Already a Kubernetes extended resource: a whole number of slices.
-        count = parse_int(value, vpath)
-        if count < 1:
-            raise SharingError(vpath, value, "request 1 or more", why="must be at least 1")
-        if count > 1 and profile.shared and profile.fail_requests_greater_than_one:
-            raise SharingError(vpath, value, "request 1 slice per container (profile %s sets "
-                               "fail_requests_greater_than_one)" % profile.name,
-                               why="the plugin rejects requests for more than one shared GPU")
-        return count
-
-    frac = parse_fraction(value, vpath)
-    if frac <= 0:
-        raise SharingError(vpath, value, "request a positive share such as \"0.5\"", why="must be greater than 0")
-    if profile.shared:
-        if frac >= 1:
-            raise SharingError(
-                vpath, value,
-                "request a share below 1 (one %s slice is 1/%d GPU), or use a profile with strategy none "
-                "for whole GPUs" % (profile.name, profile.replicas),
-                why="a whole GPU cannot be served by a shared profile",
-            )
-        if not shared_policy:
-            raise SharingError(policy_path, policy,
-                               "use %s: Shared for a fraction of a GPU" % SEED_POLICY_KEY,
-                               why="a fraction of a GPU is always shared")
-        if frac > profile.slice_fraction:
-            raise SharingError(
-                vpath, value,
-                "request at most %s of a GPU, or use a profile with replicas <= %d (e.g. fraction: %s)"
-                % (_fmt_fraction(profile.slice_fraction), math.floor(1 / frac), value),
-                why="profile %s gives each pod 1/%d of a GPU" % (profile.name, profile.replicas),
-            )
-        return 1
-    # strategy none: whole GPUs only
-    if policy is not None and policy.lower() == "shared":
-        raise SharingError(policy_path, policy,
-                           "use a profile with strategy time-slicing or mps for shared GPUs",
-                           why="profile %s does not share GPUs" % profile.name)
-    if frac.denominator != 1:
-        raise SharingError(vpath, value,
-                           "request a whole number of GPUs, or use a shared profile (time-slicing or mps)",
-                           why="profile %s does not share GPUs" % profile.name)
-    return int(frac)
-
-
-def _fmt_fraction(frac):
-    return str(frac.numerator) if frac.denominator == 1 else "%s/%s" % (frac.numerator, frac.denominator)
-
-
-def _tolerates_gpu_taint(toleration):
-    if not isinstance(toleration, dict):
-        return False
-    effect_ok = toleration.get("effect") in (None, "", "NoSchedule")
-    if toleration.get("operator") == "Exists" and not toleration.get("key"):
-        return effect_ok
-    return (toleration.get("key") == GPU_TAINT_KEY and effect_ok
-            and toleration.get("operator", "Equal") == "Exists")
-
-
-def convert_pod_spec(pod, profile):
-    """Turn a seed-style pod (``limits: {gpu: "0.5"}``, ``gpuDevicePolicy: Shared``) into a valid one.
-
-    ``profile`` is a SharingProfile.  Returns a new document (the input is not changed):
-    GPU limits become ``<advertised resource>: <slices>`` (requests too when present),
-    ``gpu``/``gpuDevicePolicy`` are removed, the ``nvidia.com/gpu:NoSchedule`` toleration is added once
-    and ``nodeSelector`` gets ``nvidia.com/device-plugin.config: <profile name>``.
-    """
-    doc = copy.deepcopy(pod)
-    spec = _find_pod_spec(doc)
-    target = advertised_resource(profile)
-    any_gpu = False
-    for group in ("initContainers", "containers"):
-        containers = spec.get(group) or []
-        for index, container in enumerate(containers):
-            cname = container.get("name", index) if isinstance(container, dict) else index
-            cpath = "%s[%s]" % (group, cname)
-            if not isinstance(container, dict):
-                raise SharingError(cpath, container, "give a container mapping", why="not a mapping")
-            count = _container_gpu_request(container, cpath, profile)
-            container.pop(SEED_POLICY_KEY, None)
-            resources = container.get("resources")
-            if isinstance(resources, dict):
-                resources.pop(SEED_POLICY_KEY, None)
-            if count is None:
-                continue
-            any_gpu = True
-            had_requests = False
-            for section in ("limits", "requests"):
-                block = resources.get(section)
-                if not block:
-                    continue
-                for key in (SEED_GPU_KEY, profile.resource_name, target):
-                    if key in block:
-                        del block[key]
-                        if section == "requests":
-                            had_requests = True
-            resources.setdefault("limits", {})
-            if resources["limits"] is None:
-                resources["limits"] = {}
-            resources["limits"][target] = count
-            if had_requests:
-                resources.setdefault("requests", {})
-                resources["requests"][target] = count
-            elif "requests" in resources and not resources["requests"]:
-                del resources["requests"]
-    if not any_gpu:
-        raise SharingError("containers", [c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)],
-                           "add resources.limits.gpu (e.g. \"0.5\") to the container that needs a GPU",
-                           why="no container requests a GPU")
-    tolerations = spec.get("tolerations")
-    if tolerations is None:
-        tolerations = spec["tolerations"] = []
-    if not any(_tolerates_gpu_taint(t) for t in tolerations):
-        tolerations.append({"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
-    selector = spec.get("nodeSelector")
-    if selector is None:
-        selector = spec["nodeSelector"] = {}
-    existing = selector.get(PROFILE_LABEL)
-    if existing is not None and existing != profile.name:
-        raise SharingError("nodeSelector." + PROFILE_LABEL, existing,
-                           "remove it or set it to %s" % profile.name,
-                           why="the pod already selects another sharing profile")
-    selector[PROFILE_LABEL] = profile.name
-    return doc

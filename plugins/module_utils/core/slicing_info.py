@@ -12,17 +12,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    GPU_COUNT_LABEL,
+    GPU_REPLICAS_LABEL,
+    GPU_SHARING_LABEL,
+    INSTANCE_GPU_COUNT_LABEL,
+    INSTANCE_TYPE_LABEL,
     PROFILE_LABEL,
-    SharingError,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
-GPU_COUNT_LABEL = "nvidia.com/gpu.count"
-REPLICAS_LABEL = "nvidia.com/gpu.replicas"
-STRATEGY_LABEL = "nvidia.com/gpu.sharing-strategy"
-PRODUCT_LABEL = "nvidia.com/gpu.product"
-INSTANCE_GPU_COUNT_LABEL = "karpenter.k8s.aws/instance-gpu-count"
-INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 # Field selector for the pods that hold slices: bound to a node and not finished.
 HOLDING_PODS_SELECTOR = "spec.nodeName!=" + "".join(",status.phase!=%s" % phase for phase in TERMINAL_PHASES)
@@ -84,7 +83,7 @@ def node_report(node, requested, plan=None):
     if plan is not None:
         try:
             profile = plan.profile(profile_name)  # None -> the default profile, as the plugin does
-        except SharingError:
+        except InvalidInput:
             mismatches.append("node label %s=%s names no profile (known: %s)"
                               % (PROFILE_LABEL, profile_name, ", ".join(plan.profile_names)))
     resource = profile.advertised_resource if profile else _advertised_guess(allocatable)
@@ -97,8 +96,8 @@ def node_report(node, requested, plan=None):
         "profile": profile.name if profile else profile_name,
         "profile_from": "label" if profile_name else "default",
         "resource": resource,
-        "replicas": parse_count(labels.get(REPLICAS_LABEL)),
-        "strategy": labels.get(STRATEGY_LABEL),
+        "replicas": parse_count(labels.get(GPU_REPLICAS_LABEL)),
+        "strategy": labels.get(GPU_SHARING_LABEL),
         "allocatable_slices": slices,
         "requested_slices": used,
         "free_slices": max(slices - used, 0),

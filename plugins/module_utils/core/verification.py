@@ -30,8 +30,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    GPU_COUNT_LABEL,
+    GPU_PRODUCT_LABEL,
+    GPU_REPLICAS_LABEL,
+    GPU_SHARING_LABEL,
+    INSTANCE_GPU_COUNT_LABEL,
     PROFILE_LABEL,
+    SIMULATED_LABEL,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
     STRATEGY_NONE,
     advertised_resource,
 )
@@ -41,13 +49,6 @@ FAILED = "failed"
 NOT_AVAILABLE = "not-available"
 STATUSES = (PASSED, FAILED, NOT_AVAILABLE)
 
-LABEL_GPU_COUNT = "nvidia.com/gpu.count"
-LABEL_GPU_REPLICAS = "nvidia.com/gpu.replicas"
-LABEL_GPU_SHARING = "nvidia.com/gpu.sharing-strategy"
-LABEL_GPU_PRODUCT = "nvidia.com/gpu.product"
-LABEL_AWS_GPU_COUNT = "karpenter.k8s.aws/instance-gpu-count"
-LABEL_NODEPOOL = "karpenter.sh/nodepool"
-LABEL_SIMULATED = "gpu-slicing.eks/simulated"
 ANNOTATION_KWOK = "kwok.x-k8s.io/node"
 SHARED_PRODUCT_SUFFIX = "-SHARED"
 
@@ -168,7 +169,7 @@ def node_labels(node):
 def is_simulated(node):
     """kwok fakes (annotation kwok.x-k8s.io/node: fake) or nodes labelled gpu-slicing.eks/simulated=true."""
     annotations = metadata(node).get("annotations") or {}
-    return annotations.get(ANNOTATION_KWOK) == "fake" or node_labels(node).get(LABEL_SIMULATED) == "true"
+    return annotations.get(ANNOTATION_KWOK) == "fake" or node_labels(node).get(SIMULATED_LABEL) == "true"
 
 
 def _int_or_none(value):
@@ -188,7 +189,7 @@ def quantity_int(value):
 def physical_gpus(node):
     """(count, source): GFD's nvidia.com/gpu.count, else EKS/Karpenter's instance-gpu-count."""
     labels = node_labels(node)
-    for key in (LABEL_GPU_COUNT, LABEL_AWS_GPU_COUNT):
+    for key in (GPU_COUNT_LABEL, INSTANCE_GPU_COUNT_LABEL):
         count = _int_or_none(labels.get(key))
         if count is not None:
             return count, key
@@ -237,10 +238,10 @@ def check_profile_label(node, exp):
 
 
 def check_gpu_count(node, exp):
-    value = node_labels(node).get(LABEL_GPU_COUNT)
+    value = node_labels(node).get(GPU_COUNT_LABEL)
     if _int_or_none(value) is not None and _int_or_none(value) > 0:
         return passed(CHECK_GPU_COUNT, "GFD reports %s physical GPU(s)" % value, ">= 1", int(value))
-    reason = "GFD label %s is missing or not a positive number (GPU feature discovery not running?)" % LABEL_GPU_COUNT
+    reason = "GFD label %s is missing or not a positive number (GPU feature discovery not running?)" % GPU_COUNT_LABEL
     return failed(CHECK_GPU_COUNT, reason, ">= 1", value)
 
 
@@ -252,7 +253,7 @@ def check_allocatable(node, exp):
     if exp["allocatable"] is None:
         return failed(CHECK_ALLOCATABLE,
                       "cannot compute the expected %s: the node has neither %s nor %s"
-                      % (resource, LABEL_GPU_COUNT, LABEL_AWS_GPU_COUNT), None, raw)
+                      % (resource, GPU_COUNT_LABEL, INSTANCE_GPU_COUNT_LABEL), None, raw)
     expected = exp["allocatable"]
     if observed == expected:
         return passed(CHECK_ALLOCATABLE, "allocatable %s = %d = %d GPU(s) x %d replicas"
@@ -268,33 +269,33 @@ def check_allocatable(node, exp):
 
 
 def check_gfd_replicas(node, exp):
-    value = node_labels(node).get(LABEL_GPU_REPLICAS)
+    value = node_labels(node).get(GPU_REPLICAS_LABEL)
     expected = exp["replicas"]
     if _int_or_none(value) == expected:
-        return passed(CHECK_GFD_REPLICAS, "%s=%s" % (LABEL_GPU_REPLICAS, value), expected, expected)
-    return failed(CHECK_GFD_REPLICAS, "%s is %r, expected %d" % (LABEL_GPU_REPLICAS, value, expected),
+        return passed(CHECK_GFD_REPLICAS, "%s=%s" % (GPU_REPLICAS_LABEL, value), expected, expected)
+    return failed(CHECK_GFD_REPLICAS, "%s is %r, expected %d" % (GPU_REPLICAS_LABEL, value, expected),
                   expected, _int_or_none(value) if _int_or_none(value) is not None else value)
 
 
 def check_gfd_strategy(node, exp):
-    value = node_labels(node).get(LABEL_GPU_SHARING)
+    value = node_labels(node).get(GPU_SHARING_LABEL)
     expected = exp["sharing_strategy"]
     if value == expected or (value is None and expected == STRATEGY_NONE):
-        return passed(CHECK_GFD_STRATEGY, "%s=%s" % (LABEL_GPU_SHARING, value), expected, value)
-    return failed(CHECK_GFD_STRATEGY, "%s is %r, expected %r" % (LABEL_GPU_SHARING, value, expected),
+        return passed(CHECK_GFD_STRATEGY, "%s=%s" % (GPU_SHARING_LABEL, value), expected, value)
+    return failed(CHECK_GFD_STRATEGY, "%s is %r, expected %r" % (GPU_SHARING_LABEL, value, expected),
                   expected, value)
 
 
 def check_gfd_product(node, exp):
-    value = node_labels(node).get(LABEL_GPU_PRODUCT)
+    value = node_labels(node).get(GPU_PRODUCT_LABEL)
     want_suffix = exp["product_shared_suffix"]
     expected = "ends with %s" % SHARED_PRODUCT_SUFFIX if want_suffix else "no %s suffix" % SHARED_PRODUCT_SUFFIX
     if value is None:
-        return failed(CHECK_GFD_PRODUCT, "GFD label %s is missing" % LABEL_GPU_PRODUCT, expected, None)
+        return failed(CHECK_GFD_PRODUCT, "GFD label %s is missing" % GPU_PRODUCT_LABEL, expected, None)
     has_suffix = value.endswith(SHARED_PRODUCT_SUFFIX)
     if has_suffix == want_suffix:
-        return passed(CHECK_GFD_PRODUCT, "%s=%s" % (LABEL_GPU_PRODUCT, value), expected, value)
-    return failed(CHECK_GFD_PRODUCT, "%s=%s: expected %s" % (LABEL_GPU_PRODUCT, value, expected), expected, value)
+        return passed(CHECK_GFD_PRODUCT, "%s=%s" % (GPU_PRODUCT_LABEL, value), expected, value)
+    return failed(CHECK_GFD_PRODUCT, "%s=%s: expected %s" % (GPU_PRODUCT_LABEL, value, expected), expected, value)
 
 
 def pod_condition(pod, ctype):

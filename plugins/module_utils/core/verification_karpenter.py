@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import INSTANCE_TYPE_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification import (
     CHECK_KARPENTER,
     failed,
@@ -19,15 +20,12 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification 
 # ceil((M - free slices on the pool's existing nodes of that type) / (GPUs x replicas)) nodes: the
 # number it launches only when it knows a GPU holds `replicas` slices (NodeOverlay).
 
-LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
-
-
 def nodepool_instance_types(nodepool):
     """The instance types a NodePool admits through ``node.kubernetes.io/instance-type In [...]``,
     or None when it does not restrict them that way."""
     spec = ((nodepool.get("spec") or {}).get("template") or {}).get("spec") or {}
     for req in spec.get("requirements") or []:
-        if req.get("key") == LABEL_INSTANCE_TYPE and req.get("operator") == "In":
+        if req.get("key") == INSTANCE_TYPE_LABEL and req.get("operator") == "In":
             return list(req.get("values") or [])
     return None
 

@@ -15,7 +15,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 import datetime
 import re
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import GPU_TAINT_KEY
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import GPU_TAINT_KEY, MANAGED_BY, MANAGED_BY_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification import (
     CHECK_CONCURRENT,
     CHECK_LIMIT,
@@ -264,7 +264,7 @@ def test_pod(name, namespace, node_name, resource, slices_requested, image, comm
     tolerations = [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
     tolerations.extend(extra_tolerations or [])
     meta_labels = {
-        "app.kubernetes.io/managed-by": "gpu_slicing.eks",
+        MANAGED_BY_LABEL: MANAGED_BY,
         "app.kubernetes.io/name": "gpu-slicing-verify",
         "gpu-slicing.eks/verify-run": run_id,
         "gpu-slicing.eks/verify-role": role,

@@ -33,17 +33,6 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.retries impor
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.waiter import poll_until
 
-# Modules and ops import these from here; their homes are connection.py and helm.py.
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (  # noqa: F401 pylint: disable=unused-import
-    connection_arg_spec,
-    new_module,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.helm import (  # noqa: F401 pylint: disable=unused-import
-    helm_environment,
-    helm_token,
-    helm_with_retries,
-)
-
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.runner import (
         perform_action,
@@ -284,14 +273,6 @@ def error_message(exc):
     return to_native(exc)
 
 
-def error_message(exc):
-    """A readable message from a kubernetes / kubernetes.core exception."""
-    body = getattr(exc, "body", None)
-    if body:
-        return to_native(body)
-    return to_native(exc)
-
-
 def connect(module):
     """A KubeAccess for the module's connection. Raises KubeConnectionError with one clear
     message for a connection problem of any kind (no kubeconfig, bad credentials, EKS lookup
@@ -300,25 +281,3 @@ def connect(module):
         return KubeAccess(module)
     except Exception as exc:  # pylint: disable=broad-except
         raise KubeConnectionError("Cannot connect to the Kubernetes API: %s" % error_message(exc)) from exc
-
-
-def connect_or_fail(module):
-    """``connect`` for code that does not run through runner.run_module yet: fails the module
-    with the result run_module would give. Goes when the last such caller is converted."""
-    try:
-        return connect(module)
-    except KubeConnectionError as exc:
-        module.fail_json(**exc.to_result())
-
-
-class ParamsView(object):
-    """A module with other params; everything else is the module's own. Kept only for
-    ops/gpu_sharing.py and ops/device_plugin.py (AnsibleHelmModule's settings) until they stop
-    reading ``module.params``; KubeAccess itself no longer uses it."""
-
-    def __init__(self, module, params):
-        self._wrapped = module
-        self.params = params
-
-    def __getattr__(self, name):
-        return getattr(self._wrapped, name)

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 from ansible.module_utils.common.process import get_bin_path
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import progress
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
-    name_errors,
-    sharing_plan,
-)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_plan
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import (
     CHART_NAME,
-    GPU_PRESENT_LABEL,
     chart_source,
     chart_values,
     config_hash,
@@ -37,7 +33,11 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import
     GpuSlicingError,
     InvalidInput,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import OS_DEVICE_PLUGIN_LABEL
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
+    GPU_PRESENT_LABEL,
+    OS_DEVICE_PLUGIN_LABEL,
+    name_errors,
+)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.waiter import poll_until
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.helm import Helm

@@ -17,7 +17,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin
     latest_helm_release,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.helm import (
     helm_token,
     helm_with_retries,
 )

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.eks import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_plan
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.ec2 import ssm_parameter_value
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.session import (
     FALLBACK_KINDS,
-    EKSError,
+    AwsError,
     aws_requested,
     session_from_params,
-    ssm_parameter_value,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter import (
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter import RENDER_OPTIONS, render
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter_ami import ami_ssm_parameter
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     NODECLASS_API,
@@ -31,15 +34,10 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.karpenter imp
     OVERLAY_API,
     OVERLAY_KIND,
     OWNER_LABEL,
-    ami_ssm_parameter,
-    render_from_params,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import (
     GpuSlicingError,
     InvalidInput,
-)
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SharingError,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
 
@@ -105,14 +103,20 @@ class NodePoolOptions(object):
     def from_params(cls, params):
         docs = None
         if params["state"] == "present":
-            try:
-                docs = render_from_params(params)
-            except SharingError as err:  # KarpenterError is a SharingError
-                raise InvalidInput(err.field, err.value, err.fix, why=err.why) from None
+            docs = render_from_params(params)
         names = ("state", "name", "manage_node_class", "node_class_name", "karpenter_namespace",
                  "karpenter_feature_gates", "allow_without_node_overlay")
         return cls(aws={key: params.get(key) for key in AWS_OPTIONS}, docs=docs,
                    **{name: params.get(name) for name in names})
+
+
+def render_from_params(params):
+    """karpenter.render() from the module's validated params: the profiles, ``default_profile`` and
+    the RENDER_OPTIONS (raises InvalidInput)."""
+    options = {key: params.get(key) for key in RENDER_OPTIONS}
+    # The discovery tag's value is by convention the cluster's name: the EKS connection's, unless given.
+    options["discovery_tag_value"] = options["discovery_tag_value"] or params.get("eks_cluster_name")
+    return render(sharing_plan(params), options)
 
 
 def node_overlay_gate(options, kube):
@@ -172,7 +176,7 @@ def check_ami(options, context, nodeclass):
         parameter = ami_ssm_parameter(family, version, k8s_version)
         session = session_from_params(aws)
         image = ssm_parameter_value(session, parameter)
-    except EKSError as exc:
+    except AwsError as exc:
         if exc.kind not in FALLBACK_KINDS:
             raise GpuSlicingError("Checking ami_alias %s against AWS failed: %s. Nothing was written."
                                   % (alias, exc), kind=exc.kind) from exc

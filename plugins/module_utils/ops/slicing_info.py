@@ -9,8 +9,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_spec_from_params
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError, InvalidInput
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import SharingError, build_plan
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.slicing_info import (
     HOLDING_PODS_SELECTOR,
     slicing_report,
@@ -34,10 +34,7 @@ class SlicingInfoOptions(object):
     def from_params(cls, params):
         plan = None
         if params.get("profiles"):
-            try:
-                plan = build_plan(sharing_spec_from_params(params))
-            except SharingError as err:  # until hcore makes SharingError an InvalidInput (issue 16)
-                raise InvalidInput(err.field, err.value, err.fix, why=err.why)
+            plan = build_plan(sharing_spec_from_params(params))
         selectors = params.get("label_selectors")
         return cls(plan=plan, label_selectors=DEFAULT_LABEL_SELECTORS if selectors is None else selectors,
                    node_names=params.get("node_names"), fail_on_mismatch=params.get("fail_on_mismatch"))

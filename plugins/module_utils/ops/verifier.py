@@ -34,6 +34,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils import progress
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_pods as P
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_waits as W
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import MANAGED_BY, MANAGED_BY_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification_report import (
     build_report,
     summarize,
@@ -45,8 +46,6 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify_karpent
 NAMESPACE_PREFIX = "gpu-slicing-verify-"
 RUN_LABEL = "gpu-slicing.eks/verify-run"
 ROLE_LABEL = "gpu-slicing.eks/verify-role"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "gpu_slicing.eks"
 POLL = 0.5
 
 

@@ -18,14 +18,9 @@ __metaclass__ = type
 import os
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_spec_from_params
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import GPU_PRESENT_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError, InvalidInput
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    PROFILE_LABEL,
-    SharingError,
-    build_plan,
-)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import GPU_PRESENT_LABEL, NODEPOOL_LABEL, PROFILE_LABEL
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification_report import (
     report_json,
     report_junit,
@@ -77,11 +72,8 @@ class VerifyOptions(object):
         if not params.get("profiles"):
             raise InvalidInput("profiles", None, "pass the same profiles as to device_plugin, e.g. "
                                "[{name: ts-4, replicas: 4}]", why="the profile to verify must be given")
-        try:
-            options.plan = build_plan(sharing_spec_from_params(params))
-            options.profile = options.plan.profile(params.get("profile"))
-        except SharingError as err:  # until hcore makes SharingError an InvalidInput (issue 16)
-            raise InvalidInput(err.field, err.value, err.fix, why=err.why)
+        options.plan = build_plan(sharing_spec_from_params(params))
+        options.profile = options.plan.profile(params.get("profile"))
         if options.karpenter_pods is not None and options.karpenter_pods < 1:
             raise InvalidInput("karpenter_pods", options.karpenter_pods, "leave it unset (GPUs x replicas + 1) "
                                "or give a count such as 5", why="at least one pod is needed")
@@ -112,7 +104,7 @@ def select_nodes(kube, profile_name=None, node_names=None, nodepool=None, is_def
                 nodes.append(node)
         return nodes, "node names", missing
     if nodepool:
-        selector = "%s=%s" % (V.LABEL_NODEPOOL, nodepool)
+        selector = "%s=%s" % (NODEPOOL_LABEL, nodepool)
     else:
         selector = "%s=%s" % (PROFILE_LABEL, profile_name)
     nodes = kube.list_raw("Node", "v1", label_selector=selector)

@@ -15,7 +15,9 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verifi
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_karpenter as K
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_pods as P
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_waits as W
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import InstanceTypeError, lookup
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import lookup
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import INSTANCE_TYPE_LABEL, NODEPOOL_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.slicing_info import (
     HOLDING_PODS_SELECTOR,
     requested_by_node,
@@ -43,7 +45,7 @@ def karpenter_phase(run):
         return
     try:
         gpus = lookup(itype).gpu_count
-    except InstanceTypeError as err:
+    except InvalidInput as err:
         verdict.add(V.not_available(V.CHECK_KARPENTER, "GPU count of %s unknown: %s" % (itype, err)))
         return
     # The node checks' pods still hold slices: remove them first, so the free slices counted
@@ -52,12 +54,12 @@ def karpenter_phase(run):
     resource = run.plan.advertised_resource(run.profile)
     slices_per_node = gpus * run.profile.replicas
     pods = slices_per_node + 1 if run.opts.karpenter_pods is None else int(run.opts.karpenter_pods)
-    selector = {V.LABEL_NODEPOOL: pool, K.LABEL_INSTANCE_TYPE: itype}
+    selector = {NODEPOOL_LABEL: pool, INSTANCE_TYPE_LABEL: itype}
     label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
 
     def claims():
         return set(c["metadata"]["name"] for c in run.kube.list_raw(
-            "NodeClaim", "karpenter.sh/v1", label_selector="%s=%s" % (V.LABEL_NODEPOOL, pool)))
+            "NodeClaim", "karpenter.sh/v1", label_selector="%s=%s" % (NODEPOOL_LABEL, pool)))
 
     claims_before = claims()
     # Free slices on the pool's existing nodes of that type take pods before any launch.

@@ -7,7 +7,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import args
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import device_plugin as core
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import connection_arg_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import connection_arg_spec
 
 SPECS = {
     "device_plugin": lambda: dict(args.sharing_arg_spec(required=False), **args.device_plugin_arg_spec()),
@@ -76,17 +76,3 @@ def test_sharing_plan_is_checked_and_bad_profiles_name_field_value_and_fix():
     assert err.field == "profiles[0].replicas" and err.value == 0 and err.fix
     assert err.to_result()["error_kind"] == "invalid"
     assert str(err).startswith("profiles[0].replicas: 0 is invalid: ")
-
-
-@pytest.mark.parametrize("labels, subdomains, max_label, wanted", [
-    ({"namespace": "nvidia-device-plugin"}, {"config_map_name": "a.b-c"}, 63, []),
-    ({"namespace": "Bad"}, None, 63, ["namespace: 'Bad' is invalid: not a lowercase RFC 1123 label of at most 63"]),
-    ({"release_name": "r" * 54}, None, 53, ["release_name: '%s' is invalid" % ("r" * 54)]),
-    (None, {"config_map_name": "a_b"}, 63, ["config_map_name: 'a_b' is invalid: not a lowercase RFC 1123 subdomain"]),
-    ({"namespace": None}, {"config_map_name": None}, 63, []),
-])
-def test_name_errors(labels, subdomains, max_label, wanted):
-    errors = args.name_errors(labels=labels, subdomains=subdomains, max_label=max_label)
-    assert len(errors) == len(wanted)
-    for error, start in zip(errors, wanted):
-        assert error.startswith(start) and "Fix: " in error

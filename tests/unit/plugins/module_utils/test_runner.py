@@ -7,7 +7,8 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import
     InvalidInput,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import access
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import RetryStats, new_module
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import new_module
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.retries import RetryStats
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import RunContext
 from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import (
     AnsibleFailJson,

@@ -19,7 +19,8 @@ from ansible.module_utils.testing import patch_module_args
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import options as aws_options
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import token as aws_token
 from ansible_collections.gpu_slicing.eks.plugins.modules import eks_connection_info
 
 ACCESS_KEY = "AKIDAWXINJECTED0001"
@@ -87,7 +88,7 @@ def test_connection_facts_from_awx_aws_credential(cluster, capsys):
     assert result["validate_certs"] is True
     assert result["api_key"].startswith("k8s-aws-v1.")
     assert result["expiration"].endswith("Z")
-    url = eks.decode_token(result["api_key"])
+    url = aws_token.decode_token(result["api_key"])
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
     assert query["X-Amz-Credential"].startswith(ACCESS_KEY + "/")
     assert query["X-Amz-Security-Token"] == SESSION_TOKEN, "AWS_SECURITY_TOKEN (AWX) is used"
@@ -215,7 +216,7 @@ def test_module_docs_parse():
         assert yaml.safe_load(block)
     doc = yaml.safe_load(eks_connection_info.DOCUMENTATION)
     assert "gpu_slicing.eks.eks_connection" in doc["extends_documentation_fragment"]
-    assert set(doc["options"]) == set(eks_connection_info.argument_spec()) - set(eks.eks_connection_argument_spec())
+    assert set(doc["options"]) == set(eks_connection_info.argument_spec()) - set(aws_options.eks_connection_argument_spec())
 
 
 def test_action_plugin_censors_token_display():

@@ -16,7 +16,8 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 from botocore.stub import Stubber
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import ec2 as aws_ec2
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import options as aws_options
 from ansible_collections.gpu_slicing.eks.plugins.modules import gpu_cost_info
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "module_utils", "aws", "fixtures",
@@ -85,7 +86,7 @@ def test_pricing_api(no_aws, capsys, monkeypatch):
             assert service == "pricing" and kwargs.get("region_name") == "us-east-1"
             return client
 
-    monkeypatch.setattr(eks, "session_from_params", lambda params: Session())
+    monkeypatch.setattr(aws_ec2, "session_from_params", lambda params: Session())
     with stub:
         code, result, out = run_module({"pods": 4, "fraction": 0.5, "instance_types": ["g5.xlarge", "g4dn.xlarge"],
                                         "pricing": "api", "region": "us-east-1", "access_key": "AKIDTEST",
@@ -128,4 +129,4 @@ def test_check_mode(no_aws, capsys):
 def test_docs_parse():
     doc = yaml.safe_load(gpu_cost_info.DOCUMENTATION)
     assert yaml.safe_load(gpu_cost_info.EXAMPLES) and yaml.safe_load(gpu_cost_info.RETURN)
-    assert set(doc["options"]) == set(gpu_cost_info.argument_spec()) - set(eks.eks_connection_argument_spec())
+    assert set(doc["options"]) == set(gpu_cost_info.argument_spec()) - set(aws_options.eks_connection_argument_spec())

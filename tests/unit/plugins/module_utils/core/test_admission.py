@@ -13,7 +13,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpu_slicing.eks.plugins.filter.gpu_slicing import shared_gpu_pod_spec
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import SharingError, build_plan
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 from .admission_cases import CASES, PLAN, ROUNDED
 
@@ -43,7 +44,7 @@ def test_filter_answers_the_shared_table(value, selector, expected):
 @pytest.mark.parametrize("value,selector,expected", CASES)
 def test_decide_is_the_filter_rule(value, selector, expected):
     if isinstance(expected, str):
-        with pytest.raises(SharingError):
+        with pytest.raises(InvalidInput):
             admission.decide(PLAN, value, selector)
     else:
         assert admission.decide(PLAN, value, selector) == expected
@@ -71,7 +72,7 @@ def test_table_limits_are_the_rule_boundary():
         nanos = int(row["max"][:-1])
         assert row["max"].endswith("n")
         admission.decide(plan, Fraction(nanos, admission.NANO), prof.name)
-        with pytest.raises(SharingError):
+        with pytest.raises(InvalidInput):
             admission.decide(plan, Fraction(nanos + 1, admission.NANO), prof.name)
     assert table["ts-4"]["max"] == "250000000n" and table["mps-3"]["max"] == "333333333n"
     assert table["ts-4"]["fail"] == "true" and table["mps-3"]["fail"] == "true" and table["ts-2"]["fail"] == "false"
@@ -146,13 +147,13 @@ def test_actions_selectable():
     ({"colour": "red"}, "admission.colour"),
 ])
 def test_bad_options_name_the_field(options, field):
-    with pytest.raises(SharingError) as err:
+    with pytest.raises(InvalidInput) as err:
         admission.render_policies(PLAN, options)
     assert err.value.field == field and "Fix:" in str(err.value)
 
 
 def test_bad_plan_renders_nothing():
-    with pytest.raises(SharingError) as err:
+    with pytest.raises(InvalidInput) as err:
         admission.render_policies({"profiles": [{"name": "x", "strategy": "time-slicing", "replicas": 1}]})
     assert err.value.field == "profiles[0].replicas"
 
@@ -167,9 +168,9 @@ def test_table_refuses_to_drift_from_the_rule(monkeypatch):
     """Were sharing's check to move its boundary, the table would fail rather than render stale CEL."""
     def strict(plan, value, profile_name=None):
         if Fraction(value) >= Fraction(1, 5):
-            raise SharingError("x", value, "fix")
+            raise InvalidInput("x", value, "fix")
         return profile_name, "nvidia.com/gpu", 1
     monkeypatch.setattr(admission, "decide", strict)
-    with pytest.raises(SharingError) as err:
+    with pytest.raises(InvalidInput) as err:
         admission.profile_table(PLAN)
     assert "boundary" in str(err.value)

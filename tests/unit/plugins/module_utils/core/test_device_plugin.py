@@ -216,7 +216,7 @@ def test_gfd_off_is_fine_without_mps():
 
 
 def test_chart_daemonsets_keep_off_nodes_whose_os_runs_its_own_plugin(plan):
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import OS_DEVICE_PLUGIN_LABEL
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import OS_DEVICE_PLUGIN_LABEL
 
     terms = dp.chart_values(plan)["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"]

@@ -6,12 +6,13 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import instan
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import (
     INSTANCE_TYPES,
     GpuInstanceType,
-    InstanceTypeError,
     by_family,
     known_instance_types,
     lookup,
+    describe_facts,
     merge_describe_instance_types,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 
 
@@ -76,7 +77,7 @@ def test_lookup_is_case_insensitive():
 @pytest.mark.parametrize("name, suggestion", [("g4dn.xlarg", "g4dn.xlarge"), ("g5.12xl", "g5.12xlarge"),
                                               ("p4.24xlarge", "p4d.24xlarge")])
 def test_lookup_suggests_close_names(name, suggestion):
-    with pytest.raises(InstanceTypeError) as info:
+    with pytest.raises(InvalidInput) as info:
         lookup(name)
     assert "did you mean" in str(info.value)
     assert suggestion in str(info.value)
@@ -84,14 +85,14 @@ def test_lookup_suggests_close_names(name, suggestion):
 
 
 def test_lookup_unknown_lists_families():
-    with pytest.raises(InstanceTypeError) as info:
+    with pytest.raises(InvalidInput) as info:
         lookup("m5.large")
     assert "g4dn" in info.value.fix and "p5" in info.value.fix
 
 
 @pytest.mark.parametrize("bad", [None, "", 42])
 def test_lookup_rejects_non_names(bad):
-    with pytest.raises(InstanceTypeError):
+    with pytest.raises(InvalidInput):
         lookup(bad)
 
 
@@ -170,6 +171,34 @@ def test_merge_describe_accepts_pages_and_lists():
     ],
 )
 def test_merge_describe_rejects_malformed(response, needle):
-    with pytest.raises(InstanceTypeError) as info:
+    with pytest.raises(InvalidInput) as info:
         merge_describe_instance_types(response)
     assert needle in str(info.value)
+
+
+# DescribeInstanceTypes read into the modules' facts (the one parser; aws/ec2.py calls it)
+def it_entry(name, gpu_name="A10G", count=1, mem=24576, vcpu=4, memory=16384):
+    entry = {"InstanceType": name, "VCpuInfo": {"DefaultVCpus": vcpu}, "MemoryInfo": {"SizeInMiB": memory}}
+    if count:
+        entry["GpuInfo"] = {"Gpus": [{"Name": gpu_name, "Manufacturer": "NVIDIA", "Count": count,
+                                      "MemoryInfo": {"SizeInMiB": mem}}], "TotalGpuMemoryInMiB": mem * count}
+    return entry
+
+
+def test_describe_facts_entry():
+    facts = describe_facts([it_entry("g5.12xlarge", count=4, vcpu=48, memory=196608)])["g5.12xlarge"]
+    assert facts["gpu_count"] == 4
+    assert facts["gpu_name"] == "a10g" and facts["gpu_manufacturer"] == "nvidia"
+    assert facts["gpu_memory_mib"] == 24576 and facts["total_gpu_memory_mib"] == 98304
+    assert facts["gpu_memory"] == "24576Mi"
+    assert facts["vcpu"] == 48 and facts["source"] == "aws"
+    assert describe_facts([it_entry("m5.large", count=0)])["m5.large"]["gpu_count"] == 0
+
+
+def test_describe_facts_merges_table_price():
+    pages = [{"InstanceTypes": [it_entry("g5.xlarge", mem=22888)]},
+             {"InstanceTypes": [it_entry("x9.gpu", gpu_name="H200", count=8, mem=143360)]}]
+    facts = describe_facts(pages)
+    assert facts["g5.xlarge"]["gpu_memory_mib"] == 22888, "EC2's figure wins over the table"
+    assert facts["g5.xlarge"]["price_per_hour"] is not None, "price kept from the shipped table"
+    assert facts["x9.gpu"]["gpu_count"] == 8 and facts["x9.gpu"]["price_per_hour"] is None

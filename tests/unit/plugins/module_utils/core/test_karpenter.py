@@ -1,12 +1,6 @@
 """Unit tests for the Karpenter documents (plugins/module_utils/core/karpenter.py): no cluster."""
 
-import pytest
-
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter as k
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.nodepool import (
-    gates_from_deployment,
-    parse_feature_gates,
-)
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 
 PLAN = build_plan({"profiles": [{"name": "ts-4", "replicas": 4},
@@ -130,19 +124,6 @@ def test_no_overlays_for_unshared_profile():
     assert k.render(plan, dict(BASE))["overlays"] == []
 
 
-def test_discovery_tag_value_defaults_to_eks_cluster_name():
-    """By Karpenter's convention the discovery tag is the cluster's name: the EKS connection's one."""
-    params = dict(BASE, profiles=[{"name": "ts-4", "replicas": 4}], discovery_tag_value=None,
-                  eks_cluster_name="prod-gpu")
-    spec = k.render_from_params(params)["ec2nodeclass"]["spec"]
-    assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "prod-gpu"}}]
-    spec = k.render_from_params(dict(params, discovery_tag_value="shared-vpc"))["ec2nodeclass"]["spec"]
-    assert spec["securityGroupSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "shared-vpc"}}]
-    with pytest.raises(k.KarpenterError) as err:
-        k.render_from_params(dict(params, eks_cluster_name=None))
-    assert "discovery_tag_value" in str(err.value) and "eks_cluster_name" in str(err.value)
-
-
 def test_ec2nodeclass_al2023():
     nc = render()["ec2nodeclass"]
     assert nc["apiVersion"] == "karpenter.k8s.aws/v1" and nc["kind"] == "EC2NodeClass"
@@ -180,119 +161,10 @@ def test_rendering_is_deterministic():
     assert render() == render()
 
 
-# --------------------------------------------------------------------------- validation
-
-
-BAD = [
-    ({"ami_alias": "al2@latest"}, "ami_alias", "bottlerocket@latest"),
-    ({"ami_alias": "ubuntu"}, "ami_alias", "al2023@latest"),
-    ({"instance_profile": "prof"}, "instance_profile", "not both"),
-    ({"role": None}, "role", "instance_profile"),
-    ({"limit_slices": "lots"}, "limit_slices", "whole number"),
-    ({"limit_gpus": -2}, "limit_gpus", "1 or more"),
-    ({"limits": {"cpu": "many"}}, "limits.cpu", "quantity"),
-    ({"limits": {"memory": "10 GB"}}, "limits.memory", "quantity"),
-    ({"limit_slices": 10, "limit_gpus": 10}, "limit_gpus", "only one"),
-    ({"instance_types": ["g4dn.xlarg"]}, "instance_types[0]", "g4dn.xlarge"),
-    ({"instance_types": ["m5.large"]}, "instance_types[0]", "gpus_per_instance_type"),
-    ({"instance_types": None, "instance_families": ["g4"]}, "instance_families[0]", "g4dn"),
-    ({"instance_types": None}, "instance_types", "instance_families"),
-    # a type outside the given families is refused, not silently dropped
-    ({"instance_types": ["g5.xlarge", "g6e.xlarge"], "instance_families": ["g4dn", "g5", "g6"]},
-     "instance_types[1]", "add g6e to instance_families"),
-    ({"instance_types": []}, "instance_types", "at least one"),
-    ({"instance_types": ["g4dn.xlarge"], "gpu_counts": [8]}, "instance_types", "widen"),
-    ({"capacity_types": ["spott"]}, "capacity_types[0]", "spot"),
-    ({"weight": 0}, "weight", "1 to 100"),
-    ({"weight": 101}, "weight", "1 to 100"),
-    ({"overlay_weight": 20000}, "overlay_weight", "1 to 10000"),
-    ({"consolidate_after": "5 minutes"}, "consolidate_after", "duration"),
-    ({"consolidate_after": "1.5h"}, "consolidate_after", "duration"),
-    ({"expire_after": "30d"}, "expire_after", "720h"),
-    ({"consolidation_policy": "Sometimes"}, "consolidation_policy", "WhenEmpty"),
-    ({"budgets": [{"nodes": "110%"}]}, "budgets[0].nodes", "percentage"),
-    ({"budgets": [{"nodes": "1", "schedule": "@daily"}]}, "budgets[0]", "together"),
-    ({"root_volume_size": "100GB"}, "root_volume_size", "100Gi"),
-    ({"discovery_tag_value": None}, "subnet_selector_terms", "discovery_tag_value"),
-    ({"profile": "nope"}, "profile", "ts-4"),
-    ({"name": "GPU_Pool"}, "name", "lower-case"),
-    ({"overlay_key": "zone"}, "overlay_key", "gpu-count"),
-    ({"node_class_ref": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"}},
-     "node_class_ref", "manage_node_class: false"),
-    ({"zones": ["us east"]}, "zones[0]", "letters"),
-    ({"min_gpu_memory": "lots"}, "min_gpu_memory", "4Gi"),
-    ({"startup_taints": [{"key": "bad key!"}]}, "startup_taints[0].key", "label-style"),
-]
-
-
-@pytest.mark.parametrize("over,field,fix", BAD, ids=[b[1] + ":" + repr(list(b[0].values())[0])[:20] for b in BAD])
-def test_validation_errors_name_field_value_and_fix(over, field, fix):
-    with pytest.raises(k.KarpenterError) as info:
-        render(**over)
-    err = info.value
-    assert err.field == field, str(err)
-    assert fix in err.fix, str(err)
-    assert str(err).startswith("%s: " % field) and "Fix: " in str(err)
-    assert err.to_dict()["field"] == field
-
-
-def test_bottlerocket_refuses_mig_resource_names():
-    plan = build_plan({"profiles": [{"name": "ts", "replicas": 4, "mig_strategy": "mixed",
-                                     "resource_name": "mig-1g.5gb"}]})
-    with pytest.raises(Exception) as info:
-        k.render(plan, dict(BASE, ami_alias="bottlerocket@latest"))
-    assert "mig_strategy" in str(info.value)
-
-
-# --------------------------------------------------------------------------- feature gates
-
-
-def test_parse_feature_gates():
-    assert parse_feature_gates("SpotToSpotConsolidation=false,NodeOverlay=true") == {
-        "SpotToSpotConsolidation": False, "NodeOverlay": True}
-    assert parse_feature_gates("") == {}
-    assert parse_feature_gates({"NodeOverlay": "true"}) == {"NodeOverlay": True}
-
-
-def _deployment(env=None, args=None):
-    return {"metadata": {"name": "karpenter"}, "spec": {"template": {"spec": {"containers": [
-        {"name": "controller", "env": env or [], "args": args or []}]}}}}
-
-
-def test_gates_from_deployment_env_and_args():
-    dep = _deployment(env=[{"name": "FEATURE_GATES", "value": "NodeRepair=false,NodeOverlay=true"}])
-    assert gates_from_deployment(dep)["NodeOverlay"] is True
-    dep = _deployment(args=["--feature-gates=NodeOverlay=false"])
-    assert gates_from_deployment(dep)["NodeOverlay"] is False
-    dep = _deployment(args=["--feature-gates", "NodeOverlay=true"])
-    assert gates_from_deployment(dep)["NodeOverlay"] is True
-    assert gates_from_deployment(_deployment()) is None
-
-
-# Bottlerocket's settings model knows device-sharing-strategy "mps" from settings-models 0.20.0,
-# first shipped in Bottlerocket 1.54.0: an older pinned release refuses the node's user data.
-MPS_PLAN = build_plan({"profiles": [{"name": "mps-2", "strategy": "mps", "replicas": 2}]})
-
-
-@pytest.mark.parametrize("alias", ["bottlerocket@v1.53.2", "bottlerocket@v1.25.0", "bottlerocket@1.53.0"])
-def test_bottlerocket_mps_refused_on_a_pinned_release_without_mps(alias):
-    with pytest.raises(k.KarpenterError) as info:
-        k.render(MPS_PLAN, dict(BASE, ami_alias=alias))
-    assert info.value.field == "ami_alias"
-    assert "1.54.0" in str(info.value) and "mps-2" in str(info.value) and "Fix:" in str(info.value)
-
-
-@pytest.mark.parametrize("plan, alias", [(MPS_PLAN, "bottlerocket@v1.54.0"), (MPS_PLAN, "bottlerocket@v1.63.1"),
-                                         (MPS_PLAN, "bottlerocket@latest"), (PLAN, "bottlerocket@v1.25.0")])
-def test_bottlerocket_mps_accepted_from_1_54(plan, alias):
-    out = k.render(plan, dict(BASE, ami_alias=alias))
-    assert out["ec2nodeclass"]["spec"]["amiSelectorTerms"] == [{"alias": alias}]
-
-
 def test_bottlerocket_nodes_carry_the_os_device_plugin_label_and_al2023_nodes_do_not():
     """Bottlerocket's NVIDIA variant runs its own device plugin: its NodePool marks the nodes so
     that the chart's DaemonSets keep off them."""
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import OS_DEVICE_PLUGIN_LABEL
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import OS_DEVICE_PLUGIN_LABEL
 
     bottlerocket = render(ami_alias="bottlerocket@latest")["nodepool"]["spec"]["template"]["metadata"]["labels"]
     al2023 = render()["nodepool"]["spec"]["template"]["metadata"]["labels"]

@@ -9,21 +9,17 @@ from hypothesis import strategies as st
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import sharing
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SharingError,
     SharingPlan,
     SharingProfile,
     advertised_resource,
     build_plan,
     normalize_profile,
-    parse_plugin_config,
-    parse_quantity,
     plan_to_dict,
-    render_bottlerocket_settings,
-    render_config_map_data,
-    render_plugin_config,
     replicas_for_fraction,
     slices,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_config_map_data, render_plugin_config
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 
 def one(**profile):
@@ -124,7 +120,7 @@ YAML_NON_STRING_NAMES = ["4", "0", "017", "1_000", "0x1F", "0o17", "0b101", "1e3
 
 @pytest.mark.parametrize("name", YAML_NON_STRING_NAMES)
 def test_profile_names_yaml_reads_as_non_strings_are_refused(name):
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         build_plan(one(name=name, replicas=4))
     assert info.value.field == "profiles[0].name"
     assert "YAML" in str(info.value) and "Fix:" in str(info.value)
@@ -146,7 +142,7 @@ def test_mig_profile_name_with_mixed_accepted():
 
 @pytest.mark.parametrize("spec, field, fix", [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS])
 def test_bad_input_names_field_value_and_fix(spec, field, fix):
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         build_plan(spec)
     err = info.value
     message = str(err)
@@ -160,7 +156,7 @@ def test_bad_input_names_field_value_and_fix(spec, field, fix):
 
 
 def test_error_message_format_matches_contract():
-    err = SharingError("profiles[1].replicas", 1, "use 2 or more", why="too few")
+    err = InvalidInput("profiles[1].replicas", 1, "use 2 or more", why="too few")
     assert str(err) == "profiles[1].replicas: 1 is invalid: too few. Fix: use 2 or more"
     assert isinstance(err, ValueError)
 
@@ -248,7 +244,7 @@ def test_several_profiles_and_default():
     assert plan.advertised_resource() == "nvidia.com/gpu.shared"
     assert plan.advertised_resource("ts-4") == "nvidia.com/gpu"
     assert build_plan(spec["profiles"]).default_profile == "ts-4"
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         plan.profile("nope")
     assert "ts-4, mps-2, whole" in str(info.value)
 
@@ -289,7 +285,7 @@ def test_advertised_resource_and_slices():
     assert slices(plan.profile("a"), 4) == 16
     assert slices(plan.profile("a"), 0) == 0
     assert slices(plan.profile("whole"), 8) == 8
-    with pytest.raises(SharingError):
+    with pytest.raises(InvalidInput):
         slices(plan.profile("a"), -1)
 
 
@@ -298,151 +294,10 @@ def test_mps_max_replicas(cc, cap):
     assert sharing.mps_max_replicas(cc) == cap
 
 
-@pytest.mark.parametrize("quantity, size", [("4Gi", 4 << 30), ("4096Mi", 4 << 30), ("4G", 4 * 10 ** 9),
-                                            ("1.5Gi", 3 << 29), (".5Gi", 1 << 29), ("100", 100), (7, 7)])
-def test_parse_quantity(quantity, size):
-    assert parse_quantity(quantity, "q") == size
-
-
-@pytest.mark.parametrize("quantity", ["4gb", "-4Gi", "4 Gi", "", "Gi", True, None, "4m"])
-def test_parse_quantity_rejects(quantity):
-    with pytest.raises(SharingError) as info:
-        parse_quantity(quantity, "profiles[0].slice_memory")
-    assert info.value.field == "profiles[0].slice_memory"
-
-
 # ----------------------------------------------------------------------------- rendering
 
 
-def test_render_plugin_config_exact_bytes():
-    prof = build_plan(one(replicas=4)).profile()
-    assert render_plugin_config(prof) == (
-        "version: v1\n"
-        "flags:\n"
-        "  migStrategy: none\n"
-        "sharing:\n"
-        "  timeSlicing:\n"
-        "    renameByDefault: false\n"
-        "    failRequestsGreaterThanOne: false\n"
-        "    resources:\n"
-        "      - name: nvidia.com/gpu\n"
-        "        replicas: 4\n"
-    )
-
-
-def test_render_plugin_config_mps():
-    prof = build_plan(one(strategy="mps", replicas=3, rename_by_default=True)).profile()
-    text = render_plugin_config(prof)
-    assert "  migStrategy: none\n" in text
-    assert "  mps:\n    renameByDefault: true\n    failRequestsGreaterThanOne: true\n" in text
-    assert "timeSlicing" not in text
-    assert "        replicas: 3\n" in text
-
-
-def test_render_plugin_config_accepts_raw_profile():
-    assert "replicas: 4" in render_plugin_config({"name": "x", "fraction": 0.25})
-
-
-def test_render_config_map_data():
-    data = render_config_map_data({"profiles": [{"name": "ts-4", "replicas": 4},
-                                                {"name": "mps-2", "strategy": "mps", "replicas": 2}]})
-    assert list(data) == ["ts-4", "mps-2"]
-    assert "timeSlicing" in data["ts-4"] and "mps:" in data["mps-2"]
-
-
-def test_render_bottlerocket_time_slicing():
-    prof = build_plan(one(replicas=4)).profile()
-    assert render_bottlerocket_settings(prof) == (
-        "[settings.kubelet-device-plugins.nvidia]\n"
-        'device-sharing-strategy = "time-slicing"\n'
-        "\n"
-        "[settings.kubelet-device-plugins.nvidia.time-slicing]\n"
-        "replicas = 4\n"
-        "rename-by-default = false\n"
-        "fail-requests-greater-than-one = false\n"
-    )
-
-
-def test_render_bottlerocket_mps_and_none():
-    mps = build_plan(one(strategy="mps", replicas=2, rename_by_default=True)).profile()
-    text = render_bottlerocket_settings(mps)
-    assert 'device-sharing-strategy = "mps"' in text
-    assert "[settings.kubelet-device-plugins.nvidia.mps]\nreplicas = 2\nrename-by-default = true\n" in text
-    none = build_plan(one(strategy="none")).profile()
-    assert render_bottlerocket_settings(none) == (
-        '[settings.kubelet-device-plugins.nvidia]\ndevice-sharing-strategy = "none"\n'
-    )
-
-
-def test_render_bottlerocket_toml_parses():
-    import tomllib
-
-    prof = build_plan(one(replicas=4, fail_requests_greater_than_one=True)).profile()
-    data = tomllib.loads(render_bottlerocket_settings(prof))
-    nvidia = data["settings"]["kubelet-device-plugins"]["nvidia"]
-    assert nvidia["device-sharing-strategy"] == "time-slicing"
-    assert nvidia["time-slicing"] == {"replicas": 4, "rename-by-default": False,
-                                      "fail-requests-greater-than-one": True}
-
-
-@pytest.mark.parametrize("extra, field", [({"mig_strategy": "single"}, "p.mig_strategy"),
-                                          ({"mig_strategy": "mixed", "resource_name": "mig-1g.5gb"},
-                                           "p.mig_strategy")])
-def test_render_bottlerocket_rejects_unexpressible(extra, field):
-    prof = build_plan(one(replicas=4, **extra)).profile()
-    with pytest.raises(SharingError) as info:
-        render_bottlerocket_settings(prof)
-    assert info.value.field == field
-
-
 # ----------------------------------------------------------------------------- parsing
-
-
-def test_parse_plugin_config_nvidia_example():
-    text = """
-version: v1
-sharing:
-  timeSlicing:
-    resources:
-    - name: nvidia.com/gpu
-      replicas: 10
-"""
-    prof = parse_plugin_config(text, "ts-10")
-    assert prof == SharingProfile(name="ts-10", strategy="time-slicing", replicas=10)
-
-
-def test_parse_plugin_config_json():
-    text = '{"version": "v1", "sharing": {"mps": {"resources": [{"name": "gpu", "replicas": 2}]}}}'
-    prof = parse_plugin_config(text, "m")
-    assert (prof.strategy, prof.replicas, prof.fail_requests_greater_than_one) == ("mps", 2, True)
-
-
-@pytest.mark.parametrize(
-    "text, field",
-    [
-        ("version: v2\n", "config.version"),
-        ("version: v1\nsharing:\n  timeSlicing:\n    resources: []\n", "config.sharing.timeSlicing.resources"),
-        ("version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: gpu\n      replicas: 1\n",
-         "config.replicas"),
-        ("version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - replicas: 4\n",
-         "config.sharing.timeSlicing.resources[0].name"),
-        ("version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: gpu\n",
-         "config.sharing.timeSlicing.resources[0].replicas"),
-        ("version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - {name: gpu, replicas: 2}\n"
-         "  mps:\n    resources:\n    - {name: gpu, replicas: 2}\n", "config.sharing.timeSlicing"),
-        ("version: v1\nsharing:\n  timeslicing:\n    resources:\n    - {name: gpu, replicas: 2}\n",
-         "config.sharing.timeslicing"),
-        ("version: v1\nflags:\n  migStrategy: mixed\nsharing:\n  mps:\n    resources:\n"
-         "    - {name: gpu, replicas: 2}\n", "config.mig_strategy"),
-        ("version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
-         "    - {name: gpu, replicas: 2, devices: [0]}\n", "config.sharing.timeSlicing.resources[0].devices"),
-        ("version: [v1\n", "config"),
-    ],
-)
-def test_parse_plugin_config_rejects(text, field):
-    with pytest.raises(SharingError) as info:
-        parse_plugin_config(text)
-    assert info.value.field == field
 
 
 # ----------------------------------------------------------------------------- properties
@@ -481,42 +336,6 @@ def raw_profiles(draw):
     if raw["mig_strategy"] == "mixed" and draw(st.booleans()):
         raw["resource_name"] = draw(mig_resource_names)
     return raw
-
-
-@settings(max_examples=200, deadline=None)
-@given(raw_profiles())
-def test_property_render_parse_round_trip(raw):
-    prof = normalize_profile(raw)
-    text = render_plugin_config(prof)
-    assert parse_plugin_config(text, prof.name) == prof
-    # and the profile's own plain form builds the same profile
-    assert normalize_profile(prof.to_dict()) == prof
-
-
-@settings(max_examples=100, deadline=None)
-@given(raw_profiles())
-def test_property_deterministic_bytes(raw):
-    first = render_plugin_config(normalize_profile(raw))
-    second = render_plugin_config(normalize_profile(dict(reversed(list(raw.items())))))
-    assert first.encode() == second.encode()
-    assert first.endswith("\n") and "\t" not in first
-
-
-@settings(max_examples=100, deadline=None)
-@given(raw_profiles())
-def test_property_yaml_emitter_agrees_with_pyyaml(raw):
-    import yaml
-
-    prof = normalize_profile(raw)
-    data = yaml.safe_load(render_plugin_config(prof))
-    assert data["version"] == "v1"
-    assert data["flags"] == {"migStrategy": prof.mig_strategy}
-    if prof.shared:
-        block = data["sharing"]["mps" if prof.strategy == "mps" else "timeSlicing"]
-        assert block["resources"] == [{"name": prof.resource_name, "replicas": prof.replicas}]
-        assert block["renameByDefault"] is prof.rename_by_default
-    else:
-        assert "sharing" not in data
 
 
 @settings(max_examples=300, deadline=None)

@@ -190,10 +190,10 @@ def test_connect_raises_a_connection_error_the_run_reports(no_connection):
     assert result["msg"] == str(caught.value)
 
 
-def test_connect_or_fail_fails_the_module_the_same_way(no_connection):
+def test_a_run_without_a_connection_says_what_to_set(no_connection):
     module = FakeModule()
     with pytest.raises(SystemExit):
-        kube.connect_or_fail(module)
+        run_module(module, lambda options, context: context.kube, lambda params: params)
     how, result = module.result
     assert how == "fail" and result["error_kind"] == "connection"
     assert result["msg"].startswith("Cannot connect to the Kubernetes API: No Kubernetes connection was given.")

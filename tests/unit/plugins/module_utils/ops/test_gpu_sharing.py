@@ -14,7 +14,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     nodepool_arg_spec,
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import connection_arg_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import connection_arg_spec
 from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import (
     AnsibleFailJson,
     FakeModule,

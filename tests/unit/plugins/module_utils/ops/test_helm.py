@@ -5,7 +5,7 @@ EKS refuses a token 15 minutes after it was signed, and helm (client-go) keeps t
 token it is started with for the whole command. The Helm runner must therefore hand every
 helm command a token minted for it, not the one minted at connect time.
 
-The real parts: eks.TokenSource and eks.kube_client_config (a real kubernetes
+The real parts: token.TokenSource and eks.kube_client_config (a real kubernetes
 ``Configuration``), kubernetes.core's AnsibleHelmModule running a real process through
 AnsibleModule.run_command (the run's RunContext). The helm binary is a stand-in script that records the connection
 environment helm would read (HELM_KUBETOKEN, HELM_KUBEAPISERVER, HELM_KUBECAFILE) and answers
@@ -26,6 +26,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.session import make_session
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws.token import TokenSource, decode_token
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.helm import Helm
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.runner import RunContext
 
@@ -73,9 +75,9 @@ def helm(tmp_path, monkeypatch):
     binary = tmp_path / "helm"
     binary.write_text(RECORDING_HELM)
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
-    session = eks.make_session(region="eu-west-1", access_key="AKIDHELMTOKEN0000001", secret_key="helmSecretKey/0123")
+    session = make_session(region="eu-west-1", access_key="AKIDHELMTOKEN0000001", secret_key="helmSecretKey/0123")
     clock = Clock(T0)
-    source = eks.TokenSource(session, "gpu-demo", clock=clock)
+    source = TokenSource(session, "gpu-demo", clock=clock)
     configuration = eks.kube_client_config({"name": "gpu-demo", "endpoint": ENDPOINT,
                                             "certificate_authority_data": CA_B64}, source, str(tmp_path))
     with patch_module_args({"eks_cluster_name": "gpu-demo"}):
@@ -89,7 +91,7 @@ def recorded(log):
     rows = []
     for line in log.read_text().splitlines():
         command, token, host, ca_file = line.split(" ")
-        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(eks.decode_token(token)).query))
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(decode_token(token)).query))
         rows.append({"command": command, "signed": query["X-Amz-Date"], "token": token, "host": host,
                      "ca_file": ca_file})
     return rows

@@ -5,6 +5,7 @@ import copy
 
 import pytest
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import nodepool as ka
 from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import (
     AnsibleFailJson,
@@ -12,6 +13,8 @@ from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import (
 )
 from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import run as run_module
 
+RENDER_BASE = {"name": "gpu-ts4", "discovery_tag_value": "demo", "role": "KarpenterNodeRole-demo",
+               "instance_types": ["g4dn.xlarge", "g4dn.12xlarge"]}
 
 DEFAULTS = {
     "state": "present", "name": "pool", "profiles": [{"name": "ts-4", "replicas": 4}],
@@ -238,7 +241,7 @@ def test_without_aws_the_image_is_not_checked_and_said_so(monkeypatch):
 
 def test_unreachable_aws_warns_and_goes_on(monkeypatch):
     def unreachable(params):
-        raise ka.EKSError("Cannot reach the AWS endpoint", kind="unreachable")
+        raise ka.AwsError("Cannot reach the AWS endpoint", kind="unreachable")
 
     monkeypatch.setattr(ka, "session_from_params", unreachable)
     module = pool_module(ami_alias="al2023@v20240625", region="eu-west-1", **GATES)
@@ -273,3 +276,41 @@ def test_ec2nodeclass_not_ready_is_reported_with_a_warning(monkeypatch):
     assert status["ready"] is False and status["reported"] == "by the controller"
     assert [c["type"] for c in status["conditions"]] == ["AMIsReady", "Ready"]
     assert any("AMIsReady=False" in w and "failed to discover any AMIs" in w for w in module.warnings)
+
+
+# --------------------------------------------------------------------------- feature gates
+
+
+def test_parse_feature_gates():
+    assert ka.parse_feature_gates("SpotToSpotConsolidation=false,NodeOverlay=true") == {
+        "SpotToSpotConsolidation": False, "NodeOverlay": True}
+    assert ka.parse_feature_gates("") == {}
+    assert ka.parse_feature_gates({"NodeOverlay": "true"}) == {"NodeOverlay": True}
+
+
+def _deployment(env=None, args=None):
+    return {"metadata": {"name": "karpenter"}, "spec": {"template": {"spec": {"containers": [
+        {"name": "controller", "env": env or [], "args": args or []}]}}}}
+
+
+def test_gates_from_deployment_env_and_args():
+    dep = _deployment(env=[{"name": "FEATURE_GATES", "value": "NodeRepair=false,NodeOverlay=true"}])
+    assert ka.gates_from_deployment(dep)["NodeOverlay"] is True
+    dep = _deployment(args=["--feature-gates=NodeOverlay=false"])
+    assert ka.gates_from_deployment(dep)["NodeOverlay"] is False
+    dep = _deployment(args=["--feature-gates", "NodeOverlay=true"])
+    assert ka.gates_from_deployment(dep)["NodeOverlay"] is True
+    assert ka.gates_from_deployment(_deployment()) is None
+
+
+def test_discovery_tag_value_defaults_to_eks_cluster_name():
+    """By Karpenter's convention the discovery tag is the cluster's name: the EKS connection's one."""
+    params = dict(RENDER_BASE, profiles=[{"name": "ts-4", "replicas": 4}], discovery_tag_value=None,
+                  eks_cluster_name="prod-gpu")
+    spec = ka.render_from_params(params)["ec2nodeclass"]["spec"]
+    assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "prod-gpu"}}]
+    spec = ka.render_from_params(dict(params, discovery_tag_value="shared-vpc"))["ec2nodeclass"]["spec"]
+    assert spec["securityGroupSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "shared-vpc"}}]
+    with pytest.raises(InvalidInput) as err:
+        ka.render_from_params(dict(params, eks_cluster_name=None))
+    assert "discovery_tag_value" in str(err.value) and "eks_cluster_name" in str(err.value)

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import eks
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import ec2 as aws_ec2
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.aws import session as aws_session
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter as k
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import karpenter_ami
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 
 from ansible_collections.gpu_slicing.eks.tests.unit.plugins.fake_module import AnsibleFailJson
 # the NodePool operation's stand-ins
 from .test_nodepool import FakeKube, pool_module, run
 # AWS from moto with nothing from the machine (test_eks's fixtures)
-from aws.test_eks import aws, clean_aws_env  # noqa: F401 pylint: disable=unused-import
+from aws.aws_fakes import aws, clean_aws_env  # noqa: F401 pylint: disable=unused-import
 
 PLAN = build_plan([{"name": "ts-4", "replicas": 4}])
 BASE = {"name": "gpu-ts4", "discovery_tag_value": "demo", "role": "KarpenterNodeRole-demo",
@@ -48,7 +51,7 @@ def test_versions_in_the_provider_format_are_accepted(alias):
     ("bottlerocket@ 1.46.0", "bottlerocket@1.46.0"),
 ])
 def test_versions_karpenter_could_never_resolve_are_refused(alias, fix):
-    with pytest.raises(k.KarpenterError) as info:
+    with pytest.raises(InvalidInput) as info:
         render(alias)
     err = info.value
     assert err.field == "ami_alias" and err.value == alias
@@ -67,7 +70,7 @@ def test_versions_karpenter_could_never_resolve_are_refused(alias, fix):
     ("bottlerocket", "latest", "1.36", "/aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/latest/image_id"),
 ])
 def test_ssm_parameter_is_the_one_the_provider_reads(family, version, k8s, path):
-    assert k.ami_ssm_parameter(family, version, k8s) == path
+    assert karpenter_ami.ami_ssm_parameter(family, version, k8s) == path
 
 
 class OneClientSession:
@@ -82,33 +85,33 @@ class OneClientSession:
 
 def test_missing_parameter_is_none(aws):
     """moto's SSM answers ParameterNotFound for a public parameter AWS does not publish."""
-    path = k.ami_ssm_parameter("al2023", "v20990101", "1.36")
-    assert eks.ssm_parameter_value(eks.make_session(region="eu-west-1"), path) is None
+    path = karpenter_ami.ami_ssm_parameter("al2023", "v20990101", "1.36")
+    assert aws_ec2.ssm_parameter_value(aws_session.make_session(region="eu-west-1"), path) is None
 
 
 def test_published_parameter_value(aws):
     # moto ships no EKS AMI parameters (and refuses to create /aws/ ones): AWS's answer by Stubber
     from botocore.stub import Stubber
 
-    path = k.ami_ssm_parameter("bottlerocket", "v1.46.0", "1.36")
-    client = eks.make_session(region="eu-west-1").client("ssm")
+    path = karpenter_ami.ami_ssm_parameter("bottlerocket", "v1.46.0", "1.36")
+    client = aws_session.make_session(region="eu-west-1").client("ssm")
     stub = Stubber(client)
     stub.add_response("get_parameter", {"Parameter": {"Name": path, "Type": "String", "Value": "ami-0123456789abcdef0",
                                                       "Version": 1}}, {"Name": path})
     with stub:
-        assert eks.ssm_parameter_value(OneClientSession(client), path) == "ami-0123456789abcdef0"
+        assert aws_ec2.ssm_parameter_value(OneClientSession(client), path) == "ami-0123456789abcdef0"
 
 
 def test_ssm_errors_say_what_to_fix(aws):
     from botocore.stub import Stubber
 
-    client = eks.make_session(region="eu-west-1").client("ssm")
+    client = aws_session.make_session(region="eu-west-1").client("ssm")
     stub = Stubber(client)
     stub.add_client_error("get_parameter", service_error_code="AccessDeniedException",
                           service_message="not authorized to perform: ssm:GetParameter", http_status_code=400)
 
-    with stub, pytest.raises(eks.EKSError) as err:
-        eks.ssm_parameter_value(OneClientSession(client), "/aws/service/x")
+    with stub, pytest.raises(aws_session.AwsError) as err:
+        aws_ec2.ssm_parameter_value(OneClientSession(client), "/aws/service/x")
     assert err.value.kind == "access_denied" and "ssm:GetParameter" in str(err.value)
 
 

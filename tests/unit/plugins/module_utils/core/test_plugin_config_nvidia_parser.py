@@ -18,14 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import (
-    SharingError,
     advertised_resource,
     build_plan,
     normalize_profile,
+)
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import (
     parse_plugin_config,
     render_config_map_data,
     render_plugin_config,
 )
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import InvalidInput
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".."))
 GO_MODULE = os.path.join(REPO_ROOT, "tests", "cluster", "go", "nvidia")
@@ -175,7 +177,7 @@ def profiles(draw):
 def test_property_nvidia_accepts_generated(raw, nvidia_parse):
     try:
         profile = normalize_profile(raw)
-    except SharingError:
+    except InvalidInput:
         return  # e.g. a slice_memory that leaves fewer than 2 or more than 48 MPS slices
     assert_nvidia_agrees(profile, nvidia_parse)
     # what NVIDIA read is what we read back
@@ -206,14 +208,14 @@ def test_what_nvidia_rejects_we_reject(text, nvidia_parse):
     code, dummy, err = nvidia_parse(text)
     assert code == 1, "expected NVIDIA's loader to reject:\n" + text
     assert err.strip()
-    with pytest.raises(SharingError):
+    with pytest.raises(InvalidInput):
         parse_plugin_config(text)
 
 
 def test_replicas_one_rejected_on_both_sides(nvidia_parse):
     code, dummy, err = nvidia_parse(NVIDIA_REJECTS["replicas-1"])
     assert code == 1 and "number of replicas must be >= 2" in err
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         build_plan({"profiles": [{"name": "p", "replicas": 1}]})
     assert info.value.field == "profiles[0].replicas"
 
@@ -235,7 +237,7 @@ STRICTER = {
 def test_we_are_stricter_where_nvidia_is_silent(text, nvidia_parse):
     code, dummy, err = nvidia_parse(text)
     assert code == 0, err
-    with pytest.raises(SharingError):
+    with pytest.raises(InvalidInput):
         parse_plugin_config(text)
 
 
@@ -266,6 +268,6 @@ def test_names_nvidia_ignores_are_refused(raw, text, nvidia_parse):
     assert code == 0, err
     assert data["resources"][0]["matchesDevice"] is False
     assert data["advertised"] == {"resource": "nvidia.com/gpu", "replicas": 1, "sharingStrategy": "none"}
-    with pytest.raises(SharingError) as info:
+    with pytest.raises(InvalidInput) as info:
         normalize_profile(dict(raw, name="p", replicas=4))
     assert info.value.field == "profile.resource_name"
