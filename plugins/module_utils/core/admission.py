@@ -374,12 +374,22 @@ def _mutating_spec(plan):
     }
 
 
+def _slice_request_condition():
+    """The validating policies' match condition: a container asks for some nvidia.com resource (or
+    the mutating policy's unservable stand-in). Other pods, the most, skip the policy's variables
+    and validations (see benchmarks/admission.py)."""
+    return {"name": "gpu-slice-request", "expression": (
+        "@S@.containers.exists(c, has(c.resources) && has(c.resources.limits) && "
+        "c.resources.limits.exists(k, k.startsWith('nvidia.com/') || k == %s))" % _cel_str(UNSERVABLE_RESOURCE))}
+
+
 def _validating_spec(plan):
     row = "variables.table[variables.profile]"
     too_many = ("has(c.resources) && has(c.resources.limits) && %s.resource in c.resources.limits && %s.fail == 'true' "
                 "&& quantity(string(c.resources.limits[%s.resource])).compareTo(quantity('1')) > 0" % (row, row, row))
     return {
         "failurePolicy": "Fail",
+        "matchConditions": [_slice_request_condition()],
         "variables": _variables(plan),
         "validations": [
             {"expression": "!(@HM@ && %s)" % _has_key("@M@", "annotations", ANNOTATION_REFUSED),
@@ -404,6 +414,7 @@ def _warning_spec(plan):
     no_selector = "!(%s)" % _has_key("@S@", "nodeSelector", PROFILE_LABEL)
     return {
         "failurePolicy": "Ignore",
+        "matchConditions": [_slice_request_condition()],
         "validations": [{
             "expression": "!(%s && %s && %s)" % ("true" if len(plan.profiles) > 1 else "false", slice_request, no_selector),
             "message": "the pod requests a GPU slice without nodeSelector %s, so it may land on a node of any of the "
@@ -532,3 +543,56 @@ def judge_probes(probes, answers, validation_actions=("Deny",)):
                            ANNOTATION_REFUSED, UNSERVABLE_RESOURCE), expected=want, observed=seen)
     return V.failed(CHECK_ADMISSION, "the pod asking for %s was not marked as unservable" % refused,
                     expected={"limits": {UNSERVABLE_RESOURCE: "1"}}, observed=error or _limits(obj))
+
+
+# --------------------------------------------------------------------------- what the module manages
+
+MANAGED_BY = ("app.kubernetes.io/managed-by", "gpu_slicing.eks")
+MUTATING_KIND = "MutatingAdmissionPolicy"
+VALIDATING_KIND = "ValidatingAdmissionPolicy"
+
+
+def object_names(name=DEFAULT_NAME):
+    """(kind, name) of every object :func:`render_policies` writes for ``name``, in its order:
+    what ``state: absent`` removes (it needs no profiles)."""
+    out = []
+    for target in TARGETS:
+        base = name + target["suffix"]
+        for kind, pname in ((MUTATING_KIND, base), (VALIDATING_KIND, base), (VALIDATING_KIND, base + "-warn")):
+            out += [(kind, pname), (kind + "Binding", pname)]
+    return out
+
+
+def write_order(objects, mutating=True):
+    """The objects in the order they are written: the validating policies first (a pod the mutating
+    policy marks as unservable must meet its refusal), then the mutating ones, or none of those
+    when the cluster does not serve them (``mutating`` False). Removal is the reverse."""
+    validating = [o for o in objects if o["kind"].startswith(VALIDATING_KIND)]
+    rest = [o for o in objects if o["kind"].startswith(MUTATING_KIND)] if mutating else []
+    return validating + rest
+
+
+def comparable(obj):
+    """The parts of an admission object the module owns, as the API server returns them (defaults
+    filled in): what decides whether a write changes anything."""
+    meta = (obj or {}).get("metadata") or {}
+    return {"labels": meta.get("labels") or {}, "spec": (obj or {}).get("spec")}
+
+
+def foreign(obj):
+    """True when an existing object of the same name was not written by this collection."""
+    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    return obj is not None and labels.get(MANAGED_BY[0]) != MANAGED_BY[1]
+
+
+def scope_of(policy, binding):
+    """What the verification needs from the written policies: ``(label, value, actions)``, the
+    opt-in namespace label of the ValidatingAdmissionPolicy ``policy`` and the validationActions of
+    its ``binding``; None when they are not this collection's policies."""
+    if foreign(policy) or not policy or not binding:
+        return None
+    selector = ((policy.get("spec") or {}).get("matchConstraints") or {}).get("namespaceSelector") or {}
+    for expr in selector.get("matchExpressions") or []:
+        if expr.get("operator") == "In" and expr.get("key") != NAMESPACE_NAME_LABEL and expr.get("values"):
+            return expr["key"], expr["values"][0], list((binding.get("spec") or {}).get("validationActions") or [])
+    return None

@@ -228,3 +228,27 @@ def test_judge_probes(rewrite, refuse, actions, status, reason):
     assert check.name == admission.CHECK_ADMISSION
     assert check.status == status, check.reason
     assert reason in check.reason, check.reason
+
+
+def test_object_names_are_what_render_writes():
+    objs = admission.render_policies(PLAN, {"name": "x"})
+    assert admission.object_names("x") == [(o["kind"], o["metadata"]["name"]) for o in objs]
+
+
+def test_write_order_validating_first_and_without_mutating():
+    objs = admission.render_policies(PLAN)
+    order = [o["kind"] for o in admission.write_order(objs)]
+    assert order.index("MutatingAdmissionPolicy") > max(i for i, k in enumerate(order) if k.startswith("Validating"))
+    assert not [o for o in admission.write_order(objs, mutating=False) if o["kind"].startswith("Mutating")]
+    assert len(admission.write_order(objs, mutating=False)) == 12
+
+
+def test_scope_of_reads_back_the_rendered_scope():
+    objs = admission.render_policies(PLAN, {"namespace_label": "team/gpu", "namespace_label_value": "yes",
+                                            "validation_actions": ["Warn", "Audit"]})
+    policy, binding = [o for o in objs if o["metadata"]["name"] == "gpu-slicing-eks" and "Validating" in o["kind"]]
+    assert admission.scope_of(policy, binding) == ("team/gpu", "yes", ["Warn", "Audit"])
+    other = dict(policy, metadata={"name": "gpu-slicing-eks", "labels": {}})
+    assert admission.scope_of(other, binding) is None
+    assert admission.scope_of(None, binding) is None
+    assert admission.foreign(other) and not admission.foreign(policy) and not admission.foreign(None)
