@@ -150,7 +150,7 @@ def policies_active(c):
 
 def measure(args):
     import kubernetes
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils import admission
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
 
     wd = bench.Workdir(args.keep_workdir)
     failed = True

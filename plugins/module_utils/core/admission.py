@@ -374,22 +374,12 @@ def _mutating_spec(plan):
     }
 
 
-def _slice_request_condition():
-    """The validating policies' match condition: a container asks for some nvidia.com resource (or
-    the mutating policy's unservable stand-in). Other pods, the most, skip the policy's variables
-    and validations (see benchmarks/admission.py)."""
-    return {"name": "gpu-slice-request", "expression": (
-        "@S@.containers.exists(c, has(c.resources) && has(c.resources.limits) && "
-        "c.resources.limits.exists(k, k.startsWith('nvidia.com/') || k == %s))" % _cel_str(UNSERVABLE_RESOURCE))}
-
-
 def _validating_spec(plan):
     row = "variables.table[variables.profile]"
     too_many = ("has(c.resources) && has(c.resources.limits) && %s.resource in c.resources.limits && %s.fail == 'true' "
                 "&& quantity(string(c.resources.limits[%s.resource])).compareTo(quantity('1')) > 0" % (row, row, row))
     return {
         "failurePolicy": "Fail",
-        "matchConditions": [_slice_request_condition()],
         "variables": _variables(plan),
         "validations": [
             {"expression": "!(@HM@ && %s)" % _has_key("@M@", "annotations", ANNOTATION_REFUSED),
@@ -414,9 +404,8 @@ def _warning_spec(plan):
     no_selector = "!(%s)" % _has_key("@S@", "nodeSelector", PROFILE_LABEL)
     return {
         "failurePolicy": "Ignore",
-        "matchConditions": [_slice_request_condition()],
         "validations": [{
-            "expression": "!(%s && %s && %s)" % ("true" if len(plan.profiles) > 1 else "false", slice_request, no_selector),
+            "expression": "!(%s && %s)" % (slice_request, no_selector),
             "message": "the pod requests a GPU slice without nodeSelector %s, so it may land on a node of any of the "
                        "profiles %s, whose slices differ; fix: set nodeSelector %s: <profile>"
                        % (PROFILE_LABEL, ", ".join(plan.profile_names), PROFILE_LABEL),
@@ -439,11 +428,17 @@ def render_policies(plan, options=None):
         name = opts["name"] + target["suffix"]
         warn = name + "-warn"
         match = _match(opts, target)
-        for kind, pname, spec, actions in (
+        policies = [
             ("Mutating", name, _mutating_spec(plan), None),
             ("Validating", name, _validating_spec(plan), opts["validation_actions"]),
             ("Validating", warn, _warning_spec(plan), ["Warn"]),
-        ):
+        ]
+        if len(plan.profiles) == 1:
+            # Nothing to warn about with one profile. Each policy that matches a pod costs the API
+            # server a conversion of the pod for CEL, the most of a policy's cost (a CPU profile
+            # of the benchmark), so none is written rather than one that is always true.
+            policies.pop()
+        for kind, pname, spec, actions in policies:
             spec = dict(_at(spec, target), matchConstraints=match)
             binding = {"policyName": pname}
             if actions is not None:
@@ -505,7 +500,7 @@ def judge_probes(probes, answers, validation_actions=("Deny",)):
     server admitted the pod, else its error. Returns a verification CheckResult.
     """
     # Imported here: verification's own imports must not depend on this module.
-    from ansible_collections.gpu_slicing.eks.plugins.module_utils import verification as V
+    from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
 
     pod, expected = probes["rewrite"]
     obj, error = answers["rewrite"]
@@ -553,8 +548,9 @@ VALIDATING_KIND = "ValidatingAdmissionPolicy"
 
 
 def object_names(name=DEFAULT_NAME):
-    """(kind, name) of every object :func:`render_policies` writes for ``name``, in its order:
-    what ``state: absent`` removes (it needs no profiles)."""
+    """(kind, name) of every object :func:`render_policies` may write for ``name``, in its order:
+    what ``state: absent`` removes (it needs no profiles). With one profile the ``-warn`` pairs
+    are not written."""
     out = []
     for target in TARGETS:
         base = name + target["suffix"]
@@ -572,11 +568,12 @@ def write_order(objects, mutating=True):
     return validating + rest
 
 
-def comparable(obj):
-    """The parts of an admission object the module owns, as the API server returns them (defaults
-    filled in): what decides whether a write changes anything."""
-    meta = (obj or {}).get("metadata") or {}
-    return {"labels": meta.get("labels") or {}, "spec": (obj or {}).get("spec")}
+def removal_order(name=DEFAULT_NAME):
+    """(kind, name) of :func:`object_names` in the order they are removed, the reverse of
+    :func:`write_order`: the mutating policies first, each binding before its policy."""
+    names = object_names(name)
+    return list(reversed([n for n in names if n[0].startswith(VALIDATING_KIND)]
+                         + [n for n in names if n[0].startswith(MUTATING_KIND)]))
 
 
 def foreign(obj):
