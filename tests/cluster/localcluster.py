@@ -253,10 +253,10 @@ def _stop_pid(pid: int, timeout: float = 10.0) -> None:
 class LocalCluster:
     def __init__(self, name: str = DEFAULT_NAME, workdir: str | Path | None = None,
                  bin: str | Path | None = None, artifacts: str | Path | None = None,
-                 runtime_config: str | None = None):
+                 apiserver_args: dict | None = None):
         self.name = name
-        # kube-apiserver's --runtime-config, e.g. to leave out an API an older release lacks.
-        self.runtime_config = runtime_config
+        # Extra kube-apiserver flags ({flag: value}), e.g. to leave out an API an older release lacks.
+        self.apiserver_args = dict(apiserver_args or {})
         self.workdir = Path(workdir or DEFAULT_WORKDIR).resolve()
         self.bin = Path(bin or bin_dir()).resolve()
         self.artifacts = Path(artifacts or artifacts_dir()).resolve()
@@ -371,7 +371,9 @@ class LocalCluster:
             "--extra-args", "kube-apiserver=advertise-address=127.0.0.1",
             "--wait", f"{int(timeout)}s",
             "--timeout", f"{int(timeout)}s",
-        ] + (["--kube-runtime-config", self.runtime_config] if self.runtime_config else [])
+        ]
+        for flag, value in sorted(self.apiserver_args.items()):
+            cmd += ["--extra-args", f"kube-apiserver={flag}={value}"]
         self._save_state({"name": self.name, "apiserver_port": port, "processes": {}})
         try:
             self._create(cmd, timeout)

@@ -5,8 +5,9 @@ same name that gpu_slicing.eks did not write stops the run before any write, and
 everything (twice: the second changes nothing).
 
 Version awareness runs on a second local cluster whose API server leaves MutatingAdmissionPolicy
-out (``--runtime-config admissionregistration.k8s.io/v1/mutatingadmissionpolicies=false``): the
-API boundary of a cluster before Kubernetes 1.36, where discovery does not list the kind. What
+and its binding out (``--runtime-config ...mutatingadmissionpolicies=false,...bindings=false`` and
+the admission plugin disabled): an emulation, at the API boundary, of a cluster before Kubernetes
+1.36, where discovery does not list the kinds. What
 the policies do to pods is in test_admission.py; bad input in test_bad_input.py.
 """
 
@@ -163,8 +164,12 @@ def without_mutating():
     import localcluster
 
     workdir = tempfile.mkdtemp(prefix="gse-it-nomap-")
-    c = localcluster.LocalCluster(name="it-nomap-%d" % os.getpid(), workdir=workdir,
-                                  runtime_config="admissionregistration.k8s.io/v1/mutatingadmissionpolicies=false")
+    group = "admissionregistration.k8s.io/v1/"
+    c = localcluster.LocalCluster(name="it-nomap-%d" % os.getpid(), workdir=workdir, apiserver_args={
+        "runtime-config": ",".join(group + r + "=false" for r in ("mutatingadmissionpolicies",
+                                                                  "mutatingadmissionpolicybindings")),
+        # The admission plugin would wait for the kind it cannot list, and the server never be ready.
+        "disable-admission-plugins": "MutatingAdmissionPolicy"})
     try:
         c.up()
         yield c
