@@ -18,8 +18,8 @@ description:
     MutatingAdmissionPolicy and ValidatingAdmissionPolicies (C(admissionregistration.k8s.io/v1)) with
     their bindings. The API server runs them in CEL; no webhook and no extra server.
   - The mutating policy turns a container's fractional request, C(resources.limits) or C(requests)
-    C(gpu: "0.5") or the pod annotation C(gpu-slicing.eks/gpu-fraction: "0.5") (first container), into
-    one slice of the profile that serves it (C(nvidia.com/gpu: 1), or C(nvidia.com/gpu.shared) when
+    C(gpu) set to a share such as C("0.5"), or the pod annotation C(gpu-slicing.eks/gpu-fraction) (first
+    container), into one slice of the profile that serves it (one C(nvidia.com/gpu), or C(nvidia.com/gpu.shared) when
     renamed), the C(nvidia.com/gpu) toleration and the node selector C(nvidia.com/device-plugin.config).
     Pods, the pod templates of Deployments, ReplicaSets, StatefulSets, DaemonSets and Jobs, and CronJobs.
   - The profile of a pod is the one its C(nvidia.com/device-plugin.config) node selector names, else

@@ -26,6 +26,7 @@ import time
 import uuid
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils import progress
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import GPU_PRESENT_LABEL
@@ -503,6 +504,40 @@ class Verifier(object):
         self.cleanup["karpenter_nodeclaims_removed"] = removed
         self.timings["karpenter_seconds"] = round(time.monotonic() - t0, 3)
 
+    def admission_phase(self):
+        """The admission policies of ``admission_policy_name`` are active: in this run's namespace,
+        opted in for it, one pod the mutating policy must rewrite and one the validating policy must
+        refuse, both as server dry runs (core/admission.py builds them and judges the answers).
+        Runs last: the opt-in label would subject the earlier test pods to the policies."""
+        name = self.opts["admission_policy_name"]
+        verdict = V.NodeVerdict("admission/%s" % name, self.profile.name)
+        self.verdicts.append(verdict)
+        binding_kind = admission.VALIDATING_KIND + "Binding"
+        scope = admission.scope_of(self.kube.get(admission.VALIDATING_KIND, admission.API_VERSION, name),
+                                   self.kube.get(binding_kind, admission.API_VERSION, name))
+        if scope is None:
+            verdict.add(V.failed(admission.CHECK_ADMISSION, "no ValidatingAdmissionPolicy %s with its binding written by "
+                                 "gpu_slicing.eks; fix: write them with the admission_policy module" % name))
+            return
+        if self.check_mode:
+            verdict.add(V.not_available(admission.CHECK_ADMISSION, "check mode: no namespace to send the pods to"))
+            return
+        if self.kube.get(admission.MUTATING_KIND, admission.API_VERSION, name) is None:
+            verdict.add(V.not_available(admission.CHECK_ADMISSION, "no MutatingAdmissionPolicy %s (the cluster may not "
+                                        "serve it): nothing to rewrite" % name))
+            return
+        label, value, actions = scope
+        self.kube.ensure({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": self.namespace, "labels": {label: value}}})
+        probes = admission.probe_pods(self.plan, self.namespace, self.opts["image"], self.profile.name)
+        answers = {}
+        for role, (pod, dummy) in probes.items():
+            try:
+                answers[role] = (self.kube.dry_run_apply(pod), None)
+            except Exception as exc:  # pylint: disable=broad-except
+                answers[role] = (None, error_message(exc))
+        verdict.add(admission.judge_probes(probes, answers, actions))
+
     def node_timing(self, node, key, value):
         for v in self.verdicts:
             if v.node == node:
@@ -539,6 +574,8 @@ class Verifier(object):
                         V.not_available(V.CHECK_KARPENTER, "check mode: no test pods were created")]))
                 else:
                     self.karpenter_phase()
+            if self.opts.get("admission_policy_name"):
+                self.admission_phase()
         except VerifyInterrupted:
             error = "interrupted by SIGTERM"
             raise

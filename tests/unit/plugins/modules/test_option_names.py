@@ -182,7 +182,8 @@ def test_role_variables_follow_option_names(role):
         expected = [p + option for p in ("device_plugin_", "karpenter_gpu_", "verify_", "gpu_sharing_admission_",
                                          "gpu_sharing_")
                     if variable.startswith(p)]
-        if ROLE_VARIABLE_EXCEPTIONS.get(variable) == option or variable in expected or not prefix:
+        # variable == option: the option already carries the role-level name (device_plugin_namespace).
+        if ROLE_VARIABLE_EXCEPTIONS.get(variable) == option or variable in expected or variable == option or not prefix:
             continue
         wrong.append((option, variable))
     assert wrong == []
