@@ -360,6 +360,44 @@ def test_deployment_pods_rewritten_and_scheduled(gpu_nodes):
         c.kubectl("delete", "deployment", "seed", "-n", NS, "--ignore-not-found", check=False)
 
 
+@pytest.mark.parametrize("value,selector,node", [("0.5", None, NODE_TS2), ("0.25", "ts-4", NODE_TS4)])
+def test_seed_pod_runs_on_a_node_of_its_profile(gpu_nodes, value, selector, node):
+    """The seed's pod itself (without gpuDevicePolicy), created for real: rewritten at admission and
+    scheduled onto the node whose profile serves its share."""
+    c = gpu_nodes
+    name = "seed-%s" % (selector or "default")
+    c.kubectl("create", "-f", "-", input=json.dumps(seed_pod(NS, value, name=name, selector=selector)))
+    try:
+        c.wait_for(lambda: c.kubectl_json("get", "pod", name, "-n", NS)["spec"].get("nodeName"), 60, "seed pod scheduled")
+        pod = c.kubectl_json("get", "pod", name, "-n", NS)
+        assert pod["spec"]["nodeName"] == node
+        resource = "nvidia.com/gpu.shared" if node == NODE_TS2 else "nvidia.com/gpu"
+        assert pod["spec"]["containers"][0]["resources"]["limits"] == {resource: "1"}
+    finally:
+        c.kubectl("delete", "pod", name, "-n", NS, "--ignore-not-found", "--grace-period=0", "--force", check=False)
+
+
+@pytest.mark.parametrize("name,status", [("gpu-slicing-eks", "passed"), ("gse-none", "failed")])
+def test_verification_reports_the_policies_active(gpu_nodes, name, status):
+    """gpu_slicing_verify's admission check: a dry-run pod rewritten, one refused; missing policies fail."""
+    c = gpu_nodes
+    result = run_module("gpu_slicing_verify", {
+        "profiles": cases.PLAN["profiles"], "default_profile": cases.PLAN["default_profile"], "profile": "ts-2",
+        "node_names": [NODE_TS2], "device_plugin_namespace": PLUGIN_NS, "wait_timeout": 120,
+        "admission_policy_name": name}, kubeconfig=str(c.kubeconfig))
+    entry = [v for v in result["nodes"] if v["node"] == "admission/%s" % name]
+    assert len(entry) == 1, result
+    check = entry[0]["checks"][0]
+    assert check["name"] == admission.CHECK_ADMISSION and check["status"] == status, check
+    if status == "passed":
+        assert not result.failed, result["summary"]
+        assert "gpu: 0.500 with nodeSelector nvidia.com/device-plugin.config: ts-2 was rewritten to 1 " \
+               "nvidia.com/gpu.shared on profile ts-2; gpu: 1.5 was refused" in check["reason"], check
+        assert "GPU request refused: container probe asks for gpu: 1.5" in check["reason"], check
+    else:
+        assert result.failed and "write them with the admission_policy module" in check["reason"], check
+
+
 def test_absent_removes_policies(gpu_nodes):
     """Runs last: state absent removes the policies and bindings and the rewrite stops."""
     c = gpu_nodes

@@ -482,8 +482,13 @@ def probe_pods(plan, namespace, image, profile_name=None):
         return {"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": "%s-%s" % (PROBE_NAME, role), "namespace": namespace,
                              "labels": {"app.kubernetes.io/managed-by": "gpu_slicing.eks"}},
+                # Pod Security "restricted" (the verification's namespace enforces it).
                 "spec": {"nodeSelector": {PROFILE_LABEL: profile.name},
+                         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                             "seccompProfile": {"type": "RuntimeDefault"}},
                          "containers": [{"name": "probe", "image": image,
+                                         "securityContext": {"allowPrivilegeEscalation": False,
+                                                             "capabilities": {"drop": ["ALL"]}},
                                          "resources": {"limits": {SEED_GPU_KEY: share}}}]}}
     return {"rewrite": (pod("rewrite", value), expected), "refuse": (pod("refuse", _REFUSED_VALUE), None)}
 
@@ -511,7 +516,7 @@ def judge_probes(probes, answers, validation_actions=("Deny",)):
     if obj is None:
         why = ("the API server refused the bare gpu name itself: no mutating policy matched (is namespace %s "
                "labelled, and are the policies written?)" % namespace
-               if error and "must be a standard resource type" in error else "the pod was refused")
+               if error and "must be a standard resource type" in error else "the pod was refused: %s" % error)
         return V.failed(CHECK_ADMISSION, "the pod asking for %s was not rewritten: %s" % (sent, why),
                         expected=want, observed=error)
     seen = {"limits": _limits(obj), "nodeSelector": ((obj.get("spec") or {}).get("nodeSelector") or {}).get(PROFILE_LABEL)}
