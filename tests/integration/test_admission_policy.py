@@ -125,12 +125,10 @@ def test_one_profile_drops_the_warn_pairs(cluster):
 
 def test_object_not_written_by_the_collection_stops_the_run(cluster):
     foreign = "gse-ap-foreign"
+    rule = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}
     cluster.apply({"apiVersion": admission.API_VERSION, "kind": "ValidatingAdmissionPolicy",
                    "metadata": {"name": foreign + "-warn"},
-                   "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                                     "operations": ["CREATE"],
-                                                                     "resources": ["configmaps"]}]},
-                            "validations": [{"expression": "true"}]}})
+                   "spec": {"matchConstraints": {"resourceRules": [rule]}, "validations": [{"expression": "true"}]}})
     try:
         result = run(cluster, name=foreign)
         assert result.failed and result["error_kind"] == "conflict", result

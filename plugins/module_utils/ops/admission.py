@@ -130,8 +130,8 @@ def admission_policy(options, context):
         if admission.foreign(obj) and options.state == "present":
             raise GpuSlicingError(
                 "%s %s exists and was not written by gpu_slicing.eks (no label %s=%s): nothing was written. "
-                "Fix: choose another name, or remove that object" % (kind, name, admission.MANAGED_BY[0],
-                                                                       admission.MANAGED_BY[1]), kind="conflict")
+                "Fix: choose another name, or remove that object" % ((kind, name) + admission.MANAGED_BY),
+                kind="conflict")
     changes = _Changes(kube, context.diff)
     result = {"mutating_policy_served": mutating, "validating_policy_served": validating}
     if options.state == "absent":
