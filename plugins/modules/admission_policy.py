@@ -192,7 +192,7 @@ api_retries:
   sample: {count: 2, by_reason: {conflict: 2}, operations: ["PATCH /apis/... (conflict)"], slept_seconds: 1.3}
 """
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import sharing_arg_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import STATE_OPTION, sharing_arg_spec
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import connection_arg_spec, new_module
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.admission import (
     AdmissionOptions,
@@ -205,7 +205,7 @@ def argument_spec():
     spec = connection_arg_spec()
     spec.update(sharing_arg_spec(required=False))
     spec.update(
-        state=dict(type="str", choices=["present", "absent"], default="present"),
+        state=dict(STATE_OPTION),
         name=dict(type="str", default="gpu-slicing-eks"),
         namespace_label=dict(type="str", default="gpu-slicing.eks/admission"),
         namespace_label_value=dict(type="str", default="enabled"),
