@@ -29,6 +29,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils import progress
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.waiter import poll_until
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.device_plugin import GPU_PRESENT_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.instance_types import InstanceTypeError, lookup
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import PROFILE_LABEL
@@ -505,10 +506,10 @@ class Verifier(object):
         self.timings["karpenter_seconds"] = round(time.monotonic() - t0, 3)
 
     def admission_phase(self):
-        """The admission policies of ``admission_policy_name`` are active: in this run's namespace,
-        opted in for it, one pod the mutating policy must rewrite and one the validating policy must
-        refuse, both as server dry runs (core/admission.py builds them and judges the answers).
-        Runs last: the opt-in label would subject the earlier test pods to the policies."""
+        """The admission policies of ``admission_policy_name`` are active: in a second namespace of
+        this run, created with their opt-in label (the test pods' namespace stays out of their
+        reach), one pod the mutating policy must rewrite and one the validating policy must refuse,
+        both as server dry runs (core/admission.py builds them and judges the answers)."""
         name = self.opts["admission_policy_name"]
         verdict = V.NodeVerdict("admission/%s" % name, self.profile.name)
         self.verdicts.append(verdict)
@@ -527,16 +528,28 @@ class Verifier(object):
                                         "serve it): nothing to rewrite" % name))
             return
         label, value, actions = scope
-        self.kube.ensure({"apiVersion": "v1", "kind": "Namespace",
-                          "metadata": {"name": self.namespace, "labels": {label: value}}})
-        probes = admission.probe_pods(self.plan, self.namespace, self.opts["image"], self.profile.name)
-        answers = {}
-        for role, (pod, dummy) in probes.items():
-            try:
-                answers[role] = (self.kube.dry_run_apply(pod), None)
-            except Exception as exc:  # pylint: disable=broad-except
-                answers[role] = (None, error_message(exc))
-        verdict.add(admission.judge_probes(probes, answers, actions))
+        namespace = namespace_definition(self.namespace + "-admission", self.run_id)
+        namespace["metadata"]["labels"][label] = value
+        self.kube.create(namespace)
+        try:
+            probes = admission.probe_pods(self.plan, namespace["metadata"]["name"], self.opts["image"],
+                                          self.profile.name)
+
+            def answers():
+                out = {}
+                for role, (pod, dummy) in probes.items():
+                    try:
+                        out[role] = (self.kube.dry_run_apply(pod), None)
+                    except Exception as exc:  # pylint: disable=broad-except
+                        out[role] = (None, error_message(exc))
+                return out
+
+            # A new namespace refuses pods until its default ServiceAccount exists.
+            seen = poll_until(answers, lambda a: not any('serviceaccount "default" not found' in (e or "")
+                                                         for dummy, e in a.values()), 30, POLL)[1]
+            verdict.add(admission.judge_probes(probes, seen, actions))
+        finally:
+            self.kube.delete("Namespace", "v1", namespace["metadata"]["name"])
 
     def node_timing(self, node, key, value):
         for v in self.verdicts:
