@@ -120,7 +120,14 @@ def latency(before, after):
         g = groups.setdefault(key, {"sum": 0.0, "count": 0.0})
         g[kind] += value - before.get((name, labels), 0.0)
     return {k: {"count": int(g["count"]), "mean_ms": round(1000 * g["sum"] / g["count"], 3)}
-            for k, g in sorted(groups.items()) if g["count"] > 0}
+            for k, g in sorted(groups.items()) if g["count"] > 0 and relevant(k)}
+
+
+def relevant(key):
+    """The series the results show: the admission steps, the two policy plugins, the policies'
+    own histograms and match conditions, and POST pods latency (not every in-tree plugin)."""
+    return (key.startswith("apiserver_admission_step_admission_duration_seconds{") or "AdmissionPolicy," in key
+            or "admission_policy" in key or "match_condition" in key or key == "apiserver_request_duration_seconds")
 
 
 def create_round(api, objs, workers):
@@ -240,10 +247,7 @@ def render_md(r):
           "move with the other processes' load." % r["cpu_ratio"]]
     L += ["", "## API server admission latency (mean ms per observation, all rounds of a side)", "",
           "| series | with policies | without policies | opted in, no GPU |", "|---|---|---|---|"]
-    # The admission steps and the two policy plugins (the JSON has every admission plugin).
-    keys = sorted(k for k in {k for side in SIDES for k in s[side]["server"]}
-                  if k.startswith("apiserver_admission_step_admission_duration_seconds{") or "AdmissionPolicy," in k
-                  or "admission_policy" in k or "match_condition" in k)
+    keys = sorted({k for side in SIDES for k in s[side]["server"]} - {"apiserver_request_duration_seconds"})
     for key in keys:
         cells = []
         for side in SIDES:
