@@ -18,8 +18,9 @@ import os
 import tempfile
 
 import pytest
+import yaml
 
-from playbook_runner import run_module
+from playbook_runner import run_module, run_playbook, task_results
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
 
@@ -193,3 +194,24 @@ def test_without_mutating_policy_writes_the_validating_ones_and_says_so(without_
     assert not run(c).changed
     result = run_module("admission_policy", {"name": NAME, "state": "absent"}, kubeconfig=str(c.kubeconfig))
     assert result.changed and written(c) == {}
+
+
+def test_role_task_writes_and_removes_the_policies(cluster, tmp_path):
+    """The gpu_sharing role's admission task with the role's defaults (what enable.yml runs after
+    the plugin when gpu_slicing_admission is true), then with gpu_sharing_state absent."""
+    def play(state):
+        task = {"name": "role", "ansible.builtin.include_role": {"name": "gpu_slicing.eks.gpu_sharing",
+                                                                 "tasks_from": "admission.yml"},
+                "vars": {"gpu_sharing_state": state, "gpu_sharing_profiles": PROFILES,
+                         "gpu_sharing_admission_name": "gse-ap-role"}}
+        return [{"name": "admission through the role", "hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+    for state, count in (("present", 18), ("absent", 0)):
+        path = tmp_path / ("%s.yml" % state)
+        path.write_text(yaml.safe_dump(play(state)))
+        rc, output = run_playbook(str(path), kubeconfig=str(cluster.kubeconfig))
+        results = [r for name, r in task_results(output) if "admission_policy" in str(r.get("invocation", ""))
+                   or "objects" in r]
+        assert rc == 0 and results and results[-1]["changed"], output.get("_stderr")
+        assert len(written(cluster, "gse-ap-role")) == count
+        binding = results[-1]["invocation"]["module_args"]
+        assert binding["namespace_label"] == "gpu-slicing.eks/admission" and binding["validation_actions"] == ["Deny"]
