@@ -92,8 +92,8 @@ def test_present_dry_runs_everything_before_the_first_write():
     result = admission_policy(options(), Context(kube, diff=True))
     kinds = [c[0] for c in kube.calls if c[0] != "forget_discovery"]
     assert kinds == ["dry_run"] * 12 + ["apply"] * 12
-    assert [c[1] for c in kube.calls if c[0] == "apply"][:2] == ["ValidatingAdmissionPolicy",
-                                                                   "ValidatingAdmissionPolicyBinding"]
+    first = [c[1] for c in kube.calls if c[0] == "apply"][:2]
+    assert first == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
     assert result["changed"] and {o["action"] for o in result["objects"]} == {"created"}
     assert len(result["diff"]) == 12
     again = admission_policy(options(), Context(kube))
