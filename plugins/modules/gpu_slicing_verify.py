@@ -152,6 +152,18 @@ options:
     description: Delete the NodeClaims launched during the Karpenter check when it ends (Karpenter drains and terminates them).
     type: bool
     default: true
+  admission_policy_name:
+    description:
+      - Also check that the admission policies of this name (M(gpu_slicing.eks.admission_policy)'s I(name)) are
+        active, as the check C(admission_policies_active) of an entry C(admission/<name>) in the report.
+      - Last in the run, a second namespace of the run is created with the policies' opt-in label and two server
+        dry-run pods go there (no pod is created; the namespace is deleted after) - one asking for the seed's
+        C(gpu) share that I(profile) serves, which must come back as one slice with the toleration and the
+        profile's node selector, and one asking for C(gpu) 1.5, which
+        must be refused (with C(validationActions) C(Warn) or C(Audit), admitted asking for
+        C(gpu-slicing.eks/unservable-gpu)).
+      - Fails when the policies are missing; not available in check mode or without the mutating policy.
+    type: str
   report_json:
     description: Write the full report as JSON to this path on the controller's host running the module.
     type: path
@@ -276,6 +288,7 @@ def main():
         karpenter_wait_timeout=dict(type="int", default=600),
         karpenter_settle=dict(type="int", default=10),
         karpenter_cleanup_nodes=dict(type="bool", default=True),
+        admission_policy_name=dict(type="str"),
         report_json=dict(type="path"),
         report_junit=dict(type="path"),
     )

@@ -252,8 +252,11 @@ def _stop_pid(pid: int, timeout: float = 10.0) -> None:
 
 class LocalCluster:
     def __init__(self, name: str = DEFAULT_NAME, workdir: str | Path | None = None,
-                 bin: str | Path | None = None, artifacts: str | Path | None = None):
+                 bin: str | Path | None = None, artifacts: str | Path | None = None,
+                 apiserver_args: dict | None = None):
         self.name = name
+        # Extra kube-apiserver flags ({flag: value}), e.g. to leave out an API an older release lacks.
+        self.apiserver_args = dict(apiserver_args or {})
         self.workdir = Path(workdir or DEFAULT_WORKDIR).resolve()
         self.bin = Path(bin or bin_dir()).resolve()
         self.artifacts = Path(artifacts or artifacts_dir()).resolve()
@@ -369,6 +372,8 @@ class LocalCluster:
             "--wait", f"{int(timeout)}s",
             "--timeout", f"{int(timeout)}s",
         ]
+        for flag, value in sorted(self.apiserver_args.items()):
+            cmd += ["--extra-args", f"kube-apiserver={flag}={value}"]
         self._save_state({"name": self.name, "apiserver_port": port, "processes": {}})
         try:
             self._create(cmd, timeout)

@@ -1,7 +1,10 @@
-"""Admission policies (plugins/module_utils/core/admission.py) on the local cluster's real v1.36.3 API
-server: the MutatingAdmissionPolicy rewrites fractional GPU requests, the ValidatingAdmissionPolicy
-refuses what no slice serves, and both agree with the shared_gpu_pod_spec filter on every row of
-the shared fraction table (tests/unit/plugins/module_utils/core/admission_cases.py).
+"""Admission policies (plugins/module_utils/core/admission.py), written by the admission_policy
+module, on the local cluster's real v1.36.3 API server: the MutatingAdmissionPolicy rewrites
+fractional GPU requests, the ValidatingAdmissionPolicy refuses what no slice serves, and both
+agree with the shared_gpu_pod_spec filter on every row of the shared fraction table
+(tests/unit/plugins/module_utils/core/admission_cases.py). The module's own behaviour (check
+mode, idempotence, diff, absent, clusters without MutatingAdmissionPolicy) is in
+test_admission_policy.py.
 
 Scheduling uses simulated GPU nodes and NVIDIA's real device plugin with its chart, as
 test_verify.py does (over emulated NVML and kubelet; no node here uses the MPS profile).
@@ -23,6 +26,8 @@ from ansible_collections.gpu_slicing.eks.plugins.filter.gpu_slicing import share
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_config_map_data
+
+from playbook_runner import run_module
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +66,16 @@ def policy_objects():
     return admission.render_policies(cases.PLAN, OPTIONS)
 
 
+def write_policies(c, **overrides):
+    """The admission_policy module with the shared table's plan and this file's scope."""
+    args = {"profiles": cases.PLAN["profiles"], "default_profile": cases.PLAN["default_profile"],
+            "device_plugin_namespace": PLUGIN_NS, "namespace_label": LABEL, "namespace_label_value": VALUE}
+    args.update(overrides)
+    result = run_module("admission_policy", args, kubeconfig=str(c.kubeconfig))
+    assert not result.failed, result
+    return result
+
+
 def policies_active(c):
     """The policies are enforced (they take a moment after creation): the seed pod is rewritten
     and a 2-slice MPS pod is refused."""
@@ -83,7 +98,7 @@ def policies(local_cluster):
     c.kubectl("label", "namespace", NS, PLUGIN_NS, "%s=%s" % (LABEL, VALUE), "--overwrite")
     objs = policy_objects()
     try:
-        c.apply(objs)
+        assert len(write_policies(c)["objects"]) == len(objs)
         c.wait_for(lambda: policies_active(c), 30, "admission policies enforced")
         yield c
     finally:
@@ -210,10 +225,10 @@ def test_warn_action_admits_and_keeps_the_pod_off_gpus(policies):
     """validationActions Warn: a request no slice serves is admitted with the message as a
     warning, asking for gpu-slicing.eks/unservable-gpu (no node has it: the pod stays Pending)."""
     c = policies
-    binding = [o for o in admission.render_policies(cases.PLAN, dict(OPTIONS, validation_actions=["Warn", "Audit"]))
-               if o["kind"] == "ValidatingAdmissionPolicyBinding" and o["metadata"]["name"] == "gpu-slicing-eks"]
     try:
-        c.apply(binding)
+        updated = [o for o in write_policies(c, validation_actions=["Warn", "Audit"])["objects"] if o["action"] != "unchanged"]
+        assert {(o["kind"], o["name"]) for o in updated} == {("ValidatingAdmissionPolicyBinding", "gpu-slicing-eks" + t)
+                                                             for t in ("", "-workloads", "-cronjobs")}, updated
 
         def warned():
             rc, out, err = dry_run(c, seed_pod(NS, "0.7"))
@@ -225,7 +240,7 @@ def test_warn_action_admits_and_keeps_the_pod_off_gpus(policies):
         assert admission.ANNOTATION_REFUSED in out["metadata"]["annotations"]
         assert "nodeSelector" not in out["spec"]
     finally:
-        c.apply([o for o in policy_objects() if o["kind"] == "ValidatingAdmissionPolicyBinding"])
+        write_policies(c)
         c.wait_for(lambda: policies_active(c) and dry_run(c, seed_pod(NS, "0.7"))[0] != 0, 30, "Deny again")
 
 
@@ -346,12 +361,50 @@ def test_deployment_pods_rewritten_and_scheduled(gpu_nodes):
         c.kubectl("delete", "deployment", "seed", "-n", NS, "--ignore-not-found", check=False)
 
 
-def test_delete_removes_policies(gpu_nodes):
-    """Runs last: deleting the policies and bindings removes them and the rewrite stops."""
+@pytest.mark.parametrize("value,selector,node", [("0.5", None, NODE_TS2), ("0.25", "ts-4", NODE_TS4)])
+def test_seed_pod_runs_on_a_node_of_its_profile(gpu_nodes, value, selector, node):
+    """The seed's pod itself (without gpuDevicePolicy), created for real: rewritten at admission and
+    scheduled onto the node whose profile serves its share."""
+    c = gpu_nodes
+    name = "seed-%s" % (selector or "default")
+    c.kubectl("create", "-f", "-", input=json.dumps(seed_pod(NS, value, name=name, selector=selector)))
+    try:
+        c.wait_for(lambda: c.kubectl_json("get", "pod", name, "-n", NS)["spec"].get("nodeName"), 60, "seed pod scheduled")
+        pod = c.kubectl_json("get", "pod", name, "-n", NS)
+        assert pod["spec"]["nodeName"] == node
+        resource = "nvidia.com/gpu.shared" if node == NODE_TS2 else "nvidia.com/gpu"
+        assert pod["spec"]["containers"][0]["resources"]["limits"] == {resource: "1"}
+    finally:
+        c.kubectl("delete", "pod", name, "-n", NS, "--ignore-not-found", "--grace-period=0", "--force", check=False)
+
+
+@pytest.mark.parametrize("name,status", [("gpu-slicing-eks", "passed"), ("gse-none", "failed")])
+def test_verification_reports_the_policies_active(gpu_nodes, name, status):
+    """gpu_slicing_verify's admission check: a dry-run pod rewritten, one refused; missing policies fail."""
+    c = gpu_nodes
+    result = run_module("gpu_slicing_verify", {
+        "profiles": cases.PLAN["profiles"], "default_profile": cases.PLAN["default_profile"], "profile": "ts-2",
+        "node_names": [NODE_TS2], "device_plugin_namespace": PLUGIN_NS, "wait_timeout": 120,
+        "admission_policy_name": name}, kubeconfig=str(c.kubeconfig))
+    entry = [v for v in result["nodes"] if v["node"] == "admission/%s" % name]
+    assert len(entry) == 1, result
+    check = entry[0]["checks"][0]
+    assert check["name"] == admission.CHECK_ADMISSION and check["status"] == status, check
+    if status == "passed":
+        assert not result.failed, result["summary"]
+        assert "gpu: 0.500 with nodeSelector nvidia.com/device-plugin.config: ts-2 was rewritten to 1 " \
+               "nvidia.com/gpu.shared on profile ts-2; gpu: 1.5 was refused" in check["reason"], check
+        assert "GPU request refused: container probe asks for gpu: 1.5" in check["reason"], check
+    else:
+        assert result.failed and "write them with the admission_policy module" in check["reason"], check
+
+
+def test_absent_removes_policies(gpu_nodes):
+    """Runs last: state absent removes the policies and bindings and the rewrite stops."""
     c = gpu_nodes
     objs = policy_objects()
-    for obj in objs:
-        c.kubectl("delete", obj["kind"], obj["metadata"]["name"])
+    result = write_policies(c, state="absent")
+    assert result.changed and [o["action"] for o in result["objects"]] == ["deleted"] * len(objs), result
     for obj in objs:
         p = c.kubectl("get", obj["kind"], obj["metadata"]["name"], check=False)
         assert p.returncode != 0 and "NotFound" in p.stderr, p.stderr

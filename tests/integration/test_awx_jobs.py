@@ -275,6 +275,8 @@ INSTALLER_CAN = [
     ("update", "clusterroles/nvdp-node-feature-discovery", ""),
     ("patch", "nodepools.karpenter.sh", ""),
     ("create", "ec2nodeclasses.karpenter.k8s.aws", ""),
+    ("delete", "validatingadmissionpolicies.admissionregistration.k8s.io", ""),
+    ("create", "mutatingadmissionpolicybindings.admissionregistration.k8s.io", ""),
 ]
 
 

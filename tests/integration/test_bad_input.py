@@ -23,7 +23,9 @@ from playbook_runner import REPO_ROOT, run_playbook, task_results
 pytestmark = pytest.mark.integration
 
 SNAPSHOT_KINDS = ["namespaces", "configmaps", "secrets", "daemonsets", "pods", "nodes",
-                  "nodepools.karpenter.sh", "ec2nodeclasses.karpenter.k8s.aws", "nodeoverlays.karpenter.sh"]
+                  "nodepools.karpenter.sh", "ec2nodeclasses.karpenter.k8s.aws", "nodeoverlays.karpenter.sh",
+                  "mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "validatingadmissionpolicies",
+                  "validatingadmissionpolicybindings"]
 PROFILES = [{"name": "ts-4", "replicas": 4}]
 DUR = {}
 
@@ -338,6 +340,30 @@ def _cases(cluster, tmp):
             ("eks-info-no-cluster", m("eks_connection_info", {"region": "us-east-1"}),
              ["eks_cluster_name"]),
         ],
+        "admission_policy": [
+            ("admission-no-profiles", m("admission_policy", {"name": "bi-adm"}), ["profiles", "Fix"]),
+            ("admission-deny-and-warn", m("admission_policy", {"profiles": PROFILES}, validation_actions=["Deny", "Warn"]),
+             ["validation_actions", "Deny or Warn, not both"]),
+            ("admission-unknown-action", m("admission_policy", {"profiles": PROFILES}, validation_actions=["Block"]),
+             ["validation_actions", "Block"]),
+            ("admission-bad-label", m("admission_policy", {"profiles": PROFILES}, namespace_label="gpu team"),
+             ["namespace_label", "gpu team", "Fix"]),
+            ("admission-empty-label-value", m("admission_policy", {"profiles": PROFILES}, namespace_label_value=""),
+             ["namespace_label_value", "Fix"]),
+            ("admission-bad-name", m("admission_policy", {"profiles": PROFILES}, name="GPU_Policies"),
+             ["name", "GPU_Policies", "Fix"]),
+            ("admission-bad-plugin-namespace", m("admission_policy", {"profiles": PROFILES},
+                                                 device_plugin_namespace="Kube System"),
+             ["device_plugin_namespace", "Kube System", "Fix"]),
+            ("admission-unknown-default-profile", m("admission_policy", {"profiles": PROFILES}, default_profile="ts-9"),
+             ["default_profile", "ts-9", "Fix"]),
+            ("admission-bad-replicas", m("admission_policy", {"profiles": [{"name": "ts-1", "replicas": 1}]}),
+             ["replicas", "Fix"]),
+            ("admission-role-opt-in-type", role("gpu_sharing", gpu_sharing_admission="sometimes"),
+             ["gpu_sharing_admission", "bool"]),
+            ("admission-role-required-type", role("gpu_sharing", gpu_sharing_admission_mutating_policy_required="maybe"),
+             ["gpu_sharing_admission_mutating_policy_required", "bool"]),
+        ],
         "roles_and_filters": [
             ("role-device-plugin-timeout-type", role("device_plugin", device_plugin_wait_timeout="soon",
                                                      device_plugin_chart_ref=ref),
@@ -377,7 +403,7 @@ def result_text(result):
 
 GROUPS = ["device_plugin_config", "device_plugin", "karpenter_without_crds", "karpenter_gpu_nodepool", "gpu_sharing",
           "gpu_slicing_verify",
-          "info_modules", "roles_and_filters"]
+          "info_modules", "roles_and_filters", "admission_policy"]
 ALL_CASES = []
 
 

@@ -129,12 +129,13 @@ class KubeAccess(object):
 
     def dry_run_apply(self, definition):
         """Server-side apply with dryRun=All: the API server's full validation (schemas, CEL,
-        admission) without persisting anything. Raises what a real apply would raise."""
+        admission) without persisting anything. Raises what a real apply would raise; returns the
+        object as admission left it."""
         resource = self.client.resource(definition["kind"], definition["apiVersion"])
-        self.client.client.server_side_apply(
+        return self.client.client.server_side_apply(
             resource, body=definition, namespace=definition["metadata"].get("namespace"),
             field_manager=FIELD_MANAGER, force_conflicts=True, dry_run="All",
-        )
+        ).to_dict()
 
     def get(self, kind, api_version, name, namespace=None):
         """The object as a dict, or None when it does not exist."""

@@ -41,6 +41,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification_
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.waiter import poll_until
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify_admission import admission_phase
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify_karpenter import karpenter_phase
 
 NAMESPACE_PREFIX = "gpu-slicing-verify-"
@@ -396,6 +397,8 @@ class Verifier(object):
                         V.not_available(V.CHECK_KARPENTER, "check mode: no test pods were created")]))
                 else:
                     karpenter_phase(self)
+            if self.opts.admission_policy_name:
+                admission_phase(self, namespace_definition)
         except VerifyInterrupted:
             error = "interrupted by SIGTERM"
             raise

@@ -50,7 +50,7 @@ class VerifyOptions(object):
         "cleanup_wait_timeout": 0, "cleanup_only": False,
         "karpenter_nodepool_name": None, "karpenter_instance_type": None, "karpenter_pods": None,
         "karpenter_wait_timeout": 600, "karpenter_settle": 10, "karpenter_cleanup_nodes": True,
-        "report_json": None, "report_junit": None,
+        "admission_policy_name": None, "report_json": None, "report_junit": None,
     }
 
     def __init__(self, plan=None, profile=None, **values):

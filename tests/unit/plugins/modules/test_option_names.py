@@ -164,8 +164,10 @@ ROLE_PREFIX = {"device_plugin": "device_plugin_", "karpenter_gpu": "karpenter_gp
 
 @pytest.mark.parametrize("role", sorted(ROLE_PREFIX))
 def test_role_variables_follow_option_names(role):
-    with open(os.path.join(REPO, "roles", role, "tasks", "main.yml")) as handle:
-        tasks = yaml.safe_load(handle)
+    tasks = []
+    for name in sorted(os.listdir(os.path.join(REPO, "roles", role, "tasks"))):
+        with open(os.path.join(REPO, "roles", role, "tasks", name)) as handle:
+            tasks.extend(yaml.safe_load(handle))
     pairs = []
     for task in tasks:
         for key, args in task.items():
@@ -177,9 +179,11 @@ def test_role_variables_follow_option_names(role):
     wrong = []
     for option, variable in pairs:
         prefix = variable.split("_")[0]
-        expected = [p + option for p in ("device_plugin_", "karpenter_gpu_", "verify_", "gpu_sharing_")
+        expected = [p + option for p in ("device_plugin_", "karpenter_gpu_", "verify_", "gpu_sharing_admission_",
+                                         "gpu_sharing_")
                     if variable.startswith(p)]
-        if ROLE_VARIABLE_EXCEPTIONS.get(variable) == option or variable in expected or not prefix:
+        # variable == option: the option already carries the role-level name (device_plugin_namespace).
+        if ROLE_VARIABLE_EXCEPTIONS.get(variable) == option or variable in expected or variable == option or not prefix:
             continue
         wrong.append((option, variable))
     assert wrong == []

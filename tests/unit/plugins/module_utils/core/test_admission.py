@@ -124,9 +124,12 @@ def test_rendered_cel_holds_the_table():
 
 
 def test_one_profile_never_warns():
-    objs = {(o["kind"], o["metadata"]["name"]): o for o in admission.render_policies(
-        {"profiles": [{"name": "ts-4", "strategy": "time-slicing", "replicas": 4}]})}
-    assert objs[("ValidatingAdmissionPolicy", "gpu-slicing-eks-warn")]["spec"]["validations"][0]["expression"].startswith("!(false")
+    """With one profile there is nothing to warn about: no -warn policy is written (each policy
+    matching a pod costs the API server a conversion of the pod)."""
+    objs = admission.render_policies({"profiles": [{"name": "ts-4", "strategy": "time-slicing", "replicas": 4}]})
+    assert not [o for o in objs if o["metadata"]["name"].endswith("-warn")]
+    assert len(objs) == 12
+    assert {(o["kind"], o["metadata"]["name"]) for o in objs} < set(admission.object_names())
 
 
 def test_actions_selectable():
@@ -174,3 +177,87 @@ def test_table_refuses_to_drift_from_the_rule(monkeypatch):
     with pytest.raises(InvalidInput) as err:
         admission.profile_table(PLAN)
     assert "boundary" in str(err.value)
+
+
+# --------------------------------------------------------------------------- verification probes
+
+
+@pytest.mark.parametrize("profile,value,expected", [
+    ("ts-2", "0.500", ("ts-2", "nvidia.com/gpu.shared", 1)),
+    ("ts-4", "0.250", ("ts-4", "nvidia.com/gpu", 1)),
+    ("mps-3", "0.333", ("mps-3", "nvidia.com/gpu", 1)),
+    ("whole", "1", ("whole", "nvidia.com/gpu", 1)),
+    (None, "0.500", ("ts-2", "nvidia.com/gpu.shared", 1)),
+])
+def test_probe_pods_follow_the_rule(profile, value, expected):
+    probes = admission.probe_pods(PLAN, "ns", "img", profile)
+    pod, want = probes["rewrite"]
+    assert want == expected
+    assert pod["spec"]["containers"][0]["resources"] == {"limits": {"gpu": value}}
+    assert pod["spec"]["nodeSelector"] == {"nvidia.com/device-plugin.config": expected[0]}
+    assert pod["metadata"]["namespace"] == "ns"
+    refuse, dummy = probes["refuse"]
+    with pytest.raises(InvalidInput):
+        admission.decide(PLAN, refuse["spec"]["containers"][0]["resources"]["limits"]["gpu"], expected[0])
+
+
+def _rewritten(resource="nvidia.com/gpu.shared", profile="ts-2", toleration=True):
+    spec = {"containers": [{"resources": {"limits": {resource: "1"}}}],
+            "nodeSelector": {"nvidia.com/device-plugin.config": profile}}
+    if toleration:
+        spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    return {"spec": spec}
+
+
+REFUSED = "ValidatingAdmissionPolicy 'gpu-slicing-eks' denied request: GPU request refused: container probe asks for gpu: 1.5"
+UNSERVED = {"metadata": {"annotations": {admission.ANNOTATION_REFUSED: "x"}},
+            "spec": {"containers": [{"resources": {"limits": {admission.UNSERVABLE_RESOURCE: "1"}}}]}}
+
+
+@pytest.mark.parametrize("rewrite,refuse,actions,status,reason", [
+    ((_rewritten(), None), (None, REFUSED), ["Deny"], "passed", "was refused: " + REFUSED),
+    ((_rewritten(), None), (UNSERVED, None), ["Warn"], "passed", "admitted with validationActions Warn"),
+    ((_rewritten(), None), (UNSERVED, None), ["Deny"], "failed", "was admitted, not refused"),
+    ((_rewritten(), None), (None, "forbidden"), ["Deny"], "failed", "refused for another reason"),
+    ((_rewritten(), None), (_rewritten(), None), ["Audit"], "failed", "not marked as unservable"),
+    ((None, 'spec.containers[0].resources.limits[gpu]: Invalid value: "gpu": must be a standard resource type'),
+     (None, REFUSED), ["Deny"], "failed", "no mutating policy matched (is namespace ns labelled"),
+    ((_rewritten(profile="ts-4"), None), (None, REFUSED), ["Deny"], "failed", "not rewritten as the rule says"),
+    ((_rewritten(toleration=False), None), (None, REFUSED), ["Deny"], "failed", "not rewritten as the rule says"),
+    ((_rewritten(resource="nvidia.com/gpu"), None), (None, REFUSED), ["Deny"], "failed", "not rewritten"),
+])
+def test_judge_probes(rewrite, refuse, actions, status, reason):
+    probes = admission.probe_pods(PLAN, "ns", "img")
+    check = admission.judge_probes(probes, {"rewrite": rewrite, "refuse": refuse}, actions)
+    assert check.name == admission.CHECK_ADMISSION
+    assert check.status == status, check.reason
+    assert reason in check.reason, check.reason
+
+
+def test_object_names_are_what_render_writes():
+    objs = admission.render_policies(PLAN, {"name": "x"})
+    assert admission.object_names("x") == [(o["kind"], o["metadata"]["name"]) for o in objs]
+
+
+def test_write_order_validating_first_and_without_mutating():
+    objs = admission.render_policies(PLAN)
+    order = [o["kind"] for o in admission.write_order(objs)]
+    assert order.index("MutatingAdmissionPolicy") > max(i for i, k in enumerate(order) if k.startswith("Validating"))
+    assert not [o for o in admission.write_order(objs, mutating=False) if o["kind"].startswith("Mutating")]
+    assert len(admission.write_order(objs, mutating=False)) == 12
+
+
+def test_scope_of_reads_back_the_rendered_scope():
+    objs = admission.render_policies(PLAN, {"namespace_label": "team/gpu", "namespace_label_value": "yes",
+                                            "validation_actions": ["Warn", "Audit"]})
+    policy, binding = [o for o in objs if o["metadata"]["name"] == "gpu-slicing-eks" and "Validating" in o["kind"]]
+    assert admission.scope_of(policy, binding) == ("team/gpu", "yes", ["Warn", "Audit"])
+    other = dict(policy, metadata={"name": "gpu-slicing-eks", "labels": {}})
+    assert admission.scope_of(other, binding) is None
+    assert admission.scope_of(None, binding) is None
+    assert admission.foreign(other) and not admission.foreign(policy) and not admission.foreign(None)
+
+
+def test_removal_order_is_the_reverse_of_the_write_order():
+    written = [(o["kind"], o["metadata"]["name"]) for o in admission.write_order(admission.render_policies(PLAN))]
+    assert admission.removal_order() == list(reversed(written))
