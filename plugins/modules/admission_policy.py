@@ -193,7 +193,7 @@ api_retries:
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import STATE_OPTION, sharing_arg_spec
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import connection_arg_spec, new_module
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import connection_arg_spec, new_module
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.admission import (
     AdmissionOptions,
     admission_policy,
