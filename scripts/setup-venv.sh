@@ -11,7 +11,7 @@ want=$(cat requirements-dev.txt requirements.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup-venv: installing Python requirements into .venv"
   "$python" -m venv .venv
-  # pip 23's resolver backtracks for minutes without an up-to-date pip (FACTS.md).
+  # pip 23's resolver backtracks for minutes without an up-to-date pip.
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt
   echo "$want" >"$stamp"

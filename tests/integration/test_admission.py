@@ -24,6 +24,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpu_slicing.eks.plugins.filter.gpu_slicing import shared_gpu_pod_spec
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification_admission import CHECK_ADMISSION
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.plugin_config import render_config_map_data
 
@@ -389,7 +390,7 @@ def test_verification_reports_the_policies_active(gpu_nodes, name, status):
     entry = [v for v in result["nodes"] if v["node"] == "admission/%s" % name]
     assert len(entry) == 1, result
     check = entry[0]["checks"][0]
-    assert check["name"] == admission.CHECK_ADMISSION and check["status"] == status, check
+    assert check["name"] == CHECK_ADMISSION and check["status"] == status, check
     if status == "passed":
         assert not result.failed, result["summary"]
         assert "gpu: 0.500 with nodeSelector nvidia.com/device-plugin.config: ts-2 was rewritten to 1 " \

@@ -38,7 +38,7 @@ def eks_connection_argument_spec():
     )
 
 
-#: The shared options as a constant (kube.py merges it beside kubernetes.core's auth options).
+#: The shared options as a constant (kube/connection.py merges it beside kubernetes.core's auth options).
 EKS_CONNECTION_ARG_SPEC = eks_connection_argument_spec()
 
 

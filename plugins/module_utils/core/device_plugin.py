@@ -4,7 +4,7 @@
 """Pure: the NVIDIA device plugin's ConfigMap and Helm values from a sharing plan.
 
 No I/O. The modules device_plugin_config and device_plugin call these and hand the
-results to kube.py / helm.
+results to ops/device_plugin.py (the ConfigMap through kube/, the release through helm).
 """
 
 from __future__ import absolute_import, division, print_function

@@ -19,7 +19,7 @@ to the functions here and in the other ``verification_*`` files; they return
 A new check goes where its evidence comes from (a node read: here; a test pod: pods) and
 into the Verifier's phases (``ops/verifier.py``).
 
-Three facts together prove sharing (FACTS.md): allocatable == physical GPUs x replicas;
+Three facts together prove sharing: allocatable == physical GPUs x replicas;
 N one-slice pods Running at the same time on the node; all of them see the same GPU UUID.
 A check is ``passed``, ``failed`` or ``not-available`` (evidence that cannot be had here,
 for example GPU UUIDs on simulated nodes). ``not-available`` never fails a run and is

@@ -4,7 +4,7 @@
 """The admission check of a verification run (option admission_policy_name).
 
 A phase of ``ops/verifier.Verifier``: the pods it sends and how their answers are judged are
-pure code in ``core/admission.py`` (``probe_pods``, ``judge_probes``); here is only the I/O.
+pure code in ``core/verification_admission.py`` (``probe_pods``, ``judge_probes``); here is only the I/O.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -13,6 +13,7 @@ __metaclass__ = type
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_admission as VA
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
 
 
@@ -28,14 +29,14 @@ def admission_phase(run, namespace_definition):
     scope = admission.scope_of(run.kube.get(admission.VALIDATING_KIND, admission.API_VERSION, name),
                                run.kube.get(binding_kind, admission.API_VERSION, name))
     if scope is None:
-        verdict.add(V.failed(admission.CHECK_ADMISSION, "no ValidatingAdmissionPolicy %s with its binding written by "
+        verdict.add(V.failed(VA.CHECK_ADMISSION, "no ValidatingAdmissionPolicy %s with its binding written by "
                              "gpu_slicing.eks; fix: write them with the admission_policy module" % name))
         return
     if run.check_mode:
-        verdict.add(V.not_available(admission.CHECK_ADMISSION, "check mode: no namespace to send the pods to"))
+        verdict.add(V.not_available(VA.CHECK_ADMISSION, "check mode: no namespace to send the pods to"))
         return
     if run.kube.get(admission.MUTATING_KIND, admission.API_VERSION, name) is None:
-        verdict.add(V.not_available(admission.CHECK_ADMISSION, "no MutatingAdmissionPolicy %s (the cluster may not "
+        verdict.add(V.not_available(VA.CHECK_ADMISSION, "no MutatingAdmissionPolicy %s (the cluster may not "
                                     "serve it): nothing to rewrite" % name))
         return
     label, value, actions = scope
@@ -43,7 +44,7 @@ def admission_phase(run, namespace_definition):
     namespace["metadata"]["labels"][label] = value
     run.kube.create(namespace)
     try:
-        probes = admission.probe_pods(run.plan, namespace["metadata"]["name"], run.opts.image, run.profile.name)
+        probes = VA.probe_pods(run.plan, namespace["metadata"]["name"], run.opts.image, run.profile.name)
 
         def answers():
             out = {}
@@ -55,7 +56,7 @@ def admission_phase(run, namespace_definition):
             return out
 
         # A new namespace refuses pods until its default ServiceAccount exists.
-        dummy, seen, dummy = run.wait(answers, admission.service_account_ready, 30)
-        verdict.add(admission.judge_probes(probes, seen, actions))
+        dummy, seen, dummy = run.wait(answers, VA.service_account_ready, 30)
+        verdict.add(VA.judge_probes(probes, seen, actions))
     finally:
         run.kube.delete("Namespace", "v1", namespace["metadata"]["name"])

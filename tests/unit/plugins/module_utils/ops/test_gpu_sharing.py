@@ -6,7 +6,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import gpu_sharing as sharing_apply
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import gpu_sharing
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import (
     SHARING_PARTS,
     device_plugin_arg_spec,
@@ -65,22 +65,22 @@ def calls(monkeypatch):
             return result
         return fn
 
-    monkeypatch.setattr(sharing_apply.NodePoolOptions, "from_params", options("render"))
-    monkeypatch.setattr(sharing_apply.DevicePluginOptions, "from_params", options("plugin_options"))
-    monkeypatch.setattr(sharing_apply, "prepare_device_plugin", record("prepare_plugin", "change"))
-    monkeypatch.setattr(sharing_apply, "prepare_present", record("prepare_pool", {"checked": 1}))
-    monkeypatch.setattr(sharing_apply, "apply_device_plugin", record(
+    monkeypatch.setattr(gpu_sharing.NodePoolOptions, "from_params", options("render"))
+    monkeypatch.setattr(gpu_sharing.DevicePluginOptions, "from_params", options("plugin_options"))
+    monkeypatch.setattr(gpu_sharing, "prepare_device_plugin", record("prepare_plugin", "change"))
+    monkeypatch.setattr(gpu_sharing, "prepare_present", record("prepare_pool", {"checked": 1}))
+    monkeypatch.setattr(gpu_sharing, "apply_device_plugin", record(
         "apply_plugin", {"changed": True, "diff": {"before": {"values": {}}, "after": {"values": {"a": 1}}}}))
-    monkeypatch.setattr(sharing_apply, "apply_present", record(
+    monkeypatch.setattr(gpu_sharing, "apply_present", record(
         "apply_pool", {"changed": False, "diff": [{"before_header": "NodePool/gpu-shared"}]}))
-    monkeypatch.setattr(sharing_apply, "remove", record("remove_pool", {"changed": True, "objects": []}))
+    monkeypatch.setattr(gpu_sharing, "remove", record("remove_pool", {"changed": True, "objects": []}))
     seen.record = record
     return seen
 
 
 def run(monkeypatch, module):
-    return run_module(monkeypatch, module, sharing_apply.ensure_gpu_sharing,
-                      sharing_apply.GpuSharingOptions.from_params, kube="kube")
+    return run_module(monkeypatch, module, gpu_sharing.ensure_gpu_sharing,
+                      gpu_sharing.GpuSharingOptions.from_params, kube="kube")
 
 
 def test_each_part_takes_its_modules_options_but_state():
@@ -99,7 +99,7 @@ def test_no_part_option_shadows_a_shared_one():
 
 
 def test_part_options_are_built_from_the_shared_options_and_the_parts_own(calls):
-    options = sharing_apply.GpuSharingOptions.from_params(dict(PARAMS, nodepool=None))
+    options = gpu_sharing.GpuSharingOptions.from_params(dict(PARAMS, nodepool=None))
     assert options.device_plugin.params == {
         "kubeconfig": "/k", "profiles": [{"name": "ts-4", "replicas": 4}], "default_profile": None,
         "state": "present", "chart_ref": "/c", "release_name": "nvdp", "namespace": "nvidia-device-plugin"}
@@ -118,7 +118,7 @@ def test_present_checks_both_parts_before_writing_either(calls, monkeypatch):
 
 
 def test_a_refused_nodepool_leaves_the_plugin_unwritten(calls, monkeypatch):
-    monkeypatch.setattr(sharing_apply, "prepare_present", calls.record("prepare_pool", fail=True))
+    monkeypatch.setattr(gpu_sharing, "prepare_present", calls.record("prepare_pool", fail=True))
     with pytest.raises(AnsibleFailJson, match="prepare_pool refused"):
         run(monkeypatch, sharing_module())
     assert "apply_plugin" not in [name for name, dummy in calls]
@@ -141,7 +141,7 @@ def test_bad_nodepool_input_fails_before_the_device_plugin_is_looked_at(monkeypa
     """The real options: a NodePool option the core refuses ends the run before the plugin's
     options (helm, names) are even built, with field, value and fix."""
     built = []
-    monkeypatch.setattr(sharing_apply.DevicePluginOptions, "from_params", staticmethod(built.append))
+    monkeypatch.setattr(gpu_sharing.DevicePluginOptions, "from_params", staticmethod(built.append))
     module = FakeModule(dict(PARAMS, nodepool={"name": "gpu-shared", "instance_types": ["g4dn.xlarge"],
                                                "role": "r", "discovery_tag_value": "c", "ami_alias": "al2@latest"}))
     with pytest.raises(AnsibleFailJson) as info:
