@@ -28,6 +28,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.names import 
 )
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.pod_spec import SEED_GPU_KEY
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.sharing import build_plan
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification_waits import service_account_missing
 
 CHECK_ADMISSION = "admission_policies_active"
 PROBE_NAME = "gpu-slicing-admission-probe"
@@ -78,7 +79,7 @@ def _limits(obj):
 def service_account_ready(answers):
     """True once no probe answer is the refusal a new namespace gives before its default
     ServiceAccount exists (the probes are then judged on what admission said)."""
-    return not any('serviceaccount "default" not found' in (error or "") for dummy, error in answers.values())
+    return not any(service_account_missing(error) for dummy, error in answers.values())
 
 
 def judge_probes(probes, answers, validation_actions=("Deny",)):

@@ -150,3 +150,11 @@ def karpenter_settled(running, pods, unchanged_for, settle):
     """The launch check may count: every pod runs and neither the Running count nor the set of
     launched NodeClaims changed for ``settle`` seconds (late launches count too)."""
     return running == pods and unchanged_for >= settle
+
+
+def service_account_missing(error):
+    """The refusal a new namespace gives a pod until the controller-manager has made its default
+    ServiceAccount (seconds; longer while it catches up after an API server restart)."""
+    # The API server's Status body is JSON: the quotes in its message come escaped.
+    text = "%s %s" % (error or "", getattr(error, "body", None) or "")
+    return 'serviceaccount "default" not found' in text.replace('\\"', '"')

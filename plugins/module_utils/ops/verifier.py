@@ -172,10 +172,22 @@ class Verifier(object):
         )
 
     def create_pods(self, pods):
-        """Create test pods concurrently; the first error (after all were tried) aborts the run."""
-        for dummy, exc in self.kube.create_many(pods):
-            if exc is not None:
-                raise exc
+        """Create test pods concurrently; the first error (after all were tried) aborts the run.
+        Pods a new namespace refuses for want of its default ServiceAccount are sent again until
+        it exists (bounded by the run's time left)."""
+        left, errors = list(pods), []
+
+        def send():
+            refused = []
+            for pod, exc in self.kube.create_many(left):
+                if exc is not None:
+                    (refused if W.service_account_missing(exc) else errors).append((pod, exc))
+            left[:] = [pod for pod, dummy in refused]
+            return refused
+
+        dummy, refused, dummy = self.wait(send, W.nothing_left, min(self.remaining() + 5, 60))
+        for dummy, exc in errors + refused:
+            raise exc
 
     def remove_pods(self, role, timeout):
         """Delete the run's pods of ``role`` (all with None) and wait until they are gone."""

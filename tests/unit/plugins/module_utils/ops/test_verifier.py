@@ -12,10 +12,19 @@ from core.test_verification import node, plan, ready_plugin_pod
 from kube.test_retries import Clock
 
 
+class ServiceAccountMissing(Exception):
+    """What the API server answers a pod in a namespace whose default ServiceAccount the
+    controller-manager has not made yet."""
+
+    body = ('{"kind":"Status","message":"pods \\"slice-0-0\\" is forbidden: error looking up service account '
+            'ns/default: serviceaccount \\"default\\" not found","reason":"Forbidden","code":403}')
+
+
 class FakeKube(object):
     """Nodes, pods and namespaces in memory; a tiny scheduler and admission on every pod list."""
 
-    def __init__(self, nodes, plugin_pods, fail_multi=True, schedule=True):
+    def __init__(self, nodes, plugin_pods, fail_multi=True, schedule=True, no_service_account_for=0):
+        self.no_service_account_for = no_service_account_for  # pod creations refused first, as in a new namespace
         self.nodes = {n["metadata"]["name"]: n for n in nodes}
         self.plugin_pods = plugin_pods
         self.pods = {}
@@ -53,7 +62,14 @@ class FakeKube(object):
                 if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
 
     def create_many(self, objs):
-        return [(self.create(obj), None) for obj in objs]
+        out = []
+        for obj in objs:
+            if self.no_service_account_for > 0:
+                self.no_service_account_for -= 1
+                out.append((obj, ServiceAccountMissing()))
+            else:
+                out.append((self.create(obj), None))
+        return out
 
     def delete_collection(self, kind, api_version, namespace, label_selector, grace_period_seconds=None):
         for pod in self.list_raw(kind, api_version, namespace=namespace, label_selector=label_selector):
@@ -279,3 +295,12 @@ def test_runner_waits_on_its_own_clock_for_the_running_settle_window():
     assert clock.sleeps and all(s == R.POLL for s in clock.sleeps), clock.sleeps
     assert report["timings"]["total_seconds"] == round(sum(clock.sleeps), 3)
     assert kube.namespaces == {} and kube.pods == {}
+
+
+def test_runner_sends_pods_again_until_the_namespace_has_its_service_account():
+    """After an API server restart the controller-manager may take seconds to make a new namespace's
+    default ServiceAccount; pods refused for that are sent again, not reported as a failure."""
+    plain, dummy = run_fake([node("a")])
+    kube, report = run_fake([node("a")], no_service_account_for=3)
+    assert report["passed"], report["summary"]
+    assert kube.no_service_account_for == 0 and kube.created_pods == plain.created_pods
