@@ -63,4 +63,5 @@ def test_judge_probes(rewrite, refuse, actions, status, reason):
 
 def test_service_account_ready():
     assert VA.service_account_ready({"rewrite": ({}, None), "refuse": (None, REFUSED)})
-    assert not VA.service_account_ready({"rewrite": (None, 'pods "x" is forbidden: error looking up service account ns/default: serviceaccount "default" not found'), "refuse": (None, REFUSED)})
+    missing = 'pods "x" is forbidden: error looking up service account ns/default: serviceaccount "default" not found'
+    assert not VA.service_account_ready({"rewrite": (None, missing), "refuse": (None, REFUSED)})
