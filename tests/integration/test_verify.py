@@ -229,7 +229,8 @@ def test_check_mode_creates_no_pods(sliced):
     ch = checks(result, OK)
     assert ch["slices_running_concurrently"]["status"] == "not-available"
     after = sliced.kubectl_json("get", "pods", "-A")["items"]
-    assert {p["metadata"]["uid"] for p in after} == {p["metadata"]["uid"] for p in before}
+    # No pod was created. (Pods of an earlier run whose deletion was requested may be gone by now.)
+    assert {p["metadata"]["uid"] for p in after} <= {p["metadata"]["uid"] for p in before}
     assert leftovers(sliced) == ([], [])
 
 
