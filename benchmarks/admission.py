@@ -219,7 +219,7 @@ def summarize(rounds):
 def render_md(r):
     s = r["sides"]
     L = ["# Admission policies: pod creation throughput", "",
-         "Produced by `%s` (do not edit by hand; see README.md, f.)." % r["command"], "",
+         "Produced by `%s` (do not edit by hand; see README.md, g.)." % r["command"], "",
          "| | |", "|---|---|",
          "| date (UTC) | %s |" % r["date"],
          "| git commit | `%s`%s |" % (r["git"]["commit"], " (uncommitted changes)" if r["git"]["dirty"] else ""),
