@@ -83,6 +83,17 @@ options:
     description: Extra tolerations for the test pods (C(nvidia.com/gpu:NoSchedule) is always tolerated).
     type: list
     elements: dict
+  node_wait_timeout:
+    description:
+      - Seconds to wait for node-side evidence that a fresh rollout publishes late. GPU feature discovery's
+        labels and the advertised allocatable appear seconds after the device-plugin pods report ready
+        (longer on a loaded node), so a node that lacks one of them, or whose plugin pod is not Ready yet,
+        is read again every 2 seconds until it shows them or this time is spent.
+      - A node showing a wrong value (a label or allocatable that is there and differs from the profile, a
+        profile label naming another profile) is judged at once.
+      - C(0) judges every node on the first read. This time comes before, and on top of, I(wait_timeout).
+    type: int
+    default: 60
   wait_timeout:
     description:
       - Seconds the pod checks may take in total before the remaining checks fail as timed out.
@@ -277,6 +288,7 @@ def main():
         pod_resources=dict(type="dict"),
         tolerations=dict(type="list", elements="dict"),
         wait_timeout=dict(type="int", default=300),
+        node_wait_timeout=dict(type="int", default=60),
         multi_slice_wait_timeout=dict(type="int", default=30),
         unschedulable_grace=dict(type="int", default=10),
         log_wait_timeout=dict(type="int", default=60),

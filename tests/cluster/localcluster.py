@@ -531,6 +531,17 @@ class LocalCluster:
             _stop_pid(info["pid"])
             self._save_state(state)
 
+    @contextlib.contextmanager
+    def paused_process(self, name: str):
+        """SIGSTOP a helper started by start_process (only its own pid, not its children) for the
+        body of the with-block; it is always continued."""
+        pid = self._state()["processes"][name]["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield pid
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
     def start_emulator(self, *extra_args) -> int:
         self._check_binaries(["gpu-plugin-emulator"])
         return self.start_process("gpu-plugin-emulator",

@@ -11,6 +11,7 @@ sharing config (1 slice per GPU), exactly the misconfiguration verify must catch
 from __future__ import annotations
 
 import json
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -145,6 +146,42 @@ def test_sliced_node_passes(sliced, tmp_path):
     assert leftovers(c) == ([], [])
     print("\nverify 1 node: module %.1fs, ansible task wall %.1fs"
           % (result["timings"]["total_seconds"], result["_wall_seconds"]))
+
+
+GFD_LABELS = ("nvidia.com/gpu.count", "nvidia.com/gpu.replicas", "nvidia.com/gpu.sharing-strategy",
+              "nvidia.com/gpu.product")
+
+
+def test_gfd_labels_arriving_after_the_first_read(sliced, tmp_path):
+    """Just after a rollout, more so on a loaded machine, GFD's labels reach a node seconds after
+    the plugin pods are Ready (a whole-suite CI run once failed the test above on that). Here the
+    labels are removed while the emulator that stands in for NFD master is paused: verify's first
+    read sees the node without them; they come back when the emulator continues, and the node,
+    read again, passes."""
+    from fault_proxy import FaultProxy
+
+    c, box = sliced, {}
+    params = {"profiles": PROFILES, "device_plugin_namespace": NS, "wait_timeout": 60, "unschedulable_grace": 3,
+              "multi_slice_wait_timeout": 15, "node_names": [OK]}  # node_wait_timeout: its default
+    with FaultProxy(c.kubeconfig) as proxy:
+        kc = proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig")
+        with c.paused_process("kubelet-device-emulator"):
+            c.kubectl("label", "node", OK, *[key + "-" for key in GFD_LABELS])
+            worker = threading.Thread(target=lambda: box.update(result=run_module(
+                "gpu_slicing_verify", params, env={"KUBECONFIG": kc, "K8S_AUTH_KUBECONFIG": kc})))
+            worker.start()
+            wait_until(lambda: any(r[0] == "GET" and r[1].split("?")[0].endswith("/nodes/" + OK)
+                                   for r in list(proxy.requests)), 120, "verify's first read of %s" % OK)
+            time.sleep(1)  # its answer, without GFD's labels, is on its way
+        worker.join(300)
+    assert not worker.is_alive()
+    result = box["result"]
+    assert not result.failed, result.get("msg")
+    assert result["timings"]["node_checks_seconds"] >= 2, result["timings"]  # at least one more read
+    ch = checks(result, OK)
+    for name in ("gpu_count_label", "gfd_replicas_label", "gfd_sharing_strategy_label", "gfd_product_label"):
+        assert ch[name]["status"] == "passed", ch[name]
+    assert leftovers(c) == ([], [])
 
 
 def test_unsliced_node_fails_with_numbers(sliced):

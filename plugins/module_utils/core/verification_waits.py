@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type  # pylint: disable=invalid-name
 
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification import CHECK_PLUGIN_POD, CHECK_PROFILE_LABEL
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification_pods import (
     check_concurrent,
     gpu_uuids,
@@ -44,6 +45,20 @@ class Since(object):
 def nothing_left(value):
     """A read found nothing: the object is deleted (None) or the list is empty."""
     return not value
+
+
+# --------------------------------------------------------------------------- node-side evidence
+
+
+def node_evidence_pending(checks):
+    """A node's failed checks include evidence a fresh rollout publishes late: a GFD label or
+    the advertised allocatable not there yet (observed None), or the plugin pod not Ready.
+
+    Such a node is read again; a wrong value (a label or allocatable that is there and
+    differs) and a wrong profile label (the user's, it does not lag) are judged at once.
+    """
+    return any(c.failed and c.name != CHECK_PROFILE_LABEL and (c.observed is None or c.name == CHECK_PLUGIN_POD)
+               for c in checks)
 
 
 # --------------------------------------------------------------------------- two-slice pods

@@ -48,6 +48,7 @@ NAMESPACE_PREFIX = "gpu-slicing-verify-"
 RUN_LABEL = "gpu-slicing.eks/verify-run"
 ROLE_LABEL = "gpu-slicing.eks/verify-role"
 POLL = 0.5
+NODE_POLL = 2.0  # node re-reads: labels arrive on GFD/NFD cycles, not sub-second
 
 
 class VerifyInterrupted(Exception):
@@ -242,13 +243,34 @@ class Verifier(object):
     # ------------------------------------------------------------------ phases
 
     def node_phase(self, nodes):
+        """The node-side checks. A node whose failures are evidence not published yet (GFD's
+        labels and the advertised allocatable lag the plugin's rollout by seconds, more under
+        load) is read again, up to ``node_wait_timeout`` seconds; the others are judged on the
+        first read. Only the waiting nodes are read again."""
         t0 = self.clock()
-        plugin = plugin_pods_by_node(self.kube, self.opts.device_plugin_namespace)
+        judged = {}  # node name -> (expectations, checks) of its latest read
+        pending = []
+
+        def read():
+            if judged:  # a node deleted meanwhile keeps its last verdict
+                current = [n for n in (self.kube.get("Node", "v1", name) for name in pending) if n is not None]
+            else:
+                current = nodes  # the selection's read is the first one
+            plugin = plugin_pods_by_node(self.kube, self.opts.device_plugin_namespace)
+            for node in current:
+                name = node["metadata"]["name"]
+                judged[name] = V.node_checks(node, self.profile, plugin.get(name, []),
+                                             default_profile=self.plan.default_profile)
+            pending[:] = sorted(name for name, (dummy, checks) in judged.items() if W.node_evidence_pending(checks))
+            return list(pending)
+
+        budget = float(self.opts.node_wait_timeout)
+        self.wait(read, W.nothing_left, budget, interval=NODE_POLL, key="verification, node labels", budget=budget,
+                  detail=lambda pending: "%d node(s) without GFD labels, allocatable or a Ready plugin pod yet: %s"
+                  % (len(pending), ", ".join(pending[:5]) + (", ..." if len(pending) > 5 else "")))
         for node in nodes:
             name = node["metadata"]["name"]
-            exp, checks = V.node_checks(node, self.profile, plugin.get(name, []),
-                                        default_profile=self.plan.default_profile)
-            self.exps[name] = exp
+            self.exps[name], checks = judged[name]
             self.verdicts.append(V.NodeVerdict(name, self.profile.name, checks))
         self.timings["node_checks_seconds"] = self.seconds_since(t0)
 
@@ -384,7 +406,6 @@ class Verifier(object):
     def run(self, nodes):
         """Verify ``nodes``; returns the report dict. Cleans up whatever happens."""
         start = self.clock()
-        self.deadline = start + float(self.opts.wait_timeout)
         self.node_index = {n["metadata"]["name"]: i for i, n in enumerate(nodes)}
         previous = None
         if not self.check_mode:
@@ -392,6 +413,7 @@ class Verifier(object):
         error = None
         try:
             self.node_phase(nodes)
+            self.deadline = self.clock() + float(self.opts.wait_timeout)  # the pod checks' budget
             if self.check_mode:
                 for v in self.verdicts:
                     for c in V.skipped_pod_checks("check mode: no test pods were created (node-side checks only)"):

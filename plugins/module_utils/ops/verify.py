@@ -33,7 +33,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verifier impor
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0-ubuntu22.04"
 # Seconds options: 0 is a value (a zero timeout fails at once, a zero settle time judges at once).
-SECONDS_OPTIONS = ("wait_timeout", "multi_slice_wait_timeout", "unschedulable_grace", "log_wait_timeout",
+SECONDS_OPTIONS = ("node_wait_timeout", "wait_timeout", "multi_slice_wait_timeout", "unschedulable_grace", "log_wait_timeout",
                    "cleanup_wait_timeout", "karpenter_wait_timeout", "karpenter_settle")
 
 
@@ -46,7 +46,7 @@ class VerifyOptions(object):
         "node_names": None, "nodepool_name": None,
         "device_plugin_namespace": "nvidia-device-plugin", "image": DEFAULT_IMAGE, "command": None,
         "hold_seconds": 3600, "pod_resources": None, "tolerations": None,
-        "wait_timeout": 300, "multi_slice_wait_timeout": 30, "unschedulable_grace": 10, "log_wait_timeout": 60,
+        "node_wait_timeout": 60, "wait_timeout": 300, "multi_slice_wait_timeout": 30, "unschedulable_grace": 10, "log_wait_timeout": 60,
         "cleanup_wait_timeout": 0, "cleanup_only": False,
         "karpenter_nodepool_name": None, "karpenter_instance_type": None, "karpenter_pods": None,
         "karpenter_wait_timeout": 600, "karpenter_settle": 10, "karpenter_cleanup_nodes": True,

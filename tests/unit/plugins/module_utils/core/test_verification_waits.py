@@ -5,6 +5,7 @@ import datetime
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_waits as W
 
+from .test_verification import node, plan, ready_plugin_pod
 from .test_verification_pods import running_pod, unschedulable_pod
 
 SEEN = datetime.datetime(2026, 1, 1, 0, 0, 10, tzinfo=datetime.timezone.utc)
@@ -98,3 +99,36 @@ def test_extra_pod_and_logs_and_karpenter_predicates():
     assert W.karpenter_settled(5, 5, 10.0, 10.0)
     assert not W.karpenter_settled(5, 5, 9.0, 10.0)
     assert not W.karpenter_settled(4, 5, 60.0, 10.0)
+
+
+def _checks(n, plugin_pods=None, profile="ts-4"):
+    p = plan()
+    pods = [ready_plugin_pod(n["metadata"]["name"])] if plugin_pods is None else plugin_pods
+    return V.node_checks(n, p.profile(profile), pods, p.default_profile)[1]
+
+
+def test_node_evidence_pending_while_gfd_labels_or_allocatable_are_missing():
+    assert not W.node_evidence_pending(_checks(node("a")))
+    no_labels = node("a", gpus=None, replicas=None, strategy=None, product=None, alloc=4)
+    assert W.node_evidence_pending(_checks(no_labels))
+    no_alloc = node("a")
+    del no_alloc["status"]["allocatable"]["nvidia.com/gpu"]
+    assert W.node_evidence_pending(_checks(no_alloc))
+
+
+def test_node_evidence_pending_while_the_plugin_pod_is_missing_or_not_ready():
+    assert W.node_evidence_pending(_checks(node("a"), plugin_pods=[]))
+    starting = ready_plugin_pod("a")
+    starting["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}
+    assert W.node_evidence_pending(_checks(node("a"), plugin_pods=[starting]))
+
+
+def test_node_evidence_not_pending_for_wrong_values_or_another_profile_label():
+    unsliced = node("a", replicas=1, alloc=1, strategy="none", product="T4")
+    assert not W.node_evidence_pending(_checks(unsliced))
+    # ts-2's label on a node verified as ts-4: the user's label, it does not lag a rollout.
+    other = node("a", label="ts-2", gpus=None, replicas=None, strategy=None, product=None, alloc=2)
+    checks = _checks(other)
+    assert W.node_evidence_pending(checks)  # its GFD labels are missing: those are worth waiting for
+    only_label = [c for c in checks if c.name == V.CHECK_PROFILE_LABEL]
+    assert only_label[0].failed and not W.node_evidence_pending(only_label)

@@ -304,3 +304,70 @@ def test_runner_sends_pods_again_until_the_namespace_has_its_service_account():
     kube, report = run_fake([node("a")], no_service_account_for=3)
     assert report["passed"], report["summary"]
     assert kube.no_service_account_for == 0 and kube.created_pods == plain.created_pods
+
+
+def gfd_pending(n):
+    """``n`` as it looks just after the plugin's rollout: GFD's labels not published yet."""
+    n = json.loads(json.dumps(n))
+    for key in ("nvidia.com/gpu.count", "nvidia.com/gpu.replicas", "nvidia.com/gpu.sharing-strategy",
+                "nvidia.com/gpu.product"):
+        n["metadata"]["labels"].pop(key)
+    return n
+
+
+class LateLabels(FakeKube):
+    """Node reads return ``early`` versions of the nodes for the first ``late_reads`` GETs of each."""
+
+    def __init__(self, nodes, early, late_reads):
+        FakeKube.__init__(self, nodes, [ready_plugin_pod(n["metadata"]["name"]) for n in nodes])
+        self.early = {n["metadata"]["name"]: n for n in early}
+        self.late_reads = late_reads
+        self.node_gets = {}
+
+    def get(self, kind, api_version, name, namespace=None):
+        if kind == "Node":
+            self.node_gets[name] = self.node_gets.get(name, 0) + 1
+            if self.node_gets[name] <= self.late_reads and name in self.early:
+                return self.early[name]
+        return FakeKube.get(self, kind, api_version, name, namespace)
+
+
+def test_runner_reads_a_node_again_until_gfd_labels_arrive():
+    """The run's selection read a node before GFD labelled it (the plugin pods were already Ready):
+    the node is read again, every NODE_POLL s, and judged on the labels once they are there."""
+    p = plan(fail_requests_greater_than_one=True)
+    kube = LateLabels([node("a"), node("b")], [gfd_pending(node("a"))], late_reads=2)
+    clock = Clock()
+    opts = dict(OPTS, node_wait_timeout=30)
+    report = R.Verifier(kube, options(p, opts), clock=clock.clock, sleep=clock.sleep).run(
+        [gfd_pending(node("a")), node("b")])
+    assert report["passed"], report["summary"]
+    assert kube.node_gets == {"a": 3}  # only the waiting node is read again
+    assert report["timings"]["node_checks_seconds"] == 3 * R.NODE_POLL
+    assert checks_of(report)[V.CHECK_GFD_REPLICAS]["observed"] == 4
+
+
+def test_runner_judges_missing_labels_when_node_wait_timeout_is_spent():
+    p = plan()
+    kube = LateLabels([node("a")], [gfd_pending(node("a"))], late_reads=1000)
+    clock = Clock()
+    report = R.Verifier(kube, options(p, dict(OPTS, node_wait_timeout=10)), clock=clock.clock,
+                        sleep=clock.sleep).run([gfd_pending(node("a"))])
+    assert not report["passed"]
+    c = checks_of(report)
+    assert c[V.CHECK_GPU_COUNT]["status"] == V.FAILED and c[V.CHECK_GPU_COUNT]["observed"] is None
+    assert 10 <= report["timings"]["node_checks_seconds"] <= 10 + R.NODE_POLL
+    # The pod checks' own budget (wait_timeout) starts after the node wait.
+    assert c[V.CHECK_CONCURRENT]["status"] == V.NOT_AVAILABLE
+
+
+def test_runner_judges_wrong_values_at_once():
+    """A node showing a wrong value is misconfigured, not late: no second read."""
+    p = plan()
+    unsliced = node("a", replicas=1, alloc=1, strategy="none", product="T4")
+    kube = LateLabels([unsliced], [], late_reads=0)
+    clock = Clock()
+    report = R.Verifier(kube, options(p, dict(OPTS, node_wait_timeout=30)), clock=clock.clock,
+                        sleep=clock.sleep).run([unsliced])
+    assert not report["passed"]
+    assert kube.node_gets == {} and report["timings"]["node_checks_seconds"] == 0
