@@ -191,6 +191,29 @@ def test_more_than_one_slice(policies, selector, resource, count, refused):
         assert rc == 0, err
 
 
+@pytest.mark.parametrize("given", [None, "false", "true"])
+def test_check_label_cannot_be_set_to_skip_the_validating_policies(policies, given):
+    """The pods' validating policies see only pods the mutating policy marked (a cost measure);
+    a value the user sets is overwritten, so a two-slice request is refused whatever the pod says."""
+    pod = seed_pod(NS, selector="ts-4")
+    pod["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "2"}}
+    if given is not None:
+        pod["metadata"]["labels"] = {admission.LABEL_CHECK: given}
+    rc, dummy, err = dry_run(policies, pod)
+    assert rc != 0 and "fail_requests_greater_than_one" in err, err
+
+
+def test_valid_pods_are_not_marked(policies):
+    """A slice request the profile serves, with its selector, and a rewritten seed pod: not marked,
+    so the validating policies never run on them."""
+    native = seed_pod(NS, selector="ts-4")
+    native["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    for pod in (native, seed_pod(NS, "0.25", selector="ts-4")):
+        rc, out, err = dry_run(policies, pod)
+        assert rc == 0 and "Warning" not in err, err
+        assert admission.LABEL_CHECK not in (out["metadata"].get("labels") or {}), out["metadata"]
+
+
 def test_messages_users_see(policies):
     """The refusal texts, whole: they name the container, the value and the fix."""
     rc, dummy, err = dry_run(policies, seed_pod(NS, "0.6"))
@@ -277,6 +300,7 @@ def test_pods_without_gpu_are_untouched(policies):
     assert not [t for t in out["spec"]["tolerations"] if t.get("key") == "nvidia.com/gpu"]
     assert out["spec"]["containers"][0]["resources"] == {"limits": {"cpu": "1"}, "requests": {"cpu": "1"}}
     assert not out["metadata"].get("annotations")
+    assert admission.LABEL_CHECK not in (out["metadata"].get("labels") or {})
 
 
 @pytest.mark.parametrize("namespace", [OTHER, PLUGIN_NS])

@@ -192,6 +192,17 @@ def test_without_mutating_policy_writes_the_validating_ones_and_says_so(without_
     assert len(written(c)) == 12
     assert any("only the validating policies are written" in w for w in result["warnings"]), result
     assert not run(c).changed
+    # No mutating policy marks pods here, so the validating ones must see every pod: a slice
+    # request without a profile selector is warned about.
+    c.create_namespace("gse-ap-nomap")
+    c.kubectl("label", "namespace", "gse-ap-nomap", "gse-ap/enabled=yes")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "gse-ap-nomap"},
+           "spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+
+    def warned():
+        p = c.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+        return p.returncode == 0 and "ValidatingAdmissionPolicy '%s-warn'" % NAME in p.stderr
+    c.wait_for(warned, 30, "the warning policy sees an unmarked pod")
     result = run_module("admission_policy", {"name": NAME, "state": "absent"}, kubeconfig=str(c.kubeconfig))
     assert result.changed and written(c) == {}
 

@@ -53,6 +53,13 @@ ANNOTATION_FRACTION = "gpu-slicing.eks/gpu-fraction"
 #: policy refuses such pods with the text it holds (mutation runs before validation, and only
 #: the validating phase can refuse).
 ANNOTATION_REFUSED = "gpu-slicing.eks/admission-refused"
+#: Set by the mutating policy on a pod the validating policies must look at (refused, or a
+#: direct request that is more than one slice or has no profile selector). The pods' validating
+#: policies select on it when the mutating policy is written, so every other pod costs the API
+#: server one policy's CEL conversion instead of three (see benchmarks/README.md, g.). Users
+#: cannot avoid it: the mutating policy sets it on every pod that needs it, over any value given.
+LABEL_CHECK = "gpu-slicing.eks/admission-check"
+LABEL_CHECK_VALUE = "true"
 #: What a refused container asks for instead of ``gpu`` (the API server refuses the bare
 #: ``gpu`` name): no node has it, so under Warn or Audit the pod stays Pending with this
 #: name in its reason rather than running without a GPU.
@@ -316,9 +323,7 @@ def _variables(plan):
     return [
         {"name": "table", "expression": json.dumps(table, sort_keys=True)},
         {"name": "names", "expression": _cel_str(names)},
-        {"name": "profile", "expression": "%s ? @S@.nodeSelector[%s] : %s"
-                                          % (_has_key("@S@", "nodeSelector", PROFILE_LABEL), _cel_str(PROFILE_LABEL),
-                                             _cel_str(plan.default_profile))},
+        {"name": "profile", "expression": _profile_expr(plan)},
         {"name": "annotation", "expression": _annotation()},
     ]
 
@@ -335,13 +340,51 @@ def _match(opts, target):
     }
 
 
+def _gated(match, gate):
+    if not gate:
+        return match
+    return dict(match, objectSelector={"matchLabels": {LABEL_CHECK: LABEL_CHECK_VALUE}})
+
+
 def _obj(kind, name, spec):
     return {"apiVersion": API_VERSION, "kind": kind,
             "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
             "spec": spec}
 
 
-def _mutating_spec(plan):
+def _too_many(row):
+    """CEL, per container ``c``: it asks for more than one slice of profile ``row`` (a table row
+    expression) and that profile refuses such requests."""
+    return ("has(c.resources) && has(c.resources.limits) && %s.resource in c.resources.limits && %s.fail == 'true' "
+            "&& quantity(string(c.resources.limits[%s.resource])).compareTo(quantity('1')) > 0" % (row, row, row))
+
+
+def _no_selector_slice(plan):
+    """CEL: the pod asks for a slice of some profile's resource without a profile selector."""
+    resources = sorted({row["resource"] for row in profile_table(plan).values()})
+    slice_request = ("@S@.containers.exists(c, has(c.resources) && has(c.resources.limits) && "
+                     "%s.exists(r, r in c.resources.limits))" % json.dumps(resources))
+    return "%s && !(%s)" % (slice_request, _has_key("@S@", "nodeSelector", PROFILE_LABEL))
+
+
+def _needs_check(plan, table, profile):
+    """CEL: what the validating policies judge on a pod's own (not rewritten) requests could refuse
+    or warn: a request for more than one slice where the profile fails it, or (with several
+    profiles) a slice request without a profile selector. ``table``/``profile``: CEL for the
+    profile table and the pod's profile name (match conditions cannot use variables)."""
+    row = "%s[%s]" % (table, profile)
+    check = "(%s in %s && @S@.containers.exists(c, %s))" % (profile, table, _too_many(row))
+    if len(plan.profiles) > 1:
+        check += " || (%s)" % _no_selector_slice(plan)
+    return check
+
+
+def _profile_expr(plan):
+    return "%s ? @S@.nodeSelector[%s] : %s" % (_has_key("@S@", "nodeSelector", PROFILE_LABEL), _cel_str(PROFILE_LABEL),
+                                               _cel_str(plan.default_profile))
+
+
+def _mutating_spec(plan, gate=False):
     any_request = "@S@.containers.transformList(i, c, %s).exists(r, r != '')" % _container_request(
         "c", "i", "(%s)" % _annotation())
     tolerated = ("has(@S@.tolerations) && @S@.tolerations.exists(t, (has(t.key) ? t.key == %s : "
@@ -355,22 +398,35 @@ def _mutating_spec(plan):
         "JSONPatch{op: 'add', path: '@JM@/annotations/' + jsonpatch.escapeKey(%(refused)s), value: %(refusals)s} : "
         "(@HM@ ? JSONPatch{op: 'add', path: '@JM@/annotations', value: {%(refused)s: %(refusals)s}} : "
         "JSONPatch{op: 'add', path: '@JM@', value: {'annotations': {%(refused)s: %(refusals)s}}})] : "
+        "(!variables.requests.exists(r, r != '') ? [] : "
         "((%(tolerated)s) ? [] : [has(@S@.tolerations) ? "
         "JSONPatch{op: 'add', path: '@JS@/tolerations/-', value: %(toleration)s} : "
         "JSONPatch{op: 'add', path: '@JS@/tolerations', value: [%(toleration)s]}]) + "
         "[has(@S@.nodeSelector) ? "
         "JSONPatch{op: 'add', path: '@JS@/nodeSelector/' + jsonpatch.escapeKey(%(label)s), value: variables.profile} : "
-        "JSONPatch{op: 'add', path: '@JS@/nodeSelector', value: {%(label)s: variables.profile}}]"
+        "JSONPatch{op: 'add', path: '@JS@/nodeSelector', value: {%(label)s: variables.profile}}])"
     ) % {"refused": _cel_str(ANNOTATION_REFUSED), "refusals": refusals, "tolerated": tolerated,
          "toleration": toleration, "label": _cel_str(PROFILE_LABEL)}
+    variables = _variables(plan) + [
+        {"name": "requests", "expression": "@S@.containers.transformList(i, c, %s)" % _container_request("c", "i")},
+        {"name": "verdicts", "expression": "@S@.containers.transformList(i, c, %s)" % _verdict()},
+    ]
+    if gate:
+        # Mark the pods the validating policies must see; the others skip them.
+        any_request = "(%s) || %s" % (any_request, _needs_check(
+            plan, json.dumps(profile_table(plan), sort_keys=True), "(%s)" % _profile_expr(plan)))
+        variables.append({"name": "check", "expression": "variables.verdicts.exists(m, m != '') || %s"
+                          % _needs_check(plan, "variables.table", "variables.profile")})
+        pod_patches = "(%s) + (variables.check ? [has(@M@.labels) ? " \
+            "JSONPatch{op: 'add', path: '@JM@/labels/' + jsonpatch.escapeKey(%s), value: %s} : " \
+            "JSONPatch{op: 'add', path: '@JM@/labels', value: {%s: %s}}] : [])" % (
+                pod_patches, _cel_str(LABEL_CHECK), _cel_str(LABEL_CHECK_VALUE), _cel_str(LABEL_CHECK),
+                _cel_str(LABEL_CHECK_VALUE))
     return {
         "failurePolicy": "Fail",
         "reinvocationPolicy": "Never",
         "matchConditions": [{"name": "gpu-fraction-request", "expression": any_request}],
-        "variables": _variables(plan) + [
-            {"name": "requests", "expression": "@S@.containers.transformList(i, c, %s)" % _container_request("c", "i")},
-            {"name": "verdicts", "expression": "@S@.containers.transformList(i, c, %s)" % _verdict()},
-        ],
+        "variables": variables,
         "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": (
             "@S@.containers.transformList(i, c, %s).flatten() + (%s)" % (_container_patches(), pod_patches))}}],
     }
@@ -378,8 +434,7 @@ def _mutating_spec(plan):
 
 def _validating_spec(plan):
     row = "variables.table[variables.profile]"
-    too_many = ("has(c.resources) && has(c.resources.limits) && %s.resource in c.resources.limits && %s.fail == 'true' "
-                "&& quantity(string(c.resources.limits[%s.resource])).compareTo(quantity('1')) > 0" % (row, row, row))
+    too_many = _too_many(row)
     return {
         "failurePolicy": "Fail",
         "variables": _variables(plan),
@@ -400,14 +455,10 @@ def _validating_spec(plan):
 
 
 def _warning_spec(plan):
-    resources = sorted({row["resource"] for row in profile_table(plan).values()})
-    slice_request = ("@S@.containers.exists(c, has(c.resources) && has(c.resources.limits) && "
-                     "%s.exists(r, r in c.resources.limits))" % json.dumps(resources))
-    no_selector = "!(%s)" % _has_key("@S@", "nodeSelector", PROFILE_LABEL)
     return {
         "failurePolicy": "Ignore",
         "validations": [{
-            "expression": "!(%s && %s)" % (slice_request, no_selector),
+            "expression": "!(%s)" % _no_selector_slice(plan),
             "message": "the pod requests a GPU slice without nodeSelector %s, so it may land on a node of any of the "
                        "profiles %s, whose slices differ; fix: set nodeSelector %s: <profile>"
                        % (PROFILE_LABEL, ", ".join(plan.profile_names), PROFILE_LABEL),
@@ -415,11 +466,15 @@ def _warning_spec(plan):
     }
 
 
-def render_policies(plan, options=None):
+def render_policies(plan, options=None, mutating=True):
     """The admission objects for ``plan`` (a SharingPlan or a sharing spec), in apply order:
     for pods, workloads (their pod template) and CronJobs each, a MutatingAdmissionPolicy, a
     ValidatingAdmissionPolicy (actions from the options) and a Warn-only ValidatingAdmissionPolicy,
     each with its binding.
+
+    With ``mutating`` (the cluster serves MutatingAdmissionPolicy), the pods' validating policies
+    see only the pods the mutating policy marked with :data:`LABEL_CHECK`; without it no mutating
+    policy is rendered and the validating ones see every pod.
 
     Raises InvalidInput (nothing rendered) when the plan or the options are invalid.
     """
@@ -430,17 +485,20 @@ def render_policies(plan, options=None):
         name = opts["name"] + target["suffix"]
         warn = name + "-warn"
         match = _match(opts, target)
+        # Each policy that matches a pod costs the API server a conversion of the pod for CEL,
+        # the most of a policy's cost (a CPU profile of the benchmark): on pods, where the rate
+        # is high, the mutating policy's one look decides whether the validating ones run.
+        gate = mutating and target["suffix"] == ""
         policies = [
-            ("Mutating", name, _mutating_spec(plan), None),
-            ("Validating", name, _validating_spec(plan), opts["validation_actions"]),
-            ("Validating", warn, _warning_spec(plan), ["Warn"]),
+            ("Mutating", name, _mutating_spec(plan, gate=gate), None, match),
+            ("Validating", name, _validating_spec(plan), opts["validation_actions"], _gated(match, gate)),
+            ("Validating", warn, _warning_spec(plan), ["Warn"], _gated(match, gate)),
         ]
+        if not mutating:
+            policies.pop(0)
         if len(plan.profiles) == 1:
-            # Nothing to warn about with one profile. Each policy that matches a pod costs the API
-            # server a conversion of the pod for CEL, the most of a policy's cost (a CPU profile
-            # of the benchmark), so none is written rather than one that is always true.
-            policies.pop()
-        for kind, pname, spec, actions in policies:
+            policies.pop()  # nothing to warn about with one profile
+        for kind, pname, spec, actions, match in policies:
             spec = dict(_at(spec, target), matchConstraints=match)
             binding = {"policyName": pname}
             if actions is not None:

@@ -206,3 +206,25 @@ def test_scope_of_reads_back_the_rendered_scope():
 def test_removal_order_is_the_reverse_of_the_write_order():
     written = [(o["kind"], o["metadata"]["name"]) for o in admission.write_order(admission.render_policies(PLAN))]
     assert admission.removal_order() == list(reversed(written))
+
+
+def test_pod_validating_policies_see_only_marked_pods_when_the_mutating_policy_is_written():
+    """Each policy that matches a pod costs the API server a CEL conversion of the pod: with the
+    mutating policy the pods' validating policies select on the mark it sets; without it (a cluster
+    that does not serve it) they see every pod of the opted-in namespaces."""
+    selector = {"matchLabels": {admission.LABEL_CHECK: admission.LABEL_CHECK_VALUE}}
+    for mutating in (True, False):
+        objs = {(o["kind"], o["metadata"]["name"]): o for o in admission.render_policies(PLAN, mutating=mutating)}
+        assert (("MutatingAdmissionPolicy", "gpu-slicing-eks") in objs) is mutating
+        for name in ("gpu-slicing-eks", "gpu-slicing-eks-warn"):
+            match = objs[("ValidatingAdmissionPolicy", name)]["spec"]["matchConstraints"]
+            assert match.get("objectSelector") == (selector if mutating else None), (name, mutating)
+        # Workloads' own labels say nothing of their template: their validating policies see them all.
+        for name in ("gpu-slicing-eks-workloads", "gpu-slicing-eks-cronjobs"):
+            assert "objectSelector" not in objs[("ValidatingAdmissionPolicy", name)]["spec"]["matchConstraints"]
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in admission.render_policies(PLAN)}
+    pods = objs[("MutatingAdmissionPolicy", "gpu-slicing-eks")]["spec"]
+    assert admission.LABEL_CHECK in pods["mutations"][0]["jsonPatch"]["expression"]
+    assert "check" in [v["name"] for v in pods["variables"]]
+    workloads = objs[("MutatingAdmissionPolicy", "gpu-slicing-eks-workloads")]["spec"]
+    assert admission.LABEL_CHECK not in workloads["mutations"][0]["jsonPatch"]["expression"]
