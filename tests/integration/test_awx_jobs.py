@@ -50,10 +50,12 @@ ENABLE_ANSWERS = {
     "gpu_slicing_instance_types": "g4dn.xlarge",
     "gpu_slicing_cluster_name": "gse-local",
     "gpu_slicing_node_role": "KarpenterNodeRole-gse-local",
+    "gpu_slicing_admission": "no",
     "gpu_slicing_verify": "no",
 }
 VERIFY_ANSWERS = {k: ENABLE_ANSWERS[k] for k in ("gpu_slicing_profile_name", "gpu_slicing_replicas",
-                                                 "gpu_slicing_fraction", "gpu_slicing_strategy")}
+                                                 "gpu_slicing_fraction", "gpu_slicing_strategy",
+                                                 "gpu_slicing_admission")}
 
 
 def survey_variables():

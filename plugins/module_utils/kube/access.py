@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.gpu_slicing.eks.plugins.module_utils import progress
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube import lists
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import (
     CoreException,
@@ -31,7 +30,6 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.retries impor
     RetryStats,
     drain,
 )
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.waiter import poll_until
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.runner import (
@@ -244,21 +242,6 @@ class KubeAccess(object):
             return response.data.decode("utf-8", "replace")
         except Exception:  # pylint: disable=broad-except
             return None
-
-    def wait_for(self, predicate, timeout, interval=1.0, what="condition", detail=None):
-        """Poll ``predicate()`` until it returns a truthy value or ``timeout`` seconds pass.
-
-        Returns (value, elapsed_seconds). ``value`` is the last falsy value on timeout.
-        With ``detail`` (a callable making a short status text) each round still waiting may add a
-        progress line named ``what`` for the job output (throttled, see progress.waiting).
-        """
-
-        def on_poll(value, waited):
-            if detail is not None and not value and waited < timeout:
-                progress.waiting(what, waited, timeout, detail)
-
-        dummy, value, waited = poll_until(predicate, bool, timeout, interval, on_poll=on_poll)
-        return value, waited
 
 
 def _delete_options(grace_period_seconds):

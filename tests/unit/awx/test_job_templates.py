@@ -109,3 +109,7 @@ def test_surveys_are_valid_and_ask_what_the_nodepool_needs(cluster):
     assert enable["gpu_slicing_cluster_name"]["default"] == cluster
     # The verify template chooses the profile it checks.
     assert {"gpu_slicing_profile_name", "gpu_slicing_replicas", "gpu_slicing_strategy"} <= set(verify)
+    # The admission policies: asked by both (verify then checks them), off unless the user opts in.
+    for survey in (enable, verify):
+        question = survey["gpu_slicing_admission"]
+        assert question["type"] == "multiplechoice" and question["default"] == "no", question

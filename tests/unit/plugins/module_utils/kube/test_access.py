@@ -224,18 +224,3 @@ def test_ensure_gives_k8s_service_only_our_fixed_apply_settings(monkeypatch):
     assert params["hidden_fields"] == ["metadata.managedFields"]
     kube.KubeAccess(module, client=client).ensure(definition, state="absent")
     assert seen["params"]["state"] == "absent" and seen["params"]["apply"] is False
-
-
-def test_wait_for_polls_until_a_truthy_value():
-    values = iter([None, [], "ready"])
-    value, waited = access(PagedClient([[]])).wait_for(lambda: next(values), timeout=5, interval=0.01)
-    assert value == "ready" and 0.0 < waited < 5
-
-
-def test_wait_for_gives_the_last_value_when_time_runs_out(monkeypatch):
-    lines = []
-    monkeypatch.setattr(kube.progress, "waiting", lambda what, waited, budget, detail: lines.append((what, waited)))
-    value, waited = access(PagedClient([[]])).wait_for(lambda: [], timeout=0.05, interval=0.01, what="rollout",
-                                                       detail=lambda: "0/1")
-    assert value == [] and waited >= 0.05
-    assert lines and all(what == "rollout" and w < 0.05 for what, w in lines)

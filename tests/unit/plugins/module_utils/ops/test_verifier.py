@@ -97,9 +97,6 @@ class FakeKube(object):
     def pod_log(self, name, namespace):
         return None
 
-    def wait_for(self, predicate, timeout, interval=1.0, what=""):
-        return predicate(), 0.0
-
     def _used(self, node_name):
         total = 0
         for pod in self.pods.values():
