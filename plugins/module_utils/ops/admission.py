@@ -156,8 +156,8 @@ def admission_policy(options, context):
                      "rewritten, and the API server refuses the bare gpu name; slice requests that the profile "
                      "cannot serve are still refused. Fix: upgrade to Kubernetes 1.36 for the rewrite, or set "
                      "mutating_policy_required: true to fail instead" % UNSERVED_MUTATING)
-    wanted = admission.write_order(admission.render_policies(options.plan, options.scope, mutating=mutating),
-                                     mutating=mutating)
+    rendered = admission.render_policies(options.plan, options.scope, mutating=mutating)
+    wanted = admission.write_order(rendered, mutating=mutating)
     # The API server checks every object (schema, CEL compilation, references) before anything is written.
     for obj in wanted:
         kube.dry_run_apply(obj)
