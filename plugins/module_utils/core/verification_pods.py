@@ -35,6 +35,29 @@ UUID_RE = re.compile(r"\bGPU-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12
 # --------------------------------------------------------------------------- test pods
 
 
+
+#: Every object of a verification run carries its run id; its test pods also their role.
+RUN_LABEL = "gpu-slicing.eks/verify-run"
+ROLE_LABEL = "gpu-slicing.eks/verify-role"
+
+
+def run_namespace(name, run_id):
+    """The Namespace of a verification run (Pod Security ``restricted`` enforced)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                MANAGED_BY_LABEL: MANAGED_BY,
+                RUN_LABEL: run_id,
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }
+
+
 def parse_time(value):
     """RFC 3339 timestamps as the API server writes them -> aware datetime (None when absent)."""
     if not value:
@@ -266,8 +289,8 @@ def test_pod(name, namespace, node_name, resource, slices_requested, image, comm
     meta_labels = {
         MANAGED_BY_LABEL: MANAGED_BY,
         "app.kubernetes.io/name": "gpu-slicing-verify",
-        "gpu-slicing.eks/verify-run": run_id,
-        "gpu-slicing.eks/verify-role": role,
+        RUN_LABEL: run_id,
+        ROLE_LABEL: role,
     }
     meta_labels.update(labels or {})
     pod = {

@@ -45,8 +45,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify_admissi
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify_karpenter import karpenter_phase
 
 NAMESPACE_PREFIX = "gpu-slicing-verify-"
-RUN_LABEL = "gpu-slicing.eks/verify-run"
-ROLE_LABEL = "gpu-slicing.eks/verify-role"
+RUN_LABEL, ROLE_LABEL = P.RUN_LABEL, P.ROLE_LABEL
 POLL = 0.5
 NODE_POLL = 2.0  # node re-reads: labels arrive on GFD/NFD cycles, not sub-second
 
@@ -58,22 +57,6 @@ class VerifyInterrupted(Exception):
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc)
-
-
-def namespace_definition(name, run_id):
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "labels": {
-                MANAGED_BY_LABEL: MANAGED_BY,
-                RUN_LABEL: run_id,
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            },
-        },
-    }
 
 
 def remove_leftover_namespaces(kube, keep=None, check_mode=False):
@@ -420,7 +403,7 @@ class Verifier(object):
                         v.add(c)
             else:
                 self.remove_leftovers()
-                self.kube.create(namespace_definition(self.namespace, self.run_id))
+                self.kube.create(P.run_namespace(self.namespace, self.run_id))
                 self.namespace_created = True
                 verdicts = self._pod_nodes()
                 for phase in self.POD_PHASES:
@@ -432,7 +415,7 @@ class Verifier(object):
                 else:
                     karpenter_phase(self)
             if self.opts.admission_policy_name:
-                admission_phase(self, namespace_definition)
+                admission_phase(self)
         except VerifyInterrupted:
             error = "interrupted by SIGTERM"
             raise

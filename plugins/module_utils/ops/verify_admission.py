@@ -14,10 +14,11 @@ __metaclass__ = type
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_admission as VA
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_pods as P
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.access import error_message
 
 
-def admission_phase(run, namespace_definition):
+def admission_phase(run):
     """The admission policies of ``admission_policy_name`` are active: in a second namespace of
     this run, created with their opt-in label (the test pods' namespace stays out of their
     reach), one pod the mutating policy must rewrite and one the validating policy must refuse,
@@ -40,7 +41,7 @@ def admission_phase(run, namespace_definition):
                                     "serve it): nothing to rewrite" % name))
         return
     label, value, actions = scope
-    namespace = namespace_definition(run.namespace + "-admission", run.run_id)
+    namespace = P.run_namespace(run.namespace + "-admission", run.run_id)
     namespace["metadata"]["labels"][label] = value
     run.kube.create(namespace)
     try:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification as V
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_pods as P
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import verifier as R
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verify import DEFAULT_IMAGE, VerifyOptions
 
@@ -229,7 +230,7 @@ def test_runner_by_default_removes_pods_and_does_not_wait_for_the_namespace():
 def test_runner_leaves_a_terminating_leftover_namespace_alone():
     p = plan()
     kube = FakeKube([node("a")], [ready_plugin_pod("a")])
-    old = R.namespace_definition("gpu-slicing-verify-old", "old")
+    old = P.run_namespace("gpu-slicing-verify-old", "old")
     old["status"] = {"phase": "Terminating"}
     kube.create(old)
     report = R.Verifier(kube, options(p, dict(OPTS))).run([node("a")])
@@ -241,7 +242,7 @@ def test_runner_leaves_a_terminating_leftover_namespace_alone():
 def test_runner_removes_leftover_namespaces():
     p = plan()
     kube = FakeKube([node("a")], [ready_plugin_pod("a")])
-    kube.create(R.namespace_definition("gpu-slicing-verify-old", "old"))
+    kube.create(P.run_namespace("gpu-slicing-verify-old", "old"))
     kube.create({"kind": "Namespace", "metadata": {"name": "nvidia-device-plugin",
                                                    "labels": {"app.kubernetes.io/managed-by": "gpu_slicing.eks"}}})
     report = R.Verifier(kube, options(p, dict(OPTS))).run([node("a")])
@@ -266,7 +267,7 @@ def test_remove_leftover_namespaces_deletes_only_earlier_runs_and_honours_check_
                                 ("gpu-slicing-verify-bbbb", "bbbb", "Terminating"),
                                 ("gpu-slicing-verify-keep", "keep", "Active"),
                                 ("someone-elses", "cccc", "Active")):
-        ns = R.namespace_definition(name, run_id)
+        ns = P.run_namespace(name, run_id)
         ns["status"] = {"phase": phase}
         kube.namespaces[name] = ns
     assert R.remove_leftover_namespaces(kube, keep="gpu-slicing-verify-keep", check_mode=True) == (

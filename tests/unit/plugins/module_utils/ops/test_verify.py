@@ -10,7 +10,7 @@ from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verifi
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import verification_report as REP
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.errors import GpuSlicingError, InvalidInput
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops import verify as R
-from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.verifier import namespace_definition
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core.verification_pods import run_namespace
 from ansible_collections.gpu_slicing.eks.plugins.modules import gpu_slicing_verify
 
 from core.test_verification import node, ready_plugin_pod
@@ -155,7 +155,7 @@ def test_verify_stopped_by_an_error_reports_the_cleanup():
 
 def test_cleanup_only_removes_leftovers_and_honours_check_mode():
     kube = fake_cluster([])
-    kube.create(namespace_definition("gpu-slicing-verify-old", "old"))
+    kube.create(run_namespace("gpu-slicing-verify-old", "old"))
     opts = R.VerifyOptions.from_params(params(cleanup_only=True, profiles=None))
     checked = R.verify(opts, FakeContext(kube, check_mode=True))
     assert checked["changed"] is True and "gpu-slicing-verify-old" in kube.namespaces
