@@ -247,12 +247,7 @@ def render_md(r):
     s = r["sides"]
     L = ["# Admission policies: pod creation throughput", "",
          "Produced by `%s` (do not edit by hand; see README.md, g.)." % r["command"], "",
-         "| | |", "|---|---|",
-         "| date (UTC) | %s |" % r["date"],
-         "| git commit | `%s`%s |" % (r["git"]["commit"], " (uncommitted changes)" if r["git"]["dirty"] else ""),
-         "| machine | %s CPUs (%s), %s; load average at start %s (shared machine) |" % (
-             r["machine"]["cpus"], r["machine"]["cpu_model"], r["machine"]["memory"],
-             " / ".join("%.2f" % x for x in r["machine"]["loadavg_at_start"])),
+         "| | |", "|---|---|"] + bench.header_rows(r) + [
          "| setup | %d rounds x %d pods per side, %d concurrent POSTs, %d admission objects, plan %s |" % (
              r["rounds"], r["pods"], r["workers"], r["admission_objects"],
              ", ".join(p["name"] for p in PLAN["profiles"])),

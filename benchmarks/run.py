@@ -827,15 +827,20 @@ def fmt(v, suffix=""):
     return "n/a" if v is None else "%s%s" % (v, suffix)
 
 
+def header_rows(r):
+    """The rows every results file starts its table with: when, which commit, which machine."""
+    return ["| date (UTC) | %s |" % r["date"],
+            "| git commit | `%s`%s |" % (r["git"]["commit"],
+                                        " (working tree had uncommitted changes)" if r["git"]["dirty"] else ""),
+            "| machine | %s CPUs (%s), %s, %s; load average at start %s (shared machine) |" % (
+                r["machine"]["cpus"], r["machine"]["cpu_model"], r["machine"]["memory"], r["machine"]["os"],
+                " / ".join("%.2f" % x for x in r["machine"]["loadavg_at_start"]))]
+
+
 def render_md(r):
     L = ["# gpu_slicing.eks benchmarks", "",
          "Produced by `%s` (do not edit by hand; see README.md)." % r["command"], "",
-         "| | |", "|---|---|",
-         "| date (UTC) | %s |" % r["date"],
-         "| git commit | `%s`%s |" % (r["git"]["commit"], " (working tree had uncommitted changes)" if r["git"]["dirty"] else ""),
-         "| machine | %s CPUs (%s), %s, %s; load average at start %s (shared machine) |" % (
-             r["machine"]["cpus"], r["machine"]["cpu_model"], r["machine"]["memory"], r["machine"]["os"],
-             " / ".join("%.2f" % x for x in r["machine"]["loadavg_at_start"])),
+         "| | |", "|---|---|"] + header_rows(r) + [
          "| sections | %s%s |" % (", ".join(r["sections"]), " (--quick)" if r["quick"] else ""),
          "| total wall time | %s s |" % r["total_seconds"], ""]
     L += ["## Targets", "", "| target | met |", "|---|---|"]
