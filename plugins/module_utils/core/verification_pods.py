@@ -34,8 +34,6 @@ UUID_RE = re.compile(r"\bGPU-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12
 
 # --------------------------------------------------------------------------- test pods
 
-
-
 #: Every object of a verification run carries its run id; its test pods also their role.
 RUN_LABEL = "gpu-slicing.eks/verify-run"
 ROLE_LABEL = "gpu-slicing.eks/verify-role"
