@@ -193,6 +193,7 @@ api_retries:
 """
 
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.args import STATE_OPTION, sharing_arg_spec
+from ansible_collections.gpu_slicing.eks.plugins.module_utils.core import admission
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.kube.connection import connection_arg_spec, new_module
 from ansible_collections.gpu_slicing.eks.plugins.module_utils.ops.admission import (
     AdmissionOptions,
@@ -206,11 +207,12 @@ def argument_spec():
     spec.update(sharing_arg_spec(required=False))
     spec.update(
         state=dict(STATE_OPTION),
-        name=dict(type="str", default="gpu-slicing-eks"),
-        namespace_label=dict(type="str", default="gpu-slicing.eks/admission"),
-        namespace_label_value=dict(type="str", default="enabled"),
-        validation_actions=dict(type="list", elements="str", choices=["Deny", "Warn", "Audit"], default=["Deny"]),
-        device_plugin_namespace=dict(type="str", default="nvidia-device-plugin"),
+        name=dict(type="str", default=admission.DEFAULT_NAME),
+        namespace_label=dict(type="str", default=admission.DEFAULT_NAMESPACE_LABEL),
+        namespace_label_value=dict(type="str", default=admission.DEFAULT_NAMESPACE_LABEL_VALUE),
+        validation_actions=dict(type="list", elements="str", choices=list(admission.VALIDATION_ACTIONS),
+                                default=["Deny"]),
+        device_plugin_namespace=dict(type="str", default=admission.DEFAULT_PLUGIN_NAMESPACE),
         mutating_policy_required=dict(type="bool", default=False),
     )
     return spec
