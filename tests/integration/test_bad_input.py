@@ -309,6 +309,8 @@ def _cases(cluster, tmp):
         "gpu_slicing_verify": [
             ("profile-unknown", m("gpu_slicing_verify", vf, profile="ts-99"), ["profile", "ts-99"]),
             ("timeout-negative", m("gpu_slicing_verify", vf, wait_timeout=-5), ["wait_timeout", "-5", "Fix"]),
+            ("node-wait-negative", m("gpu_slicing_verify", vf, node_wait_timeout=-2),
+             ["node_wait_timeout", "-2", "0 or more", "Fix"]),
             ("cleanup-timeout-negative", m("gpu_slicing_verify", vf, cleanup_wait_timeout=-1),
              ["cleanup_wait_timeout", "-1", "0 or more", "Fix"]),
             ("hold-string", m("gpu_slicing_verify", vf, hold_seconds="forever"), ["hold_seconds", "int"]),

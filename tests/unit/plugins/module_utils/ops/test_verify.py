@@ -81,6 +81,7 @@ def test_options_defaults_are_the_documented_ones():
     ({"hold_seconds": 0}, "hold_seconds: 0 is invalid: each test pod must hold its slice while the others start. "
                           "Fix: give seconds, e.g. 3600 (the pods are deleted when the run ends)"),
     ({"wait_timeout": -5}, "wait_timeout: -5 is invalid: must be 0 or more. Fix: give seconds, e.g. 300"),
+    ({"node_wait_timeout": -2}, "node_wait_timeout: -2 is invalid: must be 0 or more. Fix: give seconds, e.g. 300"),
     ({"karpenter_settle": -3}, "karpenter_settle: -3 is invalid: must be 0 or more. Fix: give seconds, e.g. 300"),
 ])
 def test_options_refuse_bad_input_with_todays_messages(extra, message):
