@@ -50,6 +50,7 @@ type allocation struct {
 }
 
 type admission struct {
+	at          time.Time               // when admission began
 	rejected    string                  // kubelet's message when the pod was refused
 	allocations map[string][]allocation // container -> answers
 	devices     map[string][]string     // resource -> device IDs held
@@ -64,6 +65,7 @@ type deviceManager struct {
 	server *grpc.Server
 
 	statusMu  sync.Mutex // one status write at a time, each from the state at its start
+	admitMu   sync.Mutex // one admission at a time per node, as kubelet admits a node's pods
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
 	removed   map[string]bool
@@ -236,12 +238,13 @@ func (m *deviceManager) healthyFree(resource string) []string {
 	return free
 }
 
-// release forgets pods that are gone or finished, freeing their devices.
-func (m *deviceManager) release(active map[types.UID]bool) {
+// release forgets pods that are gone or finished, freeing their devices. active is the pod list
+// taken at listed: a pod admitted after that is missing from it only because it is new.
+func (m *deviceManager) release(active map[types.UID]bool, listed time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for uid := range m.admitted {
-		if !active[uid] {
+	for uid, a := range m.admitted {
+		if !active[uid] && a.at.Before(listed) {
 			delete(m.admitted, uid)
 		}
 	}
@@ -249,8 +252,12 @@ func (m *deviceManager) release(active map[types.UID]bool) {
 
 // admit decides a pod once, as kubelet does when it starts it. It returns nil while a
 // resource the pod asks for has no registered plugin yet (kubelet would not have had the pod
-// scheduled), else the decision.
+// scheduled), else the decision. Admissions of one node run one after another: the plugin's
+// preferred devices may differ from the first free ones, so a choice is only final after the
+// calls, and the next pod must see it (kubelet's pod admission is serial too).
 func (m *deviceManager) admit(pod *corev1.Pod) *admission {
+	m.admitMu.Lock()
+	defer m.admitMu.Unlock()
 	m.mu.Lock()
 	if a, ok := m.admitted[pod.UID]; ok {
 		m.mu.Unlock()
@@ -289,8 +296,8 @@ func (m *deviceManager) admit(pod *corev1.Pod) *admission {
 		m.mu.Unlock()
 		return &admission{}
 	}
-	a := &admission{allocations: map[string][]allocation{}, devices: map[string][]string{}}
-	m.admitted[pod.UID] = a // held while the calls run, so a second pod cannot take the same devices
+	a := &admission{at: time.Now(), allocations: map[string][]allocation{}, devices: map[string][]string{}}
+	m.admitted[pod.UID] = a // provisional: a status write or release meanwhile sees the pod
 	type call struct {
 		need
 		e   *endpoint

@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,7 @@ func (testPlugin) ListAndWatch(_ *pluginapi.Empty, s pluginapi.DevicePlugin_List
 }
 
 func (testPlugin) GetPreferredAllocation(_ context.Context, r *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
+	time.Sleep(10 * time.Millisecond) // a plugin's answer takes time: admissions overlap it
 	req := r.ContainerRequests[0]
 	ids := req.AvailableDeviceIDs[len(req.AvailableDeviceIDs)-int(req.AllocationSize):] // prefer the last ones
 	return &pluginapi.PreferredAllocationResponse{ContainerResponses: []*pluginapi.ContainerPreferredAllocationResponse{{DeviceIDs: ids}}}, nil
@@ -132,9 +134,60 @@ func TestDeviceManagerRegistersAdmitsAndRefuses(t *testing.T) {
 	}
 
 	// the admitted pod goes: its device is free again
-	m.release(nil)
+	m.release(nil, time.Now())
 	if free := m.healthyFree("nvidia.com/gpu"); len(free) != 4 {
 		t.Fatalf("after release: free %v", free)
+	}
+}
+
+// Pods admitted at the same time on one node never share a device. kubelet admits a node's
+// pods one at a time, so a device chosen through GetPreferredAllocation is held before the next
+// pod's choice; the admission workers here run in parallel and must keep that order (CI once saw
+// two of four one-slice pods given the same replica).
+func TestConcurrentAdmissionsTakeDistinctDevices(t *testing.T) {
+	_, m := startTestDeviceManager(t)
+	got := make([]*admission, 4)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = m.admit(gpuPod(fmt.Sprintf("p%d", i), 1))
+		}()
+	}
+	wg.Wait()
+	seen := map[string]string{}
+	for i, a := range got {
+		if a == nil || a.rejected != "" {
+			t.Fatalf("pod p%d: %+v", i, a)
+		}
+		id := a.allocations["cuda"][0].DeviceIDs[0]
+		if other, dup := seen[id]; dup {
+			t.Fatalf("pods %s and p%d were both given %s", other, i, id)
+		}
+		seen[id] = fmt.Sprintf("p%d", i)
+		if held := a.devices["nvidia.com/gpu"]; len(held) != 1 || held[0] != id {
+			t.Fatalf("pod p%d holds %v but was allocated %s", i, held, id)
+		}
+	}
+}
+
+// sync() lists pods from the informer and then releases the devices of pods not in that list.
+// A pod admitted by a worker after the list was taken is not in it, yet holds its devices.
+func TestReleaseKeepsPodsAdmittedAfterTheList(t *testing.T) {
+	_, m := startTestDeviceManager(t)
+	listed := time.Now()
+	a := m.admit(gpuPod("late", 1))
+	if a == nil || a.rejected != "" {
+		t.Fatalf("late: %+v", a)
+	}
+	m.release(map[types.UID]bool{}, listed)
+	if free := m.healthyFree("nvidia.com/gpu"); len(free) != 3 {
+		t.Fatalf("a pod admitted after the list lost its device: free %v", free)
+	}
+	m.release(map[types.UID]bool{}, time.Now())
+	if free := m.healthyFree("nvidia.com/gpu"); len(free) != 4 {
+		t.Fatalf("a pod gone before the list kept its device: free %v", free)
 	}
 }
 

@@ -342,6 +342,7 @@ func (c *controller) sync() {
 		}
 	}
 
+	listed := time.Now()
 	pods, _ := c.pods.List(labels.Everything())
 	want := map[types.UID]*corev1.Pod{}
 	active := map[string]map[types.UID]bool{}
@@ -387,7 +388,7 @@ func (c *controller) sync() {
 	}
 	features := c.nodeFeatureLabels()
 	for name, st := range c.nodeState {
-		st.dm.release(active[name])
+		st.dm.release(active[name], listed)
 		st.dm.ensureStatus(served[name])
 		if features != nil {
 			c.applyNFD(st, served[name], features[name])
