@@ -298,6 +298,7 @@ def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
 
     c = local_cluster
     kc = str(c.kubeconfig)
+    ns = NS + "-br"  # its own: the tests before delete NS without waiting for it to go
     plan = build_plan({"profiles": [{"name": "ts-4", "replicas": 4}]})
     base = {"discovery_tag_value": "demo", "role": "KarpenterNodeRole-demo", "instance_types": ["g4dn.xlarge"]}
     nodes = {}
@@ -309,14 +310,14 @@ def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
         nodes[alias.split("@", maxsplit=1)[0]] = name
     c.start_real_plugin()
     try:
-        result = run_module("device_plugin", plugin_args(c), kubeconfig=kc)
+        result = run_module("device_plugin", plugin_args(c, namespace=ns), kubeconfig=kc)
         assert not result.failed, result.get("msg")
         assert result["rollout"]["ready"] is True
         assert nodes["al2023"] in result["rollout"]["target_node_names"]
         assert nodes["bottlerocket"] not in result["rollout"]["target_node_names"]
         # The chart's own DaemonSets (plugin, GFD, MPS daemon) are named <release>-nvidia-device-plugin*;
         # NFD's worker (a dependency that only labels node features) may run anywhere.
-        pods = c.kubectl_json("get", "pods", "-n", NS)["items"]
+        pods = c.kubectl_json("get", "pods", "-n", ns)["items"]
         placed = {}
         for pod in pods:
             if pod["metadata"]["name"].startswith(RELEASE + "-nvidia-device-plugin"):
@@ -326,8 +327,8 @@ def test_chart_keeps_off_bottlerocket_nodes(local_cluster):
         wait_until(lambda: allocatable(c, nodes["al2023"]) == "4", 60, "4 slices on the AL2023 node")
         print("chart pods per node: %s" % {k: len(v) for k, v in placed.items()})
     finally:
-        c.helm("uninstall", RELEASE, "-n", NS, "--no-hooks", check=False)
-        c.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
+        c.helm("uninstall", RELEASE, "-n", ns, "--no-hooks", check=False)
+        c.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
         c.stop_process("kubelet-device-emulator")
         for name in nodes.values():
             c.delete_node(name)
