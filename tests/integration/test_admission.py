@@ -384,6 +384,9 @@ def test_deployment_pods_rewritten_and_scheduled(gpu_nodes):
         assert kept["nodeSelector"] == {PROFILE_LABEL: "ts-2"}
     finally:
         c.kubectl("delete", "deployment", "seed", "-n", NS, "--ignore-not-found", check=False)
+        # its pods hold both ts-2 slices until the garbage collector removes them; the next test needs one
+        c.wait_for(lambda: not c.kubectl_json("get", "pods", "-n", NS, "-l", "app=seed")["items"], 90,
+                   "the Deployment's pods gone")
 
 
 @pytest.mark.parametrize("value,selector,node", [("0.5", None, NODE_TS2), ("0.25", "ts-4", NODE_TS4)])

@@ -413,11 +413,22 @@ KARPENTER_CRDS = ("nodepools.karpenter.sh", "nodeclaims.karpenter.sh", "nodeover
                   "ec2nodeclasses.karpenter.k8s.aws")
 
 
+def _served(c):
+    return set(c.kubectl("api-resources", "-o", "name").stdout.split())
+
+
+def _wait_discovery(c, served):
+    """Wait until API discovery lists Karpenter's kinds (served=True) or none of them: it can
+    trail a CRD's Established condition or its deletion, and snapshot() reads discovery."""
+    c.wait_for(lambda: all((crd in _served(c)) == served for crd in KARPENTER_CRDS), 60,
+               "discovery to %s Karpenter's kinds" % ("list" if served else "drop"), interval=1)
+
+
 def _remove_karpenter_crds(c):
-    served = set(c.kubectl("api-resources", "-o", "name").stdout.split())
-    present = [crd for crd in KARPENTER_CRDS if crd in served]
+    present = [crd for crd in KARPENTER_CRDS if crd in _served(c)]
     if present:
         c.kubectl("delete", "crd", *present, "--ignore-not-found", "--wait=true", "--timeout=60s")
+        _wait_discovery(c, False)
     return bool(present)
 
 
@@ -434,6 +445,7 @@ def test_bad_input_group(local_cluster, group, tmp_path):
         ec2 = c.artifacts / "karpenter-aws-crds" / "karpenter.k8s.aws_ec2nodeclasses.yaml"
         c.kubectl("apply", "--server-side", "--force-conflicts", "-f", ec2)
         c.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/ec2nodeclasses.karpenter.k8s.aws")
+        _wait_discovery(c, True)
     cases = _cases(c, str(tmp_path))[group]
     tasks = [dict(task, name=case_id, ignore_errors=True) for case_id, task, dummy in cases]
     play = [{"name": "bad input: " + group, "hosts": "localhost", "gather_facts": False, "tasks": tasks}]

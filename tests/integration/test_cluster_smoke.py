@@ -187,10 +187,13 @@ def test_karpenter_kwok_launches_gpu_node(local_cluster, tmp_path):
         assert labels["nvidia.com/gpu.present"] == "true"
         assert labels["topology.kubernetes.io/zone"].startswith("us-east-1")
         # The launched NodeClaim carries the physical GPU (no overlay for this pool), as the AWS provider's does.
-        claims = [cl for cl in c.kubectl_json("get", "nodeclaims.karpenter.sh", "-l",
-                                              "karpenter.sh/nodepool=smoke-gpu")["items"]
-                  if cl.get("status", {}).get("providerID") == node["spec"].get("providerID")]
-        assert [cl["status"]["allocatable"].get("nvidia.com/gpu") for cl in claims] == ["1"], claims
+        # The KWOK provider makes the Node before Karpenter writes the claim's status, so wait for that.
+        def claims():
+            return [cl for cl in c.kubectl_json("get", "nodeclaims.karpenter.sh", "-l",
+                                                "karpenter.sh/nodepool=smoke-gpu")["items"]
+                    if cl.get("status", {}).get("providerID") == node["spec"].get("providerID")]
+        launched_claims = wait(c, claims, 60, "the NodeClaim of Karpenter's node")
+        assert [cl["status"]["allocatable"].get("nvidia.com/gpu") for cl in launched_claims] == ["1"], launched_claims
 
         def pod_running():
             p = c.kubectl_json("get", "pod", "-n", ns, "wants-gpu")

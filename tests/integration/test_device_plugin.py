@@ -189,6 +189,10 @@ def test_device_plugin_install_idempotence_rollout_and_restore(local_cluster):
         assert first["rollout"]["ready"] is True
         assert NODE in first["rollout"]["target_node_names"]
         wait_until(lambda: allocatable(c, NODE) == "4", 60, "allocatable nvidia.com/gpu: 4 (1 T4 x 4 replicas)")
+        # GFD's labels arrive apart from allocatable (GFD, then the NFD stand-in's next pass).
+        sharing_keys = ("nvidia.com/gpu.replicas", "nvidia.com/gpu.sharing-strategy")
+        wait_until(lambda: all(k in c.kubectl_json("get", "node", NODE)["metadata"]["labels"] for k in sharing_keys),
+                   60, "GFD's sharing labels on %s" % NODE)
         labels = c.kubectl_json("get", "node", NODE)["metadata"]["labels"]
         assert labels["nvidia.com/gpu.replicas"] == "4"
         assert labels["nvidia.com/gpu.sharing-strategy"] == "time-slicing"

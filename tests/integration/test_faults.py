@@ -73,19 +73,21 @@ def _launch(c, name):
 SUPERVISED = ("kube-controller-manager", "kube-scheduler")
 
 
-def restart_exited_components(c, settle=5.0):
-    """Start again the supervised components that exited; look twice, ``settle`` seconds apart,
-    for one that was still on its way out when the apiserver came back."""
+def restart_exited_components(c, settle=12.0):
+    """Start again the supervised components that exited, watching for ``settle`` seconds: one
+    that was still retrying its lease when the apiserver came back exits within its renew
+    deadline (10 s by default), so a single look could come too early."""
     restarted = []
-    for attempt in range(2):
+    deadline = time.monotonic() + settle
+    while True:
         for name in SUPERVISED:
             base, dummy = control_plane_component(c, name)
             if not _alive(int((base / "pids" / ("%s.pid" % name)).read_text().strip())):
                 _launch(c, name)
                 restarted.append(name)
-        if attempt == 0:
-            time.sleep(settle)
-    return restarted
+        if time.monotonic() >= deadline:
+            return restarted
+        time.sleep(1.0)
 
 
 def stop_apiserver(c):

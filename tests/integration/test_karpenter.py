@@ -308,6 +308,20 @@ def clean(c):
     absent(c, POOL)
 
 
+def overlays_taken_up(c):
+    """Wait until Karpenter's NodeOverlay controller has validated every overlay of the pool.
+
+    That controller writes the overlays' Ready condition and then, in the same reconcile, swaps
+    in the instance types it will plan with; a fixed sleep could end before a loaded machine got there.
+    """
+    def ready():
+        items = c.kubectl_json("get", "nodeoverlays.karpenter.sh", "-l", "gpu-slicing.eks/nodepool=%s" % POOL)["items"]
+        return all(any(x["type"] == "Ready" and x["status"] == "True" for x in o.get("status", {}).get("conditions", []))
+                   for o in items)
+    wait(ready, 60, "NodeOverlays of %s Ready" % POOL, interval=0.5)
+    time.sleep(1)  # the store swap follows the status write
+
+
 def pending_unschedulable(c, pods):
     items = c.kubectl_json("get", "pods", "-n", APP_NS, "-l", "app=karp-slice")["items"]
     return len(items) == pods and all(
@@ -329,7 +343,7 @@ def launch(c, pods, args, settle=15):
     offset = log.stat().st_size
     res = run(c, args)
     assert not res.failed, res.get("msg")
-    time.sleep(3)  # Karpenter's NodeOverlay controller takes up the overlays
+    overlays_taken_up(c)
     c.kubectl("label", "pods", "-n", APP_NS, "--all", "launch=%d" % pods, "--overwrite")  # wake the provisioner
 
     def all_running():
@@ -404,8 +418,14 @@ def test_kwok_provider_node_counts(karpenter_sim, overlays):
             launched[pods], planned[pods], res = launch(c, pods, args)
             assert len(res["node_overlays"]) == (1 if overlays else 0)
             # the emulated device plugin sliced every launched node: 4 allocatable per T4
-            for node in pool_nodes(c):
-                alloc = c.kubectl_json("get", "node", node)["status"]["allocatable"].get("nvidia.com/gpu")
+            def gpu_allocatable():
+                return {n: c.kubectl_json("get", "node", n)["status"]["allocatable"].get("nvidia.com/gpu")
+                        for n in pool_nodes(c)}
+            # a node no pod landed on may still be waiting for its plugin on a loaded machine
+            deadline = time.monotonic() + 60
+            while set(gpu_allocatable().values()) - {"4"} and time.monotonic() < deadline:
+                time.sleep(1)
+            for node, alloc in gpu_allocatable().items():
                 assert alloc == "4", (node, alloc)
     finally:
         RESULTS[overlays] = launched
@@ -430,7 +450,7 @@ def test_verify_karpenter_launch_check(karpenter_sim, overlays):
     clean(c)
     try:
         assert not run(c, args).failed
-        time.sleep(3)  # Karpenter's NodeOverlay controller takes up the overlays
+        overlays_taken_up(c)
         res = run_module("gpu_slicing_verify", {
             "profiles": PROFILES, "device_plugin_namespace": PLUGIN_NS, "nodepool_name": POOL,
             "karpenter_nodepool_name": POOL, "karpenter_pods": 5, "karpenter_wait_timeout": 240, "karpenter_settle": 10,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from localcluster import LocalCluster
+from localcluster import ClusterError, LocalCluster
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,10 @@ def wait(fetch, timeout, what, until=bool):
     def check():
         seen.append(fetch())
         return until(seen[-1])
-    LocalCluster._wait(check, timeout, what)  # pylint: disable=protected-access
+    try:
+        LocalCluster._wait(check, timeout, what)  # pylint: disable=protected-access
+    except ClusterError as exc:
+        pytest.fail(f"{exc}; last seen: {seen[-1]!r}" if seen else str(exc))
     return seen[-1]
 
 
@@ -161,7 +164,10 @@ def test_real_plugin_advertises_and_labels(real):
     # (benchmarks/real_plugin_memory.py measures the memory properly).
     for node in ("real-ts4-1gpu", "real-ts4-4gpu"):
         secs = bound_to_allocatable_s(c, node)
-        procs = c.chart_process_memory(node)
+        # allocatable says the plugin pod is up; GFD's pod is bound and started apart from it
+        procs = wait(lambda: c.chart_process_memory(node), 90, f"{node}: both chart pods' processes",
+                     until=lambda ps: "gpu-feature-discovery" in [p["name"] for p in ps]
+                     and [p["name"] for p in ps].count("pod-sandbox") >= 2)
         mib = {k: sum(p[k] for p in procs) / 1024 for k in ("rss", "pss", "uss")}
         print(f"\n{node}: plugin pod bound -> allocatable {secs:.1f}s; chart processes RSS {mib['rss']:.0f} MiB, "
               f"PSS {mib['pss']:.0f} MiB, USS {mib['uss']:.0f} MiB")
@@ -254,8 +260,9 @@ def test_renamed_profile_advertises_gpu_shared(real):
     c = real
     node = "real-renamed"
     wait_for_config(c, node, lambda cfg: cfg["sharing"]["timeSlicing"].get("renameByDefault"), "renameByDefault")
-    alloc = wait(lambda: allocatable(c, node), 90, f"{node}: nvidia.com/gpu.shared 4",
-                 until=lambda a: a.get("nvidia.com/gpu.shared") == "4")
+    # The new resource and the old one's health arrive in separate patches: wait for both.
+    alloc = wait(lambda: allocatable(c, node), 90, f"{node}: nvidia.com/gpu.shared 4 and nvidia.com/gpu absent or 0",
+                 until=lambda a: a.get("nvidia.com/gpu.shared") == "4" and a.get("nvidia.com/gpu", "0") == "0")
     # The plugin registers only nvidia.com/gpu.shared. nvidia.com/gpu is absent when kubelet never
     # had it, or allocatable 0 when the plugin first ran the default config (see wait_for_config):
     # either way the scheduler places nothing asking for nvidia.com/gpu here.
@@ -270,8 +277,8 @@ def test_relabel_switches_config_through_config_manager(real):
     c = real
     node = strict_node_ready(c)
     c.kubectl("label", "node", node, f"{CONFIG_LABEL}=ts-4-renamed", "--overwrite")
-    alloc = wait(lambda: allocatable(c, node), 90, f"{node}: nvidia.com/gpu.shared 4 after relabel",
-                 until=lambda a: a.get("nvidia.com/gpu.shared") == "4")
+    alloc = wait(lambda: allocatable(c, node), 90, f"{node}: nvidia.com/gpu.shared 4 and nvidia.com/gpu 0 after relabel",
+                 until=lambda a: a.get("nvidia.com/gpu.shared") == "4" and a.get("nvidia.com/gpu") == "0")
     # kubelet marks the devices of a plugin that left unhealthy at once: nvidia.com/gpu is no
     # longer allocatable (its capacity stays until kubelet's 5-minute grace period ends).
     assert alloc.get("nvidia.com/gpu") == "0", alloc
@@ -318,7 +325,9 @@ def test_mig_single_and_mixed(real):
 
     def mixed():
         return {k: v for k, v in allocatable(c, "real-mig-mixed").items() if k.startswith("nvidia.com/")}
-    got = wait(mixed, 120, "real-mig-mixed: nvidia.com/mig-*", until=lambda v: "nvidia.com/mig-1g.5gb" in v)
+    # each MIG resource registers on its own: wait for all three
+    got = wait(mixed, 120, "real-mig-mixed: nvidia.com/mig-*",
+               until=lambda v: all("nvidia.com/mig-%s" % m in v for m in ("1g.5gb", "2g.10gb", "3g.20gb")))
     assert got == {"nvidia.com/mig-1g.5gb": "16", "nvidia.com/mig-2g.10gb": "8", "nvidia.com/mig-3g.20gb": "8"} \
         or got == {"nvidia.com/mig-1g.5gb": "16", "nvidia.com/mig-2g.10gb": "8", "nvidia.com/mig-3g.20gb": "8",
                    "nvidia.com/gpu": "0"}, got
