@@ -186,6 +186,7 @@ def test_karpenter_kwok_launches_gpu_node(local_cluster, tmp_path):
         assert labels["karpenter.k8s.aws/instance-gpu-count"] == "1"
         assert labels["nvidia.com/gpu.present"] == "true"
         assert labels["topology.kubernetes.io/zone"].startswith("us-east-1")
+
         # The launched NodeClaim carries the physical GPU (no overlay for this pool), as the AWS provider's does.
         # The KWOK provider makes the Node before Karpenter writes the claim's status, so wait for that.
         def claims():

@@ -417,6 +417,7 @@ def test_kwok_provider_node_counts(karpenter_sim, overlays):
             clean(c)
             launched[pods], planned[pods], res = launch(c, pods, args)
             assert len(res["node_overlays"]) == (1 if overlays else 0)
+
             # the emulated device plugin sliced every launched node: 4 allocatable per T4
             def gpu_allocatable():
                 return {n: c.kubectl_json("get", "node", n)["status"]["allocatable"].get("nvidia.com/gpu")
