@@ -58,13 +58,18 @@ def ssm_without_parameters():
     return _SSM["url"]
 
 
+def _served(c):
+    """The resource names API discovery lists now."""
+    return set(c.kubectl("api-resources", "-o", "name").stdout.split())
+
+
 def snapshot(cluster):
     """{kind: {namespace/name: resourceVersion}} for every kind a module could touch.
 
     Nodes are included without their status heartbeat noise: kwok bumps Node resourceVersions
     on its own, so for nodes the labels/taints/annotations are compared instead."""
     state = {}
-    served = set(cluster.kubectl("api-resources", "-o", "name").stdout.split())
+    served = _served(cluster)
     # Earlier tests delete their namespaces asynchronously; what is inside those is going away
     # on its own and is not this test's business.
     terminating = {n["metadata"]["name"] for n in json.loads(cluster.kubectl("get", "namespaces", "-o", "json").stdout)["items"]
@@ -413,15 +418,13 @@ KARPENTER_CRDS = ("nodepools.karpenter.sh", "nodeclaims.karpenter.sh", "nodeover
                   "ec2nodeclasses.karpenter.k8s.aws")
 
 
-def _served(c):
-    return set(c.kubectl("api-resources", "-o", "name").stdout.split())
-
-
 def _wait_discovery(c, served):
     """Wait until API discovery lists Karpenter's kinds (served=True) or none of them: it can
     trail a CRD's Established condition or its deletion, and snapshot() reads discovery."""
-    c.wait_for(lambda: all((crd in _served(c)) == served for crd in KARPENTER_CRDS), 60,
-               "discovery to %s Karpenter's kinds" % ("list" if served else "drop"), interval=1)
+    def settled():
+        now = _served(c)  # one discovery read per poll
+        return all((crd in now) == served for crd in KARPENTER_CRDS)
+    c.wait_for(settled, 60, "discovery to %s Karpenter's kinds" % ("list" if served else "drop"), interval=1)
 
 
 def _remove_karpenter_crds(c):
